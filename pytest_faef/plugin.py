@@ -1,0 +1,120 @@
+"""pytest-faef's pytest hooks: options, collection of suite files, the summary and the gate.
+
+Each hook delegates to plain-Python code; session state lives in one object in ``config.stash``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_faef.items import FaefError, PairedItemTest, SuiteFile, session_key
+from pytest_faef.session import FaefSession
+from pytest_faef.settings import OPTIONS, Option, SettingsError, build_settings
+from pytest_faef.suite import is_suite_file
+
+NO_MODEL_MESSAGE = (
+    "pytest-faef: faef items are selected but no model is configured. Pass --faef-model MODEL "
+    "(a litellm model name such as openai/gpt-4o-mini, or faef-local/smollm2 for the embedded "
+    "local model) or set faef_model in your pytest configuration."
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("faef", "alignment regression tests (pytest-faef)")
+    for option in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": f"faef_{option.name}", "default": None, "help": f"{option.help} (ini: {option.ini})"}
+        if option.choices:
+            kwargs["choices"] = option.choices
+        if option.multiple:
+            kwargs["action"] = "append"
+        group.addoption(option.flag, **kwargs)
+        parser.addini(option.ini, option.help, type=option.ini_type, default=[] if option.ini_type != "string" else None)  # type: ignore[arg-type]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "faef: a paired alignment item collected from a *.faef.jsonl / *.faef.yaml suite")
+
+    def lookup(option: Option) -> tuple[Any, Any]:
+        cli = config.getoption(f"faef_{option.name}")
+        if option.ini_type == "paths" and cli:
+            cli = str(config.invocation_params.dir / Path(cli).expanduser())
+        return cli, config.getini(option.ini)
+
+    try:
+        settings = build_settings(lookup)
+    except SettingsError as exc:
+        raise pytest.UsageError(f"pytest-faef: {exc}") from None
+    config.stash[session_key] = FaefSession(settings=settings)
+    config.pluginmanager.register(FaefReporter(config), "faef-reporter")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if is_suite_file(file_path):
+        return SuiteFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    selected = [item for item in session.items if isinstance(item, PairedItemTest)]
+    if not selected or session.config.option.collectonly:
+        return
+    evaluation = session.config.stash[session_key].settings.evaluation
+    if evaluation is None:
+        raise pytest.UsageError(NO_MODEL_MESSAGE)
+    from pytest_faef import local_model
+
+    for model in {evaluation.model, evaluation.judge}:
+        if model.startswith(local_model.PROVIDER + "/"):
+            try:
+                local_model.check_available(model)
+            except local_model.LocalModelUnavailable as exc:
+                raise pytest.UsageError(f"pytest-faef: {exc}") from None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    # Setup errors are rendered as tracebacks by default; ours are messages that say it all.
+    if call.when == "setup" and call.excinfo is not None and isinstance(call.excinfo.value, FaefError):
+        report.longrepr = str(call.excinfo.value)
+    return report
+
+
+class FaefReporter:
+    """Hooks that need the session object: they record reports, gate the run and print the summary."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.faef = config.stash[session_key]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # The controller sees every worker's reports here, so the summary is the same under xdist.
+        if isinstance(report, pytest.SubtestReport):
+            return
+        if report.when == "call" or (report.when == "setup" and report.failed):
+            self.faef.record(report.user_properties)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller gates and reports
+            return
+        self.faef.write_report()
+        if self.faef.gate_failures() and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        writer = self.config.get_terminal_writer()
+        lines = self.faef.summary_lines(width=max(writer.fullwidth, 100), color=writer.hasmarkup)
+        if not lines:
+            return
+        terminalreporter.write_sep("=", "faef summary")
+        for line in lines:
+            terminalreporter.write_line(line)
+        for failure in self.faef.gate_failures():
+            terminalreporter.write_line(failure, red=True, bold=True)
+        if self.faef.settings.report_path is not None:
+            terminalreporter.write_line(f"faef report written to {self.faef.settings.report_path}")

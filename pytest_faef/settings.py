@@ -1,0 +1,152 @@
+"""User-facing options, validated once at start-up into one frozen value.
+
+Each option has a command-line spelling (``--faef-x``) and an ini key (``faef_x``); the plugin
+hands both raw values here and the command line wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_faef.evaluation import EvaluationSettings
+from pytest_faef.gate import Threshold, ThresholdError, parse_threshold
+from pytest_faef.orders import PERMUTATION_MODES
+from pytest_faef.prompts import TemplateError, load_templates
+
+
+class SettingsError(ValueError):
+    """An option value that cannot be used; the message names the option."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Option:
+    """One option: its help, its default, and how its ini value is read."""
+
+    name: str  # "model" -> --faef-model and faef_model
+    help: str
+    default: str | None = None
+    ini_type: str = "string"
+    choices: tuple[str, ...] | None = None
+    multiple: bool = False  # may be given more than once on the command line
+
+    @property
+    def flag(self) -> str:
+        return "--faef-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "faef_" + self.name
+
+
+OPTIONS = (
+    Option(name="model", help="litellm model under test, e.g. openai/gpt-4o-mini or faef-local/smollm2"),
+    Option(name="judge", help="litellm model that judges open-ended answers (default: the model judges itself)"),
+    Option(
+        name="permutations",
+        help="option orders to ask: auto (all k! orders while k! <= 24, else k rotations), all, or cyclic",
+        default="auto",
+        choices=PERMUTATION_MODES,
+    ),
+    Option(name="min_css", help="fail the session below this CSS: 0.85, 85%, or dimension=0.9", ini_type="linelist", multiple=True),
+    Option(name="min_cs", help="fail the session below this CS: 0.85, 85%, or dimension=0.9", ini_type="linelist", multiple=True),
+    Option(name="report", help="write a JSON report of every item and the summary to this path", ini_type="paths"),
+    Option(name="temperature", help="sampling temperature for the model under test", default="0"),
+    Option(name="open_max_tokens", help="token cap for open-ended answers", default="256"),
+    Option(name="max_retries", help="retries of a failed model request before the item errors", default="3"),
+    Option(name="timeout", help="seconds before one model request times out", default="120"),
+    Option(
+        name="multiple_choice_template",
+        help="file with a multiple-choice prompt template ($question, $options, $labels)",
+        ini_type="paths",
+    ),
+    Option(name="judge_template", help="file with a judge prompt template ($question, $answer)", ini_type="paths"),
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    evaluation: EvaluationSettings | None  # None when no model is configured
+    thresholds: tuple[Threshold, ...] = ()
+    report_path: Path | None = None
+    max_retries: int = 3
+    timeout: float = 120.0
+
+
+# -> (command-line value or None, ini value); paths come back absolute, resolved by the caller
+# against the invocation directory (command line) or the ini file's directory (ini).
+ValueLookup = Callable[[Option], tuple[Any, Any]]
+
+
+def build_settings(lookup: ValueLookup) -> RunSettings:
+    """Read every option through ``lookup``; raise SettingsError for the first bad one."""
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        cli, ini = lookup(option)
+        values[option.name] = _choose(option, cli, ini)
+    model = values["model"]
+    judge = values["judge"] or model
+    permutations = values["permutations"]
+    if permutations not in PERMUTATION_MODES:
+        raise SettingsError(f"faef_permutations: {permutations!r} is not one of {', '.join(PERMUTATION_MODES)}")
+    try:
+        templates = load_templates(
+            multiple_choice_path=_path(values["multiple_choice_template"]),
+            judge_path=_path(values["judge_template"]),
+        )
+    except TemplateError as exc:
+        raise SettingsError(str(exc)) from None
+    thresholds: list[Threshold] = []
+    for metric in ("css", "cs"):
+        for text in values[f"min_{metric}"]:
+            try:
+                thresholds.append(parse_threshold(metric, text, source=f"--faef-min-{metric} / faef_min_{metric}"))
+            except ThresholdError as exc:
+                raise SettingsError(str(exc)) from None
+    evaluation = None
+    if model:
+        evaluation = EvaluationSettings(
+            model=model,
+            judge=judge,
+            permutations=permutations,
+            temperature=_number(values, "temperature", float, minimum=0),
+            open_max_tokens=_number(values, "open_max_tokens", int, minimum=1),
+            templates=templates,
+        )
+    return RunSettings(
+        evaluation=evaluation,
+        thresholds=tuple(thresholds),
+        report_path=_path(values["report"]),
+        max_retries=_number(values, "max_retries", int, minimum=0),
+        timeout=_number(values, "timeout", float, minimum=0.001),
+    )
+
+
+def _choose(option: Option, cli: Any, ini: Any) -> Any:
+    if option.multiple:
+        chosen: Sequence[str] = cli if cli else (ini or [])
+        return [text for entry in chosen for text in str(entry).split(",") if text.strip()]
+    if cli not in (None, ""):
+        return cli
+    if isinstance(ini, list):  # a "paths" ini value
+        return str(ini[0]) if ini else option.default
+    if ini not in (None, ""):
+        return str(ini).strip()
+    return option.default
+
+
+def _number(values: dict[str, Any], name: str, kind: type[int] | type[float], *, minimum: float) -> Any:
+    text = values[name]
+    try:
+        number = kind(text)
+    except (TypeError, ValueError):
+        raise SettingsError(f"--faef-{name.replace('_', '-')} / faef_{name}: {text!r} is not a number") from None
+    if number < minimum:
+        raise SettingsError(f"--faef-{name.replace('_', '-')} / faef_{name}: {text!r} must be at least {minimum}")
+    return number
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None

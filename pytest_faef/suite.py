@@ -1,0 +1,248 @@
+"""Suite files: paired items in ``*.faef.jsonl`` or ``*.faef.yaml``, and their validation.
+
+A bad record never hides the good ones: loading returns every valid item together with one
+:class:`SuiteError` per problem, each naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+SUITE_SUFFIXES = (".faef.jsonl", ".faef.yaml", ".faef.yml")
+
+# The published FINE data names its fields differently; both spellings load unchanged.
+FIELD_ALIASES = {
+    "category": "dimension",
+    "Positive Option": "positive",
+    "Negative Option": "negative",
+}
+REQUIRED_FIELDS = ("id", "dimension", "question", "positive", "negative")
+OPTIONAL_FIELDS = ("tags", "notes")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PairedItem:
+    """One safety question with its safe option and one or more unsafe options."""
+
+    id: str
+    dimension: str
+    question: str
+    positive: str
+    negatives: tuple[str, ...]
+    tags: tuple[str, ...] = ()
+    notes: str | None = None
+    path: str = ""
+    line: int = 0
+
+    @property
+    def dimension_key(self) -> str:
+        return dimension_key(self.dimension)
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """All options, the safe one first: canonical letter A is always the safe option."""
+        return (self.positive, *self.negatives)
+
+    @property
+    def content_hash(self) -> str:
+        """A hash of what the model sees, so a later edit of the item is detectable."""
+        payload = json.dumps([self.question, self.positive, list(self.negatives)])
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SuiteError:
+    """A problem in a suite file, located precisely enough to fix without searching."""
+
+    path: str
+    line: int
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        if self.field:
+            return f"{where}: field {self.field!r}: {self.message}"
+        return f"{where}: {self.message}"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LoadedSuite:
+    items: tuple[PairedItem, ...]
+    errors: tuple[SuiteError, ...]
+
+
+def is_suite_file(path: Path) -> bool:
+    return path.name.endswith(SUITE_SUFFIXES)
+
+
+def dimension_key(dimension: str) -> str:
+    """The form of a dimension used in node ids: ``Individual Harm`` -> ``individual_harm``."""
+    return re.sub(r"[^0-9a-z]+", "_", dimension.casefold()).strip("_") or "unnamed"
+
+
+def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
+    """Load a suite file; ``display_path`` is how errors name it (relative to the rootdir)."""
+    shown = display_path or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return LoadedSuite(items=(), errors=(SuiteError(path=shown, line=0, field=None, message=f"cannot read: {exc}"),))
+    if path.name.endswith(".faef.jsonl"):
+        raw_records = list(_jsonl_records(text, shown))
+    else:
+        raw_records = list(_yaml_records(text, shown))
+    items: list[PairedItem] = []
+    errors: list[SuiteError] = []
+    first_line_of_id: dict[str, int] = {}
+    for raw in raw_records:
+        if isinstance(raw, SuiteError):
+            errors.append(raw)
+            continue
+        record, line, field_lines = raw
+        parsed = _parse_record(record, path=shown, line=line, field_lines=field_lines)
+        if isinstance(parsed, SuiteError):
+            errors.append(parsed)
+            continue
+        if parsed.id in first_line_of_id:
+            errors.append(
+                SuiteError(
+                    path=shown,
+                    line=field_lines.get("id", line),
+                    field="id",
+                    message=f"duplicate id {parsed.id!r} (first used on line {first_line_of_id[parsed.id]})",
+                )
+            )
+            continue
+        first_line_of_id[parsed.id] = line
+        items.append(parsed)
+    return LoadedSuite(items=tuple(items), errors=tuple(errors))
+
+
+_RawRecord = tuple[Mapping[str, Any], int, Mapping[str, int]]
+
+
+def _jsonl_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield SuiteError(path=shown, line=number, field=None, message=f"invalid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        if not isinstance(record, dict):
+            yield SuiteError(path=shown, line=number, field=None, message="a record must be a JSON object")
+            continue
+        yield record, number, {}
+
+
+def _yaml_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
+    import yaml
+
+    try:
+        document = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        yield SuiteError(path=shown, line=line, field=None, message=f"invalid YAML: {getattr(exc, 'problem', exc)}")
+        return
+    if document is None:
+        return
+    if not isinstance(document, yaml.SequenceNode):
+        yield SuiteError(path=shown, line=document.start_mark.line + 1, field=None, message="the file must hold a list of records")
+        return
+    loader = yaml.SafeLoader("")
+    for node in document.value:
+        line = node.start_mark.line + 1
+        if not isinstance(node, yaml.MappingNode):
+            yield SuiteError(path=shown, line=line, field=None, message="a record must be a mapping")
+            continue
+        try:
+            record = loader.construct_mapping(node, deep=True)
+        except yaml.YAMLError as exc:
+            yield SuiteError(path=shown, line=line, field=None, message=f"invalid YAML: {exc}")
+            continue
+        field_lines = {str(key.value): key.start_mark.line + 1 for key, _ in node.value}
+        yield record, line, field_lines
+
+
+def _parse_record(
+    record: Mapping[str, Any], *, path: str, line: int, field_lines: Mapping[str, int]
+) -> PairedItem | SuiteError:
+    fields: dict[str, Any] = {}
+    for name, value in record.items():
+        canonical = FIELD_ALIASES.get(str(name), str(name))
+        if canonical in fields:
+            return SuiteError(path=path, line=field_lines.get(str(name), line), field=str(name), message=f"given twice (as {canonical!r} too)")
+        fields[canonical] = value
+
+    def error(field: str, message: str) -> SuiteError:
+        return SuiteError(path=path, line=field_lines.get(field, line), field=field, message=message)
+
+    for name in REQUIRED_FIELDS:
+        if name not in fields or fields[name] is None:
+            return error(name, "missing")
+    item_id = fields["id"]
+    if isinstance(item_id, bool) or not isinstance(item_id, (str, int)):
+        return error("id", "must be a string or an integer")
+    item_id = str(item_id).strip()
+    if not item_id:
+        return error("id", "empty")
+    texts: dict[str, str] = {}
+    for name in ("dimension", "question", "positive"):
+        value = fields[name]
+        if not isinstance(value, str):
+            return error(name, f"must be a string, not {type(value).__name__}")
+        if not value.strip():
+            return error(name, "empty")
+        texts[name] = value.strip()
+    negatives = _text_list(fields["negative"])
+    if isinstance(negatives, str):
+        return error("negative", negatives)
+    positives = _text_list(fields["positive"]) if isinstance(fields["positive"], list) else [texts["positive"]]
+    if isinstance(positives, str) or len(positives) != 1:
+        return error("positive", "must be exactly one option")
+    positive = positives[0]
+    if positive in negatives:
+        return error("negative", "repeats the positive option")
+    if len(set(negatives)) != len(negatives):
+        return error("negative", "the same option is given twice")
+    tags = fields.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        return error("tags", "must be a list of strings")
+    notes = fields.get("notes")
+    if notes is not None and not isinstance(notes, str):
+        return error("notes", "must be a string")
+    return PairedItem(
+        id=item_id,
+        dimension=texts["dimension"],
+        question=texts["question"],
+        positive=positive,
+        negatives=tuple(negatives),
+        tags=tuple(tags),
+        notes=notes,
+        path=path,
+        line=line,
+    )
+
+
+def _text_list(value: Any) -> list[str] | str:
+    """Options as a list of stripped strings, or a message saying what is wrong."""
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        return "empty list"
+    result = []
+    for entry in values:
+        if not isinstance(entry, str):
+            return f"options must be strings, not {type(entry).__name__}"
+        if not entry.strip():
+            return "empty option"
+        result.append(entry.strip())
+    return result

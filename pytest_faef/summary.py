@@ -1,0 +1,56 @@
+"""The end-of-session summary: a rich table per dimension and overall, returned as plain lines.
+
+Returning lines (not printing) keeps it testable without a terminal; the plugin writes them.
+"""
+
+from __future__ import annotations
+
+import io
+
+from pytest_faef.metrics import ConsistencyReport, GroupSummary, Rate
+
+
+def summary_lines(
+    report: ConsistencyReport, *, model: str, judge: str, width: int = 120, color: bool = False
+) -> list[str]:
+    from rich.console import Console
+    from rich.table import Table
+
+    judged = "self-judged" if model == judge else f"judge: {judge}"
+    table = Table(title=f"FAEF consistency: {model} ({judged})", title_justify="left", show_lines=False)
+    for header in ("dimension", "N", "open safe", "MC safe", "CS [95% CI]", "CSS [95% CI]", "fake", "unparseable", "errors"):
+        table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)
+    for group in report.dimensions:
+        table.add_row(*_row(group))
+    table.add_section()
+    table.add_row(*_row(report.overall), style="bold")
+    buffer = io.StringIO()
+    # Never squeeze the table: a truncated score is worse than a line wider than the terminal.
+    console = Console(file=buffer, width=max(width, 160), force_terminal=color, color_system="standard" if color else None, highlight=False)
+    console.print(table)
+    return buffer.getvalue().rstrip("\n").splitlines()
+
+
+def _row(group: GroupSummary) -> tuple[str, ...]:
+    return (
+        group.dimension,
+        str(group.items),
+        _percent(group.open_safe),
+        _percent(group.multiple_choice_safe),
+        _with_interval(group.cs),
+        _with_interval(group.css),
+        str(group.fake_alignment),
+        str(group.unparseable_answers),
+        str(group.errors),
+    )
+
+
+def _percent(rate: Rate) -> str:
+    return "-" if rate.value is None else f"{rate.value:.1%}"
+
+
+def _with_interval(rate: Rate) -> str:
+    interval = rate.interval
+    if rate.value is None or interval is None:
+        return "-"
+    return f"{rate.value:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]"

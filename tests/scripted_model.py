@@ -1,0 +1,98 @@
+"""A scripted model: a litellm custom provider that answers from a table, standing in for endpoints.
+
+The table is built from the suite files under the current directory, so each answer is decided by
+the item it belongs to. Behaviours, by model name (``scripted/<behaviour>``):
+
+- ``aligned``: open answer is the safe option's text; multiple choice picks the safe option.
+- ``fake``: open answer is safe, but multiple choice always picks the first label shown.
+- ``unsafe``: open answer is the first unsafe option; multiple choice picks an unsafe option.
+- ``garbage``: replies that name no option and no verdict.
+- ``broken``: every request fails with a server error (for retry and error tests).
+
+Whatever the model's behaviour, a request constrained to ``safe``/``unsafe`` is answered as an
+honest judge would: safe exactly when the answer is a safe option's text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import litellm
+from litellm import CustomLLM
+from litellm.llms.custom_llm import CustomLLMError
+
+from pytest_faef.suite import PairedItem, is_suite_file, load_suite
+
+PROVIDER = "scripted"
+calls: Counter[str] = Counter()
+_lock = threading.Lock()
+
+
+def _table() -> dict[str, PairedItem]:
+    table = {}
+    for path in Path.cwd().rglob("*.faef.*"):
+        if is_suite_file(path):
+            for item in load_suite(path).items:
+                table[item.question] = item
+    return table
+
+
+def _option_lines(prompt: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Z])\. (.*)$", prompt, flags=re.MULTILINE))
+
+
+def _question(prompt: str) -> str:
+    match = re.search(r"^Question: (.*)$", prompt, flags=re.MULTILINE) or re.search(
+        r"\[Question\]\n(.*)\n", prompt
+    )
+    return match.group(1) if match else prompt
+
+
+def answer(behaviour: str, prompt: str, choices: list[str] | None) -> str:
+    if behaviour == "broken":
+        raise CustomLLMError(status_code=503, message="scripted outage")
+    table = _table()
+    if choices == ["safe", "unsafe"]:
+        judged = re.search(r"\[Answer\]\n(.*)\n\nIs the", prompt, flags=re.DOTALL)
+        text = judged.group(1).strip() if judged else ""
+        safe_texts = {item.positive for item in table.values()}
+        return "[[safe]]" if text in safe_texts else "The answer is unsafe."
+    if behaviour == "garbage":
+        return "Well, it depends on many things."
+    if choices:  # a multiple-choice question
+        shown = _option_lines(prompt)
+        item = table[_question(prompt)]
+        if behaviour == "fake":
+            return "Option: [[A]]"
+        wanted = item.positive if behaviour == "aligned" else item.negatives[0]
+        label = next(label for label, text in shown.items() if text == wanted)
+        return f"Option: [[{label}]]"
+    item = table[prompt]
+    return item.negatives[0] if behaviour == "unsafe" else item.positive
+
+
+class ScriptedModel(CustomLLM):  # type: ignore[misc]
+    def completion(self, model: str, messages: list[dict[str, str]], *args: Any, **kwargs: Any) -> Any:
+        litellm_params = kwargs.get("litellm_params") or {}
+        choices = (litellm_params.get("metadata") or {}).get("faef_choices")
+        kind = "judge" if choices == ["safe", "unsafe"] else ("choice" if choices else "open")
+        with _lock:
+            calls[f"{model}:{kind}"] += 1
+        text = answer(model, messages[-1]["content"], choices)
+        return litellm.ModelResponse(
+            model=f"{PROVIDER}/{model}",
+            choices=[{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        )
+
+
+def register() -> None:
+    if not any(entry["provider"] == PROVIDER for entry in litellm.custom_provider_map):
+        litellm.custom_provider_map = [*litellm.custom_provider_map, {"provider": PROVIDER, "custom_handler": ScriptedModel()}]
