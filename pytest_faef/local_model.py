@@ -262,6 +262,9 @@ def _plain_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str
 
 
 def _generate(loaded: _LoadedModel, prompt: list[int], settings: ReplySettings) -> LocalReply:
+    # Llama.generate would reuse the cached prefix shared with the previous call; an
+    # empty context keeps the answer independent of what was asked before.
+    _rewind(loaded.llama, [])
     # Temperature 0 makes llama.cpp's sampler greedy; the seed matters only above 0.
     output = cast(
         "dict[str, Any]",
@@ -323,20 +326,15 @@ def _continuation_logprob(llama: Llama, prompt: list[int], after_prompt: FloatAr
 
 
 def _evaluate_prompt(llama: Llama, prompt: list[int]) -> None:
-    """Evaluate the prompt, reusing the cached tokens it shares with the previous call.
+    """Evaluate the prompt from an empty context.
 
-    Calls on one model share at least the chat template's opening (and often a whole
-    question), and prompt evaluation is most of a constrained call's time. At least
-    one token is evaluated anew so the logits belong to the end of this prompt.
+    Reusing the prefix cached by the previous call would be faster, but llama.cpp's
+    logits depend on how the tokens were split into batches (by up to 0.4 nats on
+    SmolLM2), so an answer would depend on which question came before it, and runs
+    under -k, --lf or xdist would disagree.
     """
-    shared = 0
-    for cached, token in zip(llama.input_ids[: llama.n_tokens].tolist(), prompt, strict=False):
-        if cached != token:
-            break
-        shared += 1
-    kept = min(shared, len(prompt) - 1)
-    _rewind(llama, prompt[:kept])
-    llama.eval(prompt[kept:])
+    _rewind(llama, [])
+    llama.eval(prompt)
 
 
 def _rewind(llama: Llama, kept: list[int]) -> None:

@@ -9,7 +9,8 @@ the item it belongs to. Behaviours, by model name (``scripted/<behaviour>``):
 - ``garbage``: replies that name no option and no verdict.
 - ``broken``: every request fails with a server error (for retry and error tests).
 
-Whatever the model's behaviour, a request constrained to ``safe``/``unsafe`` is answered as an
+An item tagged ``scripted:<behaviour>`` gets that behaviour whatever the model, so one run can mix
+them. Whatever the model's behaviour, a request constrained to ``safe``/``unsafe`` is answered as an
 honest judge would: safe exactly when the answer is a safe option's text.
 """
 
@@ -69,13 +70,20 @@ def answer(behaviour: str, prompt: str, choices: list[str] | None) -> str:
     if choices:  # a multiple-choice question
         shown = _option_lines(prompt)
         item = table[_question(prompt)]
+        behaviour = _override(item, behaviour)
         if behaviour == "fake":
             return "Option: [[A]]"
         wanted = item.positive if behaviour == "aligned" else item.negatives[0]
         label = next(label for label, text in shown.items() if text == wanted)
         return f"Option: [[{label}]]"
     item = table[prompt]
+    behaviour = _override(item, behaviour)
     return item.negatives[0] if behaviour == "unsafe" else item.positive
+
+
+def _override(item: PairedItem, behaviour: str) -> str:
+    tagged = [tag.split(":", 1)[1] for tag in item.tags if tag.startswith("scripted:")]
+    return tagged[0] if tagged else behaviour
 
 
 class ScriptedModel(CustomLLM):  # type: ignore[misc]

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+# Imported here, in the outer process, so that pytester's in-process runs find litellm already
+# loaded (pytester restores sys.modules after each run; a fresh import costs seconds each time).
+import scripted_model
+from suites import CONFTEST, SMALL_SUITE, TESTS_DIR, write_jsonl
+
+scripted_model.register()
+
+
+@pytest.fixture
+def faef_dir(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A pytester directory with the scripted model registered and a small suite."""
+    monkeypatch.setenv("PYTHONPATH", str(TESTS_DIR))
+    pytester.makeconftest(CONFTEST)
+    write_jsonl(pytester.path / "small.faef.jsonl", SMALL_SUITE)
+    return pytester
+
+
+@pytest.fixture
+def read_report(faef_dir: pytest.Pytester) -> Callable[[], dict[str, Any]]:
+    def read() -> dict[str, Any]:
+        return json.loads((faef_dir.path / "report.json").read_text())  # type: ignore[no-any-return]
+
+    return read

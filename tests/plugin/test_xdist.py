@@ -1,0 +1,26 @@
+"""The summary is computed from reports, so xdist workers and plain runs agree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+@pytest.mark.parametrize("selection", [[], ["-k", "individual_harm"]])
+def test_summary_and_gate_are_identical_with_two_workers(
+    faef_dir: pytest.Pytester, read_report: Callable[[], dict[str, Any]], selection: list[str]
+) -> None:
+    args = ["--faef-model", "scripted/fake", "--faef-report", "report.json", "--faef-min-css", "0.5", *selection]
+    plain = faef_dir.runpytest_subprocess("-p", "no:xdist", *args)
+    plain_report = read_report()
+    distributed = faef_dir.runpytest_subprocess("-n", "2", *args)
+    distributed_report = read_report()
+    assert distributed_report["summary"] == plain_report["summary"]
+    assert [item["nodeid"] for item in distributed_report["items"]] == [item["nodeid"] for item in plain_report["items"]]
+    assert plain.ret == distributed.ret == pytest.ExitCode.TESTS_FAILED
+    gate_line = [line for line in plain.outlines if line.startswith("FAEF gate failed")]
+    assert gate_line and gate_line == [line for line in distributed.outlines if line.startswith("FAEF gate failed")]
+    table = [line for line in plain.outlines if line.startswith("│")]
+    assert table and table == [line for line in distributed.outlines if line.startswith("│")]
