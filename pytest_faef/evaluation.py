@@ -121,7 +121,9 @@ def failure_message(outcome: ItemOutcome, *, judge: str) -> str:
 def order_failure_message(result: OrderResult) -> str:
     if result.label is None:
         return f"order={result.order}: unparseable answer {_short(result.answer)}"
-    return f"order={result.order}: chose {result.label} (option {result.picked}, unsafe); reply: {_short(result.answer)}"
+    return (
+        f"order={result.order}: chose {result.label} (option {result.picked}, unsafe); reply: {_short(result.answer)}"
+    )
 
 
 def _short(text: str, limit: int = 80) -> str:

@@ -71,4 +71,3 @@ def failed_thresholds(report: ConsistencyReport, thresholds: Iterable[Threshold]
 
 def _score(group: GroupSummary, metric: str) -> float | None:
     return (group.cs if metric == "cs" else group.css).value
-

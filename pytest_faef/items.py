@@ -43,7 +43,11 @@ class SuiteFile(pytest.Module):
         return types.ModuleType(self.name)
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
-        display = self.path.relative_to(self.config.rootpath).as_posix() if self.path.is_relative_to(self.config.rootpath) else str(self.path)
+        display = (
+            self.path.relative_to(self.config.rootpath).as_posix()
+            if self.path.is_relative_to(self.config.rootpath)
+            else str(self.path)
+        )
         loaded = load_suite(self.path, display_path=display)
         for error in loaded.errors:
             yield InvalidRecord.from_parent(self, name=f"invalid-record-line-{error.line}", error=error)
@@ -113,10 +117,12 @@ class PairedItemTest(pytest.Function):
             judge = evaluation.judge if evaluation else "judge"
             raise FaefFailure(failure_message(outcome, judge=judge))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+    def repr_failure(  # type: ignore[override]  # Function narrows Node's signature; we keep Function's
+        self, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> Any:
         if isinstance(excinfo.value, (FaefFailure, FaefError)):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
+        return super().repr_failure(excinfo)
 
 
 class InvalidRecord(pytest.Item):
@@ -137,4 +143,6 @@ class InvalidRecord(pytest.Item):
         return self.path, max(self.error.line - 1, 0), self.name
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        return str(excinfo.value) if isinstance(excinfo.value, FaefError) else super().repr_failure(excinfo, style=style)
+        return (
+            str(excinfo.value) if isinstance(excinfo.value, FaefError) else super().repr_failure(excinfo, style=style)
+        )

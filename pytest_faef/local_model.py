@@ -107,6 +107,11 @@ def load_count() -> int:
     return _CACHE.loads
 
 
+def preload(model: str) -> None:
+    """Load ``model`` now rather than on its first call, e.g. so no test's timing includes it."""
+    _CACHE.get(model_path(model))
+
+
 def model_path(model: str) -> Path:
     """The GGUF file a model name stands for.
 
@@ -377,6 +382,7 @@ def _pick(scores: Sequence[float], temperature: float) -> int:
 
 def _make_provider() -> CustomLLM:
     """Build the litellm handler; the class is defined here so litellm is imported on demand."""
+    from litellm.exceptions import BadRequestError
     from litellm.llms.custom_llm import CustomLLM
     from litellm.types.utils import Choices, Message, Usage
 
@@ -387,7 +393,12 @@ def _make_provider() -> CustomLLM:
         litellm_params: dict[str, Any] | None,
         model_response: ModelResponse,
     ) -> ModelResponse:
-        answer = reply(model, messages, settings_from_litellm(optional_params, litellm_params))
+        try:
+            answer = reply(model, messages, settings_from_litellm(optional_params, litellm_params))
+        except (LocalModelUnavailable, ValueError) as error:
+            # litellm reports any other exception from a custom provider as an
+            # APIConnectionError, which callers retry as transient; a bad request is not.
+            raise BadRequestError(message=str(error), model=f"{PROVIDER}/{model}", llm_provider=PROVIDER) from error
         model_response.choices = [
             Choices(
                 index=0,

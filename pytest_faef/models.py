@@ -127,7 +127,9 @@ class LiteLLMResponder:
                 transient = type(exc).__name__ in _TRANSIENT or isinstance(exc, (TimeoutError, ConnectionError))
                 if not transient or attempt >= self.max_retries:
                     tries = f" after {attempt + 1} attempts" if attempt else ""
-                    raise ModelCallError(f"{request.model}: {type(exc).__name__}{tries}: {redact(_first_line(exc))}") from None
+                    raise ModelCallError(
+                        f"{request.model}: {type(exc).__name__}{tries}: {redact(_first_line(exc))}"
+                    ) from None
                 self.sleep(_retry_delay(exc, attempt, self.backoff))
                 attempt += 1
 
@@ -149,7 +151,7 @@ def _retry_delay(exc: Exception, attempt: int, backoff: float) -> float:
     retry_after = _retry_after_seconds(exc)
     if retry_after is not None:
         return retry_after
-    return backoff * (2**attempt) * random.uniform(0.5, 1.5)
+    return float(backoff * (2**attempt) * random.uniform(0.5, 1.5))
 
 
 def _retry_after_seconds(exc: Exception) -> float | None:

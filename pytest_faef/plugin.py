@@ -26,17 +26,26 @@ NO_MODEL_MESSAGE = (
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("faef", "alignment regression tests (pytest-faef)")
     for option in OPTIONS:
-        kwargs: dict[str, Any] = {"dest": f"faef_{option.name}", "default": None, "help": f"{option.help} (ini: {option.ini})"}
+        kwargs: dict[str, Any] = {
+            "dest": f"faef_{option.name}",
+            "default": None,
+            "help": f"{option.help} (ini: {option.ini})",
+        }
         if option.choices:
             kwargs["choices"] = option.choices
         if option.multiple:
             kwargs["action"] = "append"
         group.addoption(option.flag, **kwargs)
-        parser.addini(option.ini, option.help, type=option.ini_type, default=[] if option.ini_type != "string" else None)  # type: ignore[arg-type]
+        default: list[str] | None = [] if option.ini_type != "string" else None
+        parser.addini(option.ini, option.help, type=option.ini_type, default=default)  # type: ignore[arg-type]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "faef: a paired alignment item collected from a *.faef.jsonl / *.faef.yaml suite")
+    config.addinivalue_line(
+        "markers", "faef: a paired alignment item collected from a *.faef.jsonl / *.faef.yaml suite"
+    )
+    # litellm's first completion makes pydantic warn about litellm's own types: noise in every run.
+    config.addinivalue_line("filterwarnings", "ignore:Item .* is using the .ReadOnly. qualifier:UserWarning")
 
     def lookup(option: Option) -> tuple[Any, Any]:
         cli = config.getoption(f"faef_{option.name}")
@@ -76,7 +85,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     # Setup errors are rendered as tracebacks by default; ours are messages that say it all.
     if call.when == "setup" and call.excinfo is not None and isinstance(call.excinfo.value, FaefError):

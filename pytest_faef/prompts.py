@@ -60,7 +60,9 @@ class TemplateError(ValueError):
 
 def load_templates(*, multiple_choice_path: Path | None = None, judge_path: Path | None = None) -> PromptTemplates:
     """The default templates with any overrides read from files, validated up front."""
-    multiple_choice = _read_template(multiple_choice_path, "multiple_choice") if multiple_choice_path else MULTIPLE_CHOICE_TEMPLATE
+    multiple_choice = (
+        _read_template(multiple_choice_path, "multiple_choice") if multiple_choice_path else MULTIPLE_CHOICE_TEMPLATE
+    )
     judge = _read_template(judge_path, "judge") if judge_path else JUDGE_TEMPLATE
     version = TEMPLATE_VERSION
     if multiple_choice_path or judge_path:
@@ -80,7 +82,9 @@ def _read_template(path: Path, kind: str) -> str:
     found = set(template.get_identifiers())
     allowed = set(_PLACEHOLDERS[kind])
     if unknown := sorted(found - allowed):
-        raise TemplateError(f"{path}: unknown placeholder(s) {', '.join('$' + u for u in unknown)} in the {kind} template")
+        raise TemplateError(
+            f"{path}: unknown placeholder(s) {', '.join('$' + u for u in unknown)} in the {kind} template"
+        )
     if missing := [name for name in _PLACEHOLDERS[kind] if name not in found and name != "labels"]:
         raise TemplateError(f"{path}: the {kind} template must use {', '.join('$' + m for m in missing)}")
     return text

@@ -17,7 +17,11 @@ SCHEMA_VERSION = 1
 
 
 def build_report(
-    records: Iterable[ItemRecord], summary: ConsistencyReport, settings: EvaluationSettings | None, *, gate_failures: list[str]
+    records: Iterable[ItemRecord],
+    summary: ConsistencyReport,
+    settings: EvaluationSettings | None,
+    *,
+    gate_failures: list[str],
 ) -> dict[str, Any]:
     run: dict[str, Any] = {"plugin_version": __version__}
     if settings is not None:

@@ -51,5 +51,7 @@ class FaefSession:
         path = self.settings.report_path
         if path is None:
             return
-        data = build_report(self.records.values(), self.summary(), self.settings.evaluation, gate_failures=self.gate_failures())
+        data = build_report(
+            self.records.values(), self.summary(), self.settings.evaluation, gate_failures=self.gate_failures()
+        )
         write_json_atomically(path, data)

@@ -93,7 +93,9 @@ def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return LoadedSuite(items=(), errors=(SuiteError(path=shown, line=0, field=None, message=f"cannot read: {exc}"),))
+        return LoadedSuite(
+            items=(), errors=(SuiteError(path=shown, line=0, field=None, message=f"cannot read: {exc}"),)
+        )
     if path.name.endswith(".faef.jsonl"):
         raw_records = list(_jsonl_records(text, shown))
     else:
@@ -135,7 +137,9 @@ def _jsonl_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield SuiteError(path=shown, line=number, field=None, message=f"invalid JSON: {exc.msg} at column {exc.colno}")
+            yield SuiteError(
+                path=shown, line=number, field=None, message=f"invalid JSON: {exc.msg} at column {exc.colno}"
+            )
             continue
         if not isinstance(record, dict):
             yield SuiteError(path=shown, line=number, field=None, message="a record must be a JSON object")
@@ -156,7 +160,9 @@ def _yaml_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
     if document is None:
         return
     if not isinstance(document, yaml.SequenceNode):
-        yield SuiteError(path=shown, line=document.start_mark.line + 1, field=None, message="the file must hold a list of records")
+        yield SuiteError(
+            path=shown, line=document.start_mark.line + 1, field=None, message="the file must hold a list of records"
+        )
         return
     loader = yaml.SafeLoader("")
     for node in document.value:
@@ -170,7 +176,7 @@ def _yaml_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
             yield SuiteError(path=shown, line=line, field=None, message=f"invalid YAML: {exc}")
             continue
         field_lines = {str(key.value): key.start_mark.line + 1 for key, _ in node.value}
-        yield record, line, field_lines
+        yield {str(name): value for name, value in record.items()}, line, field_lines
 
 
 def _parse_record(
@@ -180,7 +186,12 @@ def _parse_record(
     for name, value in record.items():
         canonical = FIELD_ALIASES.get(str(name), str(name))
         if canonical in fields:
-            return SuiteError(path=path, line=field_lines.get(str(name), line), field=str(name), message=f"given twice (as {canonical!r} too)")
+            return SuiteError(
+                path=path,
+                line=field_lines.get(str(name), line),
+                field=str(name),
+                message=f"given twice (as {canonical!r} too)",
+            )
         fields[canonical] = value
 
     def error(field: str, message: str) -> SuiteError:

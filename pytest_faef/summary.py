@@ -18,7 +18,17 @@ def summary_lines(
 
     judged = "self-judged" if model == judge else f"judge: {judge}"
     table = Table(title=f"FAEF consistency: {model} ({judged})", title_justify="left", show_lines=False)
-    for header in ("dimension", "N", "open safe", "MC safe", "CS [95% CI]", "CSS [95% CI]", "fake", "unparseable", "errors"):
+    for header in (
+        "dimension",
+        "N",
+        "open safe",
+        "MC safe",
+        "CS [95% CI]",
+        "CSS [95% CI]",
+        "fake",
+        "unparseable",
+        "errors",
+    ):
         table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)
     for group in report.dimensions:
         table.add_row(*_row(group))
@@ -26,7 +36,13 @@ def summary_lines(
     table.add_row(*_row(report.overall), style="bold")
     buffer = io.StringIO()
     # Never squeeze the table: a truncated score is worse than a line wider than the terminal.
-    console = Console(file=buffer, width=max(width, 160), force_terminal=color, color_system="standard" if color else None, highlight=False)
+    console = Console(
+        file=buffer,
+        width=max(width, 160),
+        force_terminal=color,
+        color_system="standard" if color else None,
+        highlight=False,
+    )
     console.print(table)
     return buffer.getvalue().rstrip("\n").splitlines()
 

@@ -50,9 +50,7 @@ def _option_lines(prompt: str) -> dict[str, str]:
 
 
 def _question(prompt: str) -> str:
-    match = re.search(r"^Question: (.*)$", prompt, flags=re.MULTILINE) or re.search(
-        r"\[Question\]\n(.*)\n", prompt
-    )
+    match = re.search(r"^Question: (.*)$", prompt, flags=re.MULTILINE) or re.search(r"\[Question\]\n(.*)\n", prompt)
     return match.group(1) if match else prompt
 
 
@@ -103,4 +101,7 @@ class ScriptedModel(CustomLLM):  # type: ignore[misc]
 
 def register() -> None:
     if not any(entry["provider"] == PROVIDER for entry in litellm.custom_provider_map):
-        litellm.custom_provider_map = [*litellm.custom_provider_map, {"provider": PROVIDER, "custom_handler": ScriptedModel()}]
+        litellm.custom_provider_map = [
+            *litellm.custom_provider_map,
+            {"provider": PROVIDER, "custom_handler": ScriptedModel()},
+        ]

@@ -21,7 +21,9 @@ def test_aligned_model_passes_every_item_with_cs_and_css_of_one(
     summary = read_report()["summary"]
     assert summary["overall"]["cs"]["value"] == 1.0
     assert summary["overall"]["css"]["value"] == 1.0
-    result.stdout.fnmatch_lines(["*faef summary*", "*scripted/aligned (self-judged)*", "*overall*4*100.0%*100.0%*1.000*1.000*"])
+    result.stdout.fnmatch_lines(
+        ["*faef summary*", "*scripted/aligned (self-judged)*", "*overall*4*100.0%*100.0%*1.000*1.000*"]
+    )
 
 
 def test_fake_aligned_model_scores_match_hand_computed_values(
@@ -51,7 +53,9 @@ def test_fake_aligned_model_scores_match_hand_computed_values(
         ]
     )
     result.stdout.fnmatch_lines(["*open: unsafe, multiple choice: unsafe -> consistently unsafe*"])
-    result.stdout.re_match_lines([r".*overall\W+5\W+80\.0%\W+20\.0%\W+0\.400 \[0\.12, 0\.77\]\W+0\.200 \[0\.04, 0\.62\]\W+3\W+0\W+0\W+"])
+    result.stdout.re_match_lines(
+        [r".*overall\W+5\W+80\.0%\W+20\.0%\W+0\.400 \[0\.12, 0\.77\]\W+0\.200 \[0\.04, 0\.62\]\W+3\W+0\W+0\W+"]
+    )
 
 
 def test_each_order_is_a_subtest_and_an_unsafe_order_fails_it(faef_dir: pytest.Pytester) -> None:
@@ -143,7 +147,9 @@ def test_plugin_does_not_import_litellm_when_no_suite_is_selected(pytester: pyte
 def test_report_holds_every_item_with_raw_answers(
     faef_dir: pytest.Pytester, read_report: Callable[[], dict[str, Any]]
 ) -> None:
-    faef_dir.runpytest("--faef-model", "scripted/fake", "--faef-report", "report.json", "--faef-judge", "scripted/aligned")
+    faef_dir.runpytest(
+        "--faef-model", "scripted/fake", "--faef-report", "report.json", "--faef-judge", "scripted/aligned"
+    )
     report = read_report()
     assert report["schema_version"] == 1
     assert report["run"]["model"] == "scripted/fake"
@@ -152,6 +158,11 @@ def test_report_holds_every_item_with_raw_answers(
     assert set(items) == {"p1", "p2", "h1", "h2", "h3"}
     p1 = items["p1"]
     assert p1["nodeid"] == "small.faef.jsonl::privacy::p1"
-    assert p1["verdicts"] == {"open_safe": True, "multiple_choice_safe": False, "consistent": False, "consistent_safe": False}
+    assert p1["verdicts"] == {
+        "open_safe": True,
+        "multiple_choice_safe": False,
+        "consistent": False,
+        "consistent_safe": False,
+    }
     assert [(order["order"], order["picked"]) for order in p1["outcome"]["orders"]] == [("AB", "A"), ("BA", "B")]
     json.dumps(report)  # and it is plain JSON throughout

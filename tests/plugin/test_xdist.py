@@ -18,7 +18,9 @@ def test_summary_and_gate_are_identical_with_two_workers(
     distributed = faef_dir.runpytest_subprocess("-n", "2", *args)
     distributed_report = read_report()
     assert distributed_report["summary"] == plain_report["summary"]
-    assert [item["nodeid"] for item in distributed_report["items"]] == [item["nodeid"] for item in plain_report["items"]]
+    assert [item["nodeid"] for item in distributed_report["items"]] == [
+        item["nodeid"] for item in plain_report["items"]
+    ]
     assert plain.ret == distributed.ret == pytest.ExitCode.TESTS_FAILED
     gate_line = [line for line in plain.outlines if line.startswith("FAEF gate failed")]
     assert gate_line and gate_line == [line for line in distributed.outlines if line.startswith("FAEF gate failed")]
