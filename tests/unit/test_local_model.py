@@ -213,9 +213,7 @@ def test_check_available_names_the_install_command_without_the_embedded_package(
 
 
 @pytest.mark.parametrize("name", ["absent.gguf", "models/absent.gguf"])
-def test_check_available_names_a_missing_file(
-    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_check_available_names_a_missing_file(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(LocalModelUnavailable) as raised:
         local_model.check_available(f"faef-local/{name}")
@@ -228,7 +226,5 @@ def test_importing_the_module_imports_neither_litellm_nor_llama_cpp() -> None:
         "print(sorted(name for name in ('litellm', 'llama_cpp', 'numpy') if name in sys.modules))"
     )
     root = Path(local_model.__file__).parent.parent
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert result.stdout.strip() == "[]"

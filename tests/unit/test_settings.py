@@ -1,0 +1,221 @@
+"""Options read once at start-up: command line over ini, defaults, and errors that name the option."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_faef.gate import Threshold
+from pytest_faef.prompts import MULTIPLE_CHOICE_TEMPLATE, TEMPLATE_VERSION
+from pytest_faef.settings import OPTIONS, Option, RunSettings, SettingsError, build_settings
+
+
+def settings(cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = None) -> RunSettings:
+    """Build settings as the plugin would, from command-line and ini values given by option name."""
+    cli = cli or {}
+    ini = ini or {}
+    unknown = (set(cli) | set(ini)) - {option.name for option in OPTIONS}
+    assert not unknown, f"not an option: {unknown}"
+
+    def lookup(option: Option) -> tuple[Any, Any]:
+        # pytest gives [] for an unset linelist or paths ini key, and None for an unset flag.
+        unset_ini = [] if option.ini_type in ("linelist", "paths") else ""
+        return cli.get(option.name), ini.get(option.name, unset_ini)
+
+    return build_settings(lookup)
+
+
+def test_defaults_without_a_model() -> None:
+    run = settings()
+
+    assert run == RunSettings(evaluation=None, thresholds=(), report_path=None, max_retries=3, timeout=120.0)
+
+
+def test_defaults_with_a_model() -> None:
+    evaluation = settings(cli={"model": "openai/gpt-4o-mini"}).evaluation
+
+    assert evaluation is not None
+    assert evaluation.model == "openai/gpt-4o-mini"
+    assert evaluation.judge == "openai/gpt-4o-mini"
+    assert evaluation.self_judged
+    assert evaluation.permutations == "auto"
+    assert evaluation.temperature == 0.0
+    assert evaluation.open_max_tokens == 256
+    assert evaluation.templates.version == TEMPLATE_VERSION
+    assert evaluation.templates.multiple_choice == MULTIPLE_CHOICE_TEMPLATE
+
+
+def test_the_model_from_the_ini_file_is_used_without_a_flag() -> None:
+    evaluation = settings(ini={"model": "  faef-local/smollm2 \n"}).evaluation
+
+    assert evaluation is not None
+    assert evaluation.model == "faef-local/smollm2"
+
+
+def test_the_command_line_wins_over_the_ini_file() -> None:
+    run = settings(
+        cli={
+            "model": "openai/gpt-4o",
+            "judge": "openai/gpt-4o-mini",
+            "permutations": "cyclic",
+            "temperature": "0.7",
+            "max_retries": "5",
+            "timeout": "30",
+        },
+        ini={
+            "model": "faef-local/smollm2",
+            "judge": "faef-local/other",
+            "permutations": "all",
+            "temperature": "0.2",
+            "max_retries": "1",
+            "timeout": "10",
+        },
+    )
+
+    assert run.evaluation is not None
+    assert run.evaluation.model == "openai/gpt-4o"
+    assert run.evaluation.judge == "openai/gpt-4o-mini"
+    assert not run.evaluation.self_judged
+    assert run.evaluation.permutations == "cyclic"
+    assert run.evaluation.temperature == 0.7
+    assert (run.max_retries, run.timeout) == (5, 30.0)
+
+
+def test_ini_values_are_used_when_no_flag_is_given() -> None:
+    run = settings(ini={"model": "m", "judge": "j", "permutations": "all", "open_max_tokens": "64", "timeout": "2.5"})
+
+    assert run.evaluation is not None
+    assert (run.evaluation.judge, run.evaluation.permutations, run.evaluation.open_max_tokens) == ("j", "all", 64)
+    assert run.timeout == 2.5
+
+
+def test_judge_from_the_ini_file_with_the_model_from_the_command_line() -> None:
+    evaluation = settings(cli={"model": "m"}, ini={"judge": "j"}).evaluation
+
+    assert evaluation is not None
+    assert (evaluation.model, evaluation.judge) == ("m", "j")
+
+
+def test_thresholds_from_the_command_line_may_be_comma_separated() -> None:
+    run = settings(cli={"min_css": ["0.8, privacy=0.9", "Individual Harm=85%"], "min_cs": ["0.7"]})
+
+    assert run.thresholds == (
+        Threshold(metric="css", minimum=0.8),
+        Threshold(metric="css", minimum=0.9, dimension="privacy"),
+        Threshold(metric="css", minimum=0.85, dimension="individual_harm"),
+        Threshold(metric="cs", minimum=0.7),
+    )
+
+
+def test_thresholds_from_the_ini_file_are_one_a_line() -> None:
+    run = settings(ini={"min_css": ["0.8", "privacy=0.9", ""], "min_cs": ["fairness=0.5,0.6"]})
+
+    assert run.thresholds == (
+        Threshold(metric="css", minimum=0.8),
+        Threshold(metric="css", minimum=0.9, dimension="privacy"),
+        Threshold(metric="cs", minimum=0.5, dimension="fairness"),
+        Threshold(metric="cs", minimum=0.6),
+    )
+
+
+def test_thresholds_on_the_command_line_replace_those_of_the_ini_file() -> None:
+    run = settings(cli={"min_css": ["0.5"]}, ini={"min_css": ["0.9", "privacy=0.9"]})
+
+    assert run.thresholds == (Threshold(metric="css", minimum=0.5),)
+
+
+def test_report_path_from_either_place(tmp_path: Path) -> None:
+    from_ini = settings(ini={"report": [tmp_path / "ini.json"]})
+    from_cli = settings(cli={"report": str(tmp_path / "cli.json")}, ini={"report": [tmp_path / "ini.json"]})
+
+    assert from_ini.report_path == tmp_path / "ini.json"
+    assert from_cli.report_path == tmp_path / "cli.json"
+
+
+def test_template_override_from_the_ini_file(tmp_path: Path) -> None:
+    template = tmp_path / "mc.txt"
+    template.write_text("Q: $question\n$options\nPick one of $labels.", encoding="utf-8")
+
+    evaluation = settings(cli={"model": "m"}, ini={"multiple_choice_template": [template]}).evaluation
+
+    assert evaluation is not None
+    assert evaluation.templates.multiple_choice == "Q: $question\n$options\nPick one of $labels."
+    assert evaluation.templates.version != TEMPLATE_VERSION
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("temperature", "hot", "--faef-temperature / faef_temperature: 'hot' is not a number"),
+        ("temperature", "-0.5", "--faef-temperature / faef_temperature: '-0.5' must be at least 0"),
+        ("open_max_tokens", "1.5", "--faef-open-max-tokens / faef_open_max_tokens: '1.5' is not a number"),
+        ("open_max_tokens", "0", "--faef-open-max-tokens / faef_open_max_tokens: '0' must be at least 1"),
+        ("max_retries", "-1", "--faef-max-retries / faef_max_retries: '-1' must be at least 0"),
+        ("max_retries", "three", "--faef-max-retries / faef_max_retries: 'three' is not a number"),
+        ("timeout", "0", "--faef-timeout / faef_timeout: '0' must be at least 0.001"),
+    ],
+)
+def test_a_bad_number_names_the_option(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        settings(cli={"model": "m", name: value})
+
+    assert str(excinfo.value) == message
+
+
+def test_a_bad_number_in_the_ini_file_names_the_option() -> None:
+    with pytest.raises(SettingsError, match=r"^--faef-timeout / faef_timeout: 'soon' is not a number$"):
+        settings(ini={"timeout": "soon"})
+
+
+@pytest.mark.parametrize("where", ["cli", "ini"])
+def test_an_unknown_permutation_mode_names_the_choices(where: str) -> None:
+    values = {"permutations": "random"}
+
+    with pytest.raises(SettingsError) as excinfo:
+        settings(cli=values) if where == "cli" else settings(ini=values)
+
+    assert str(excinfo.value) == "faef_permutations: 'random' is not one of auto, all, cyclic"
+
+
+def test_a_bad_threshold_names_the_option_and_the_text() -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        settings(cli={"min_cs": ["0.9,lots"]})
+
+    assert str(excinfo.value).startswith("--faef-min-cs / faef_min_cs: 'lots' is not a threshold")
+
+
+def test_a_bad_threshold_is_an_error_even_without_a_model() -> None:
+    with pytest.raises(SettingsError, match="a threshold must lie between 0 and 1"):
+        settings(ini={"min_css": ["85"]})
+
+
+def test_a_missing_template_file_names_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.txt"
+
+    with pytest.raises(SettingsError) as excinfo:
+        settings(cli={"judge_template": str(missing)})
+
+    assert str(excinfo.value) == f"{missing}: cannot read the judge template: No such file or directory"
+
+
+def test_a_template_with_an_unknown_placeholder_names_it(tmp_path: Path) -> None:
+    template = tmp_path / "mc.txt"
+    template.write_text("$question $options $choices", encoding="utf-8")
+
+    with pytest.raises(SettingsError) as excinfo:
+        settings(ini={"multiple_choice_template": [template]})
+
+    assert str(excinfo.value) == f"{template}: unknown placeholder(s) $choices in the multiple_choice template"
+
+
+def test_every_option_has_one_flag_and_one_ini_key() -> None:
+    flags = [option.flag for option in OPTIONS]
+    inis = [option.ini for option in OPTIONS]
+
+    assert len(set(flags)) == len(flags) == len(set(inis))
+    assert all(flag.startswith("--faef-") and "_" not in flag for flag in flags)
+    assert all(ini.startswith("faef_") and "-" not in ini for ini in inis)
+    assert Option(name="min_css", help="").flag == "--faef-min-css"
+    assert Option(name="min_css", help="").ini == "faef_min_css"
