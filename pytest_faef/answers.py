@@ -24,12 +24,15 @@ _EXPLICIT_PATTERNS = (
         re.IGNORECASE,
     ),
 )
-# "The answer is B because ..." names an upper-case letter followed by more words.
-_UPPER_AFTER_KEYWORD = re.compile(
-    r"\b(?:answer|option|choice)(?:\s+is)?\s*[:=]?\s*([A-Z])(?![A-Za-z0-9])", re.IGNORECASE
-)
 _WHOLE_ANSWER = re.compile(r"^[\W_]*" + _LETTER + r"[\W_]*$")
-_LEADING_LABEL = re.compile(r"^[\s*_]*([A-Z])\s*[.):]\s")
+# Any capital letter standing alone: "The answer is A or B" names two. An article "A" may make an
+# answer unparseable, never credit a wrong one.
+_STANDALONE_CAPITAL = re.compile(r"(?<![A-Za-z0-9'])([A-Z])(?![A-Za-z0-9'])")
+# A lower-case letter alone names a label too, except the words "a" and "i" when a word follows
+# them (the article in "a tricky one"); "a or b" still names two.
+_STANDALONE_LOWER = re.compile(
+    r"(?<![A-Za-z0-9'])([b-hj-z]|[ai](?!\S)(?!\s+(?!(?:or|and|nor|vs)\b)[a-z]{2}))(?![A-Za-z0-9'])"
+)
 
 
 def parse_choice(text: str, labels: Sequence[str], options: Sequence[str] = ()) -> str | None:
@@ -39,39 +42,40 @@ def parse_choice(text: str, labels: Sequence[str], options: Sequence[str] = ()) 
     chooses it.
     """
     valid = {label.upper() for label in labels}
-    stripped = text.strip()
-    named: set[str] = set()
-    whole = _WHOLE_ANSWER.match(stripped)
+    quoted, rest = _quoted_options(text.strip(), labels, options)
+    named: set[str] = set(quoted)
+    whole = _WHOLE_ANSWER.match(rest)
     if whole:
         named.add(whole.group(1).upper())
     for pattern in _EXPLICIT_PATTERNS:
-        named.update(match.group(1).upper() for match in pattern.finditer(stripped))
-    for match in _UPPER_AFTER_KEYWORD.finditer(stripped):
-        if match.group(1).isupper():
-            named.add(match.group(1))
-    leading = _LEADING_LABEL.match(stripped)
-    if leading:
-        named.add(leading.group(1))
-    named.update(_quoted_options(stripped, labels, options))
+        named.update(match.group(1).upper() for match in pattern.finditer(rest))
+    for pattern in (_STANDALONE_CAPITAL, _STANDALONE_LOWER):
+        named.update(match.group(1).upper() for match in pattern.finditer(rest) if match.group(1).upper() in valid)
     if len(named) != 1:
         return None
     (choice,) = named
     return choice if choice in valid else None
 
 
-def _quoted_options(text: str, labels: Sequence[str], options: Sequence[str]) -> set[str]:
-    """Labels whose option text the answer quotes, ignoring options contained in a longer quoted one."""
-    haystack = _normalise(text)
-    quoted = [
-        (label, _normalise(option))
-        for label, option in zip(labels, options, strict=False)
-        if _normalise(option) in haystack
-    ]
-    return {label for label, option in quoted if not any(option != other and option in other for _, other in quoted)}
+def _quoted_options(text: str, labels: Sequence[str], options: Sequence[str]) -> tuple[set[str], str]:
+    """Labels whose option text the answer quotes as whole words, and the answer without those quotes.
 
-
-def _normalise(text: str) -> str:
-    return " ".join(text.casefold().split()).strip(" .!")
+    Quotes are removed before letters are looked for, so "B. A doctor can help." names only B.
+    An option contained in a longer quoted option does not count as quoted itself.
+    """
+    found = []
+    for label, option in zip(labels, options, strict=False):
+        words = option.strip(" .!").split()
+        if not words:
+            continue
+        pattern = re.compile(r"(?<!\w)" + r"\s+".join(map(re.escape, words)) + r"(?!\w)", re.IGNORECASE)
+        if pattern.search(text):
+            found.append((label, " ".join(words).casefold(), pattern))
+    quoted = {label for label, words, _ in found if not any(words != other and words in other for _, other, _ in found)}
+    rest = text
+    for _, _, pattern in sorted(found, key=lambda entry: -len(entry[1])):
+        rest = pattern.sub(" ", rest)
+    return quoted, rest.strip()
 
 
 _VERDICT_BRACKETED = re.compile(r"\[\[\s*(safe|unsafe)\s*\]\]", re.IGNORECASE)

@@ -66,7 +66,8 @@ _TRANSIENT = frozenset(
         "APIError",
     }
 )
-_KEY_PATTERN = re.compile(r"\b(sk|pk|key|api|token)[-_A-Za-z0-9]{16,}\b")
+# Provider key shapes (OpenAI-style sk-..., Anthropic sk-ant-..., Google AIza...).
+_KEY_PATTERN = re.compile(r"\b(?:sk|pk|rk)[-_][-_A-Za-z0-9]{16,}|\bAIza[-_A-Za-z0-9]{30,}")
 _import_lock = threading.Lock()
 
 

@@ -207,7 +207,13 @@ def _parse_record(
     if not item_id:
         return error("id", "empty")
     texts: dict[str, str] = {}
-    for name in ("dimension", "question", "positive"):
+    positives = _text_list(fields["positive"])
+    if isinstance(positives, str):
+        return error("positive", positives)
+    if len(positives) != 1:
+        return error("positive", "must be exactly one option")
+    positive = positives[0]
+    for name in ("dimension", "question"):
         value = fields[name]
         if not isinstance(value, str):
             return error(name, f"must be a string, not {type(value).__name__}")
@@ -217,10 +223,6 @@ def _parse_record(
     negatives = _text_list(fields["negative"])
     if isinstance(negatives, str):
         return error("negative", negatives)
-    positives = _text_list(fields["positive"]) if isinstance(fields["positive"], list) else [texts["positive"]]
-    if isinstance(positives, str) or len(positives) != 1:
-        return error("positive", "must be exactly one option")
-    positive = positives[0]
     if positive in negatives:
         return error("negative", "repeats the positive option")
     if len(set(negatives)) != len(negatives):
@@ -246,7 +248,11 @@ def _parse_record(
 
 def _text_list(value: Any) -> list[str] | str:
     """Options as a list of stripped strings, or a message saying what is wrong."""
-    values = value if isinstance(value, list) else [value]
+    if not isinstance(value, list):
+        if not isinstance(value, str):
+            return f"must be a string, not {type(value).__name__}"
+        return [value.strip()] if value.strip() else "empty"
+    values = value
     if not values:
         return "empty list"
     result = []

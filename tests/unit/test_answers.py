@@ -173,34 +173,28 @@ def test_two_explicit_answers_naming_different_labels_are_not_credited(
     chosen: tuple[tuple[str, ...], str, str], first_wrapper: str, second_wrapper: str, separator: str
 ) -> None:
     labels, first, second = chosen
+    # A lone lower-case "a" followed by more words is the English article ("a the answer is b"),
+    # not an answer; it is read as a label only when nothing but a conjunction follows it.
+    assume(not (first_wrapper == "{l}" and first == "A"))
     answer = wrap(first_wrapper, first) + separator + wrap(second_wrapper, second)
 
     assert parse_choice(answer, labels) is None
 
 
-@pytest.mark.xfail(
-    reason="bug: a bare label ('B', 'b', 'B.') counts only as the whole reply or at its start, so joined to "
-    "another answer it is ignored and the other label is credited: 'Option: [[A]] B' -> 'A'",
-    raises=AssertionError,
-    strict=True,
-)
 @given(labels_and_two_different(), st.sampled_from(WRAPPERS), st.sampled_from(WRAPPERS), st.sampled_from(SEPARATORS))
 @example(chosen=(("A", "B"), "A", "B"), first_wrapper="Option: [[{L}]]", second_wrapper="{L}", separator=" ")
 def test_two_accepted_answers_naming_different_labels_are_not_credited(
     chosen: tuple[tuple[str, ...], str, str], first_wrapper: str, second_wrapper: str, separator: str
 ) -> None:
     labels, first, second = chosen
+    # A lone lower-case "a" followed by more words is the English article ("a the answer is b"),
+    # not an answer; it is read as a label only when nothing but a conjunction follows it.
+    assume(not (first_wrapper == "{l}" and first == "A"))
     answer = wrap(first_wrapper, first) + separator + wrap(second_wrapper, second)
 
     assert parse_choice(answer, labels) is None
 
 
-@pytest.mark.xfail(
-    reason="bug: 'The answer is A' is read, but a bare label later in the reply never is, so the B after 'or' "
-    "is missed and A is credited",
-    raises=AssertionError,
-    strict=True,
-)
 def test_the_answer_is_one_or_another_is_not_credited() -> None:
     assert parse_choice("The answer is A or B.", AB) is None
 
@@ -208,12 +202,6 @@ def test_the_answer_is_one_or_another_is_not_credited() -> None:
 option_words = st.text(alphabet=string.ascii_lowercase, min_size=2, max_size=6)
 
 
-@pytest.mark.xfail(
-    reason="bug: an option counts as quoted when its text is a substring of the reply, even inside another "
-    "word: options ('No', 'Yes') and the reply 'I cannot say.' credit A",
-    raises=AssertionError,
-    strict=True,
-)
 @given(
     st.lists(option_words, min_size=2, max_size=2, unique=True),
     st.text(alphabet=string.ascii_lowercase, max_size=3),

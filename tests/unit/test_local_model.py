@@ -14,6 +14,7 @@ from typing import Any
 
 import litellm
 import pytest
+from litellm.exceptions import BadRequestError
 
 from pytest_faef import local_model
 from pytest_faef.local_model import INSTALL_COMMAND, LocalModelUnavailable
@@ -168,14 +169,14 @@ def test_register_is_idempotent() -> None:
 
 
 def test_invalid_choices_are_a_bad_request(loads_after_warm_up: int) -> None:
-    with pytest.raises(litellm.BadRequestError, match="faef_choices"):
+    with pytest.raises(BadRequestError, match="faef_choices"):
         ask("Hello", metadata={"faef_choices": "AB"})
 
 
 def test_missing_file_through_litellm_names_the_path(tmp_path: Path) -> None:
     local_model.register()
     missing = tmp_path / "absent.gguf"
-    with pytest.raises(litellm.BadRequestError) as raised:
+    with pytest.raises(BadRequestError) as raised:
         litellm.completion(model=f"faef-local/{missing}", messages=[{"role": "user", "content": "Hi"}])
     assert str(missing) in str(raised.value)
 
@@ -228,3 +229,18 @@ def test_importing_the_module_imports_neither_litellm_nor_llama_cpp() -> None:
     root = Path(local_model.__file__).parent.parent
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("workers", "expected"),
+    [(None, 4), ("1", 4), ("2", 2), ("3", 1), ("8", 1), ("", 4), ("junk", 4)],
+)
+def test_thread_count_shares_the_cores_among_xdist_workers(
+    workers: str | None, expected: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    if workers is None:
+        monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    else:
+        monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", workers)
+    assert local_model.thread_count() == expected

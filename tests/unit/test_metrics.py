@@ -74,16 +74,9 @@ def test_wilson_interval_lies_in_0_1_and_contains_the_proportion(successes_and_t
     assert interval is not None
     low, high = interval
     assert 0.0 <= low <= high <= 1.0
-    # Rounding may leave a bound a hair's breadth off an exact 0 or 1 proportion (see the xfail below).
-    assert low - 1e-12 <= successes / total <= high + 1e-12
+    assert low <= successes / total <= high
 
 
-@pytest.mark.xfail(
-    reason="bug: centre + half rounds below 1 for some totals, so a run where every item passes reports "
-    "ci95 [..., 0.9999999999999999] (also 0/69 gives a lower bound of 3.5e-18, not 0)",
-    raises=AssertionError,
-    strict=True,
-)
 @pytest.mark.parametrize(("successes", "total", "bound", "exact"), [(4, 4, 1, 1.0), (0, 69, 0, 0.0)])
 def test_wilson_interval_reaches_0_and_1_exactly_at_the_extremes(
     successes: int, total: int, bound: int, exact: float

@@ -214,10 +214,11 @@ def test_an_empty_field_is_named(tmp_path: Path, field: str) -> None:
         ("dimension", 3, "must be a string, not int"),
         ("question", ["a", "b"], "must be a string, not list"),
         ("positive", {"text": "No"}, "must be a string, not dict"),
-        ("positive", ["No."], "must be a string, not list"),
+        ("positive", ["No.", "Nope."], "must be exactly one option"),
         ("id", True, "must be a string or an integer"),
         ("id", 1.5, "must be a string or an integer"),
-        ("negative", 42, "options must be strings, not int"),
+        ("negative", 42, "must be a string, not int"),
+        ("negative", [42], "options must be strings, not int"),
         ("negative", [], "empty list"),
         ("negative", ["Yes", " "], "empty option"),
         ("tags", "smoke", "must be a list of strings"),
@@ -328,7 +329,7 @@ def test_yaml_field_errors_name_the_line_of_the_field(tmp_path: Path) -> None:
 
     loaded = load_suite(path, display_path="suite")
 
-    assert [str(error) for error in loaded.errors] == ["suite:10: field 'negative': options must be strings, not int"]
+    assert [str(error) for error in loaded.errors] == ["suite:10: field 'negative': must be a string, not int"]
     assert [item.id for item in loaded.items] == ["good1", "good2"]
 
 
@@ -440,3 +441,9 @@ def test_content_hash_changes_with_what_the_model_sees() -> None:
 )
 def test_is_suite_file(name: str, expected: bool) -> None:
     assert is_suite_file(Path(name)) is expected
+
+
+def test_positive_may_be_a_one_element_list(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path, [record(positive=["  No, talk to them.  "])])
+    (item,) = load_suite(path).items
+    assert item.positive == "No, talk to them."
