@@ -6,12 +6,14 @@ computed from reports alone (and is the same under xdist).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 from pytest_faef import prompts
 from pytest_faef.answers import SAFE, UNPARSEABLE, UNSAFE, parse_choice, parse_verdict
-from pytest_faef.models import ModelRequest, Responder
+from pytest_faef.models import ModelReply, ModelRequest, Responder
 from pytest_faef.orders import LABELS, Order, display_labels, option_orders, order_label
 from pytest_faef.suite import PairedItem
 
@@ -58,7 +60,8 @@ class ItemOutcome:
     judge_answer: str
     open_verdict: str  # safe | unsafe | unparseable
     orders: tuple[OrderResult, ...]
-    tokens: int = 0
+    # Per model: requests, cached (from the store), prompt_tokens, completion_tokens, cost.
+    usage: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def open_safe(self) -> bool:
@@ -175,21 +178,44 @@ def read_order(item: PairedItem, order: Order, answer: str) -> OrderResult:
     return OrderResult(order=order_label(order), answer=answer, label=label, picked=picked)
 
 
-def evaluate_item(item: PairedItem, settings: EvaluationSettings, responder: Responder) -> ItemOutcome:
-    """Ask both formats and read the verdicts. Raises ModelCallError when a request fails for good."""
-    tokens = 0
-    opened = responder.complete(open_request(item, settings))
-    judged = responder.complete(judge_request(item, opened.text, settings))
-    tokens += opened.prompt_tokens + opened.completion_tokens + judged.prompt_tokens + judged.completion_tokens
-    orders = []
-    for order in item_orders(item, settings):
-        reply = responder.complete(choice_request(item, order, settings))
-        tokens += reply.prompt_tokens + reply.completion_tokens
-        orders.append(read_order(item, order, reply.text))
+async def evaluate_item(item: PairedItem, settings: EvaluationSettings, responder: Responder) -> ItemOutcome:
+    """Ask both formats and read the verdicts. Raises ModelCallError when a request fails for good.
+
+    The judge request starts as soon as the open answer arrives; the orders run alongside.
+    """
+    orders = item_orders(item, settings)
+
+    async def open_and_judge() -> tuple[ModelReply, ModelReply]:
+        opened = await responder.acomplete(open_request(item, settings))
+        judged = await responder.acomplete(judge_request(item, opened.text, settings))
+        return opened, judged
+
+    first, *rest = await asyncio.gather(
+        open_and_judge(), *(responder.acomplete(choice_request(item, order, settings)) for order in orders)
+    )
+    opened, judged = cast(tuple[ModelReply, ModelReply], first)
+    choices = cast(list[ModelReply], rest)
+    usage = usage_by_model(
+        [(settings.model, opened), (settings.judge, judged), *((settings.model, reply) for reply in choices)]
+    )
     return ItemOutcome(
         open_answer=opened.text,
         judge_answer=judged.text,
         open_verdict=parse_verdict(judged.text),
-        orders=tuple(orders),
-        tokens=tokens,
+        orders=tuple(read_order(item, order, reply.text) for order, reply in zip(orders, choices, strict=True)),
+        usage=usage,
     )
+
+
+def usage_by_model(replies: Iterable[tuple[str, ModelReply]]) -> dict[str, dict[str, float]]:
+    usage: dict[str, dict[str, float]] = {}
+    for model, reply in replies:
+        counts = usage.setdefault(
+            model, {"requests": 0, "cached": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
+        )
+        counts["requests"] += 1
+        counts["cached"] += reply.cached
+        counts["prompt_tokens"] += reply.prompt_tokens
+        counts["completion_tokens"] += reply.completion_tokens
+        counts["cost"] += reply.cost
+    return usage

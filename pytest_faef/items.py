@@ -7,24 +7,24 @@ built-in ``subtests`` fixture work exactly as they do for Python tests.
 
 from __future__ import annotations
 
+import sys
 import types
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
-from pytest_faef.evaluation import (
-    ItemOutcome,
-    evaluate_item,
-    failure_message,
-    order_failure_message,
-)
+from pytest_faef.evaluation import ItemOutcome, failure_message, order_failure_message
 from pytest_faef.metrics import ItemRecord
 from pytest_faef.models import ModelCallError
 from pytest_faef.session import REPORT_PROPERTY, FaefSession
 from pytest_faef.suite import PairedItem, SuiteError, load_suite
 
 session_key = pytest.StashKey[FaefSession]()
+
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
 
 
 class FaefFailure(Exception):
@@ -89,12 +89,13 @@ class PairedItemTest(pytest.Function):
     def setup(self) -> None:
         super().setup()
         faef = self.config.stash[session_key]
-        evaluation = faef.settings.evaluation
-        assert evaluation is not None, "checked when collection finished"
+        show_progress = self.config.get_verbosity() >= 0 and sys.stderr.isatty() and not is_xdist_worker(self.config)
         try:
-            self.outcome = evaluate_item(self.paired, evaluation, faef.get_responder())
+            self.outcome = faef.outcome(self.nodeid, self.paired, show_progress=show_progress)
         except ModelCallError as exc:
             self._record(error=str(exc))
+            if exc.fatal:  # every other request would fail the same way: stop, say it once
+                self.session.shouldstop = f"pytest-faef: {exc}"
             raise FaefError(f"model request failed: {exc}") from None
         self._record(outcome=self.outcome)
 

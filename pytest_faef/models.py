@@ -1,11 +1,14 @@
-"""Model calls: one request value, one reply value, and the litellm client that turns one into the other.
+"""Model calls: one request value, one reply value, and the layers that turn one into the other.
 
-litellm is imported only here and only when the first request is sent, so a pytest run with the
-plugin installed and no suite files selected never pays for it.
+``LiteLLMResponder`` sends a request through litellm with retries; ``RecordedResponder`` puts the
+response store and the record mode in front of it and bounds concurrency. litellm is imported
+only here and only when the first request is sent, so a pytest run with the plugin installed and
+no suite files selected never pays for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -13,12 +16,16 @@ import os
 import random
 import re
 import threading
-import time
 import warnings
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_faef.prompts import Message
+
+if TYPE_CHECKING:
+    from pytest_faef.store import ResponseStore
+
+RECORD_MODES = ("none", "once", "new", "all")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -34,8 +41,11 @@ class ModelRequest:
     choices: tuple[str, ...] | None = None
     template_version: str = ""
 
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
     def key(self) -> str:
-        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, ensure_ascii=False)
+        payload = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -44,17 +54,40 @@ class ModelReply:
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost: float = 0.0  # in US dollars, where litellm knows the model's price
+    cached: bool = False  # read from the response store, not requested
 
 
 class ModelCallError(Exception):
-    """A request that failed for good: retries exhausted, or an error that retrying cannot fix."""
+    """A request that failed for good: retries exhausted, or an error that retrying cannot fix.
+
+    ``fatal`` marks errors that every other request would hit too (a rejected API key): the run
+    stops instead of sending thousands of doomed requests.
+    """
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
 
 
 class Responder(Protocol):
-    def complete(self, request: ModelRequest) -> ModelReply: ...
+    async def acomplete(self, request: ModelRequest) -> ModelReply: ...
+
+
+@dataclasses.dataclass
+class CallStats:
+    """Counts for the progress bar and the summary; mutated only on the event loop's thread."""
+
+    total: int = 0  # requests the submitted items need
+    done: int = 0
+    cache_hits: int = 0
+    sent: int = 0
+    retries: int = 0
+    errors: int = 0
 
 
 # Exception class names (litellm maps every provider onto these) worth another try.
+_FATAL = frozenset({"AuthenticationError", "PermissionDeniedError"})
 _TRANSIENT = frozenset(
     {
         "RateLimitError",
@@ -99,52 +132,134 @@ def import_litellm() -> Any:
 
 @dataclasses.dataclass(kw_only=True)
 class LiteLLMResponder:
-    """Sends requests through litellm, retrying transient failures with backoff and jitter."""
+    """Sends requests through litellm, retrying transient failures with backoff and jitter.
+
+    Timeouts, connection errors, 429 and 5xx answers are retried, honouring ``Retry-After``.
+    """
 
     max_retries: int = 3
     timeout: float = 120.0
     backoff: float = 1.0
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    stats: CallStats = dataclasses.field(default_factory=CallStats)
 
-    def complete(self, request: ModelRequest) -> ModelReply:
+    async def acomplete(self, request: ModelRequest) -> ModelReply:
         litellm = import_litellm()
-        kwargs: dict[str, Any] = {
-            "model": request.model,
-            "messages": [{"role": role, "content": content} for role, content in request.messages],
-            "temperature": request.temperature,
-            "timeout": self.timeout,
-        }
-        if request.max_tokens is not None:
-            kwargs["max_tokens"] = request.max_tokens
-        if request.choices is not None:
-            # litellm keeps metadata to itself (and custom providers); it is not sent upstream.
-            kwargs["metadata"] = {"faef_choices": list(request.choices)}
+        kwargs = _litellm_arguments(request, self.timeout)
         attempt = 0
         while True:
             try:
-                response = litellm.completion(**kwargs)
-                return _reply_from(response)
+                self.stats.sent += 1
+                response = await litellm.acompletion(**kwargs)
+                return _reply_from(response, litellm)
             except Exception as exc:
-                transient = type(exc).__name__ in _TRANSIENT or isinstance(exc, (TimeoutError, ConnectionError))
+                name = type(exc).__name__
+                if name in _FATAL:
+                    raise ModelCallError(f"{request.model}: {name}: {redact(_first_line(exc))}", fatal=True) from None
+                transient = name in _TRANSIENT or isinstance(exc, (TimeoutError, ConnectionError))
                 if not transient or attempt >= self.max_retries:
                     tries = f" after {attempt + 1} attempts" if attempt else ""
-                    raise ModelCallError(
-                        f"{request.model}: {type(exc).__name__}{tries}: {redact(_first_line(exc))}"
-                    ) from None
-                self.sleep(_retry_delay(exc, attempt, self.backoff))
+                    raise ModelCallError(f"{request.model}: {name}{tries}: {redact(_first_line(exc))}") from None
+                self.stats.retries += 1
+                await self.sleep(_retry_delay(exc, attempt, self.backoff))
                 attempt += 1
 
+    def complete(self, request: ModelRequest) -> ModelReply:
+        """The same request, from synchronous code (not from inside a running event loop)."""
+        return asyncio.run(self.acomplete(request))
 
-def _reply_from(response: Any) -> ModelReply:
+
+@dataclasses.dataclass(kw_only=True)
+class RecordedResponder:
+    """The response store and record mode in front of a responder, with bounded concurrency.
+
+    Record modes, as pytest-recording users know them: ``none`` replays only; ``once`` records
+    only into a store that did not exist when the run started; ``new`` reuses stored replies and
+    requests the missing ones; ``all`` requests everything again.
+    """
+
+    responder: LiteLLMResponder
+    store: ResponseStore | None
+    record_mode: str = "new"
+    concurrency: int = 16
+    _semaphore: asyncio.Semaphore | None = None
+    _fatal: str | None = None
+
+    @property
+    def stats(self) -> CallStats:
+        return self.responder.stats
+
+    async def acomplete(self, request: ModelRequest) -> ModelReply:
+        try:
+            reply = await self._reply(request)
+        except ModelCallError:
+            self.stats.errors += 1
+            raise
+        finally:
+            self.stats.done += 1
+        return reply
+
+    async def _reply(self, request: ModelRequest) -> ModelReply:
+        if self.store is not None and self.record_mode != "all":
+            stored = self.store.get(request)
+            if stored is not None:
+                self.stats.cache_hits += 1
+                return stored
+        if self.record_mode == "none" or (self.record_mode == "once" and self.store is not None and self.store.existed):
+            where = self.store.path if self.store is not None else "the store"
+            raise ModelCallError(
+                f"{request.model}: no stored reply in {where} and record mode {self.record_mode!r} sends no requests"
+            )
+        if self._fatal is not None:
+            raise ModelCallError(self._fatal, fatal=True)
+        if self._semaphore is None:  # created on the loop that uses it
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+        async with self._semaphore:
+            if self._fatal is not None:
+                raise ModelCallError(self._fatal, fatal=True)
+            try:
+                reply = await self.responder.acomplete(request)
+            except ModelCallError as exc:
+                if exc.fatal:
+                    self._fatal = str(exc)
+                raise
+        if self.store is not None:
+            self.store.put(request, reply)
+        return reply
+
+
+def _litellm_arguments(request: ModelRequest, timeout: float) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": role, "content": content} for role, content in request.messages],
+        "temperature": request.temperature,
+        "timeout": timeout,
+        # Retries are ours (with Retry-After and the store in mind); the SDK's would multiply them.
+        "max_retries": 0,
+    }
+    if request.max_tokens is not None:
+        kwargs["max_tokens"] = request.max_tokens
+    if request.choices is not None:
+        # litellm keeps metadata to itself (and custom providers); it is not sent upstream.
+        kwargs["metadata"] = {"faef_choices": list(request.choices)}
+    return kwargs
+
+
+def _reply_from(response: Any, litellm: Any) -> ModelReply:
     try:
         text = response.choices[0].message.content
     except (AttributeError, IndexError, KeyError) as exc:
         raise ModelCallError(f"unexpected response shape: {exc}") from None
     usage = getattr(response, "usage", None)
+    try:
+        cost = float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # litellm raises for models it has no price for
+        cost = 0.0
     return ModelReply(
         text=text or "",
         prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
         completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        cost=cost,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_faef.items import FaefError, PairedItemTest, SuiteFile, session_key
+from pytest_faef.items import FaefError, PairedItemTest, SuiteFile, is_xdist_worker, session_key
 from pytest_faef.session import FaefSession
 from pytest_faef.settings import OPTIONS, Option, SettingsError, build_settings
 from pytest_faef.suite import is_suite_file
@@ -54,7 +54,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return cli, config.getini(option.ini)
 
     try:
-        settings = build_settings(lookup)
+        settings = build_settings(lookup, rootdir=config.rootpath)
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
     config.stash[session_key] = FaefSession(settings=settings)
@@ -102,6 +102,24 @@ class FaefReporter:
         self.config = config
         self.faef = config.stash[session_key]
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        # Every selected item's requests start now, after deselection, in the order tests will
+        # read them. Under xdist the controller runs nothing; workers fetch as they go.
+        if is_xdist_worker(self.config) or self.config.pluginmanager.hasplugin("dsession"):
+            return
+        selected = [(item.nodeid, item.paired) for item in session.items if isinstance(item, PairedItemTest)]
+        if selected:
+            self.faef.prefetch(selected)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        # An xdist worker learns its items one at a time: keep the next one's requests in flight.
+        if is_xdist_worker(self.config):
+            self.faef.prefetch(
+                (node.nodeid, node.paired) for node in (item, nextitem) if isinstance(node, PairedItemTest)
+            )
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # The controller sees every worker's reports here, so the summary is the same under xdist.
         if isinstance(report, pytest.SubtestReport):
@@ -111,7 +129,8 @@ class FaefReporter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller gates and reports
+        self.faef.close()
+        if is_xdist_worker(self.config):  # the controller gates and reports
             return
         self.faef.write_report()
         if self.faef.gate_failures() and session.exitstatus == pytest.ExitCode.OK:

@@ -1,16 +1,22 @@
-"""The state of one pytest session, kept in ``config.stash``: settings, the responder, item records."""
+"""The state of one pytest session, kept in ``config.stash``: settings, requests, item records."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
+from pytest_faef.evaluation import ItemOutcome
 from pytest_faef.gate import failed_thresholds
 from pytest_faef.metrics import ConsistencyReport, ItemRecord, summarize
-from pytest_faef.models import LiteLLMResponder, Responder
+from pytest_faef.models import LiteLLMResponder, RecordedResponder
+from pytest_faef.progress import wait_for
 from pytest_faef.report import build_report, write_json_atomically
+from pytest_faef.scheduler import ItemScheduler
 from pytest_faef.settings import RunSettings
-from pytest_faef.summary import summary_lines
+from pytest_faef.store import ResponseStore
+from pytest_faef.suite import PairedItem
+from pytest_faef.summary import summary_lines, usage_lines
 
 REPORT_PROPERTY = "faef"  # the user_properties key that carries an item's record
 
@@ -18,13 +24,41 @@ REPORT_PROPERTY = "faef"  # the user_properties key that carries an item's recor
 @dataclasses.dataclass(kw_only=True)
 class FaefSession:
     settings: RunSettings
-    responder: Responder | None = None
     records: dict[str, ItemRecord] = dataclasses.field(default_factory=dict)
+    _scheduler: ItemScheduler | None = None
+    _store: ResponseStore | None = None
 
-    def get_responder(self) -> Responder:
-        if self.responder is None:
-            self.responder = LiteLLMResponder(max_retries=self.settings.max_retries, timeout=self.settings.timeout)
-        return self.responder
+    def scheduler(self) -> ItemScheduler:
+        """Created on first use, so runs without faef items open no store and import no litellm."""
+        if self._scheduler is None:
+            evaluation = self.settings.evaluation
+            assert evaluation is not None, "the plugin checks for a model before items run"
+            if self.settings.store_path is not None:
+                self._store = ResponseStore(self.settings.store_path)
+            responder = RecordedResponder(
+                responder=LiteLLMResponder(max_retries=self.settings.max_retries, timeout=self.settings.timeout),
+                store=self._store,
+                record_mode=self.settings.record_mode,
+                concurrency=self.settings.concurrency,
+            )
+            self._scheduler = ItemScheduler(evaluation, responder)
+        return self._scheduler
+
+    def prefetch(self, items: Iterable[tuple[str, PairedItem]]) -> None:
+        selected = list(items)
+        if selected:
+            self.scheduler().submit_all(selected)
+
+    def outcome(self, nodeid: str, item: PairedItem, *, show_progress: bool) -> ItemOutcome:
+        """The item's outcome, waiting for its requests only. Raises ModelCallError."""
+        scheduler = self.scheduler()
+        return wait_for(scheduler.submit(nodeid, item), scheduler.stats, show=show_progress)
+
+    def close(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.close()
+        if self._store is not None:
+            self._store.close()
 
     def record(self, user_properties: list[tuple[str, Any]]) -> None:
         """Keep the record a report carries; a re-run of the same item replaces the earlier one."""
@@ -45,7 +79,8 @@ class FaefSession:
         evaluation = self.settings.evaluation
         if not self.records or evaluation is None:
             return []
-        return summary_lines(self.summary(), model=evaluation.model, judge=evaluation.judge, width=width, color=color)
+        lines = summary_lines(self.summary(), model=evaluation.model, judge=evaluation.judge, width=width, color=color)
+        return lines + usage_lines(self.records.values())
 
     def write_report(self) -> None:
         path = self.settings.report_path

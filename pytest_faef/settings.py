@@ -13,6 +13,7 @@ from typing import Any
 
 from pytest_faef.evaluation import EvaluationSettings
 from pytest_faef.gate import Threshold, ThresholdError, parse_threshold
+from pytest_faef.models import RECORD_MODES
 from pytest_faef.orders import PERMUTATION_MODES
 from pytest_faef.prompts import TemplateError, load_templates
 
@@ -63,6 +64,20 @@ OPTIONS = (
         multiple=True,
     ),
     Option(name="report", help="write a JSON report of every item and the summary to this path", ini_type="paths"),
+    Option(
+        name="store",
+        help="SQLite file of stored model replies (relative to the rootdir by default)",
+        default=".faef/responses.sqlite",
+        ini_type="paths",
+    ),
+    Option(
+        name="record_mode",
+        help="none (replay only), once (record into a new store only), new (request what is missing), "
+        "all (request everything again)",
+        default="new",
+        choices=RECORD_MODES,
+    ),
+    Option(name="concurrency", help="model requests in flight at once", default="16"),
     Option(name="temperature", help="sampling temperature for the model under test", default="0"),
     Option(name="open_max_tokens", help="token cap for open-ended answers", default="256"),
     Option(name="max_retries", help="retries of a failed model request before the item errors", default="3"),
@@ -81,6 +96,9 @@ class RunSettings:
     evaluation: EvaluationSettings | None  # None when no model is configured
     thresholds: tuple[Threshold, ...] = ()
     report_path: Path | None = None
+    store_path: Path | None = None
+    record_mode: str = "new"
+    concurrency: int = 16
     max_retries: int = 3
     timeout: float = 120.0
 
@@ -90,7 +108,7 @@ class RunSettings:
 ValueLookup = Callable[[Option], tuple[Any, Any]]
 
 
-def build_settings(lookup: ValueLookup) -> RunSettings:
+def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
     """Read every option through ``lookup``; raise SettingsError for the first bad one."""
     values: dict[str, Any] = {}
     for option in OPTIONS:
@@ -101,6 +119,12 @@ def build_settings(lookup: ValueLookup) -> RunSettings:
     permutations = values["permutations"]
     if permutations not in PERMUTATION_MODES:
         raise SettingsError(f"faef_permutations: {permutations!r} is not one of {', '.join(PERMUTATION_MODES)}")
+    record_mode = values["record_mode"]
+    if record_mode not in RECORD_MODES:
+        raise SettingsError(f"faef_record_mode: {record_mode!r} is not one of {', '.join(RECORD_MODES)}")
+    store_path = _path(values["store"])
+    if store_path is not None and not store_path.is_absolute():  # the default
+        store_path = rootdir / store_path
     try:
         templates = load_templates(
             multiple_choice_path=_path(values["multiple_choice_template"]),
@@ -129,6 +153,9 @@ def build_settings(lookup: ValueLookup) -> RunSettings:
         evaluation=evaluation,
         thresholds=tuple(thresholds),
         report_path=_path(values["report"]),
+        store_path=store_path,
+        record_mode=record_mode,
+        concurrency=_number(values, "concurrency", int, minimum=1),
         max_retries=_number(values, "max_retries", int, minimum=0),
         timeout=_number(values, "timeout", float, minimum=0.001),
     )

@@ -6,8 +6,9 @@ Returning lines (not printing) keeps it testable without a terminal; the plugin 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 
-from pytest_faef.metrics import ConsistencyReport, GroupSummary, Rate
+from pytest_faef.metrics import ConsistencyReport, GroupSummary, ItemRecord, Rate
 
 
 def summary_lines(
@@ -70,3 +71,24 @@ def _with_interval(rate: Rate) -> str:
     if rate.value is None or interval is None:
         return "-"
     return f"{rate.value:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+def usage_lines(records: Iterable[ItemRecord]) -> list[str]:
+    """One line per model: requests (how many came from the store), tokens, and cost where known."""
+    totals: dict[str, dict[str, float]] = {}
+    for record in records:
+        if record.outcome is None:
+            continue
+        for model, counts in record.outcome.usage.items():
+            into = totals.setdefault(model, dict.fromkeys(counts, 0.0))
+            for name, value in counts.items():
+                into[name] = into.get(name, 0.0) + value
+    lines = []
+    for model in sorted(totals):
+        counts = totals[model]
+        cost = f", ${counts['cost']:.4f}" if counts.get("cost") else ""
+        lines.append(
+            f"usage: {model}: {int(counts['requests'])} requests ({int(counts['cached'])} from the store), "
+            f"{int(counts['prompt_tokens']):,} prompt + {int(counts['completion_tokens']):,} completion tokens{cost}"
+        )
+    return lines

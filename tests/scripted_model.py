@@ -98,6 +98,9 @@ class ScriptedModel(CustomLLM):  # type: ignore[misc]
             usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         )
 
+    async def acompletion(self, model: str, messages: list[dict[str, str]], *args: Any, **kwargs: Any) -> Any:
+        return self.completion(model, messages, *args, **kwargs)
+
 
 def register() -> None:
     if not any(entry["provider"] == PROVIDER for entry in litellm.custom_provider_map):

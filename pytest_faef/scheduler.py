@@ -1,0 +1,61 @@
+"""Evaluating items ahead of the tests that read them, on an event loop in a background thread.
+
+After collection the plugin submits every selected item; the loop runs their requests
+concurrently (bounded by the responder), and each test waits only for its own item's future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Iterable
+
+from pytest_faef.evaluation import EvaluationSettings, ItemOutcome, evaluate_item, item_orders
+from pytest_faef.models import CallStats, RecordedResponder
+from pytest_faef.suite import PairedItem
+
+
+class ItemScheduler:
+    def __init__(self, settings: EvaluationSettings, responder: RecordedResponder) -> None:
+        self.settings = settings
+        self.responder = responder
+        self._futures: dict[str, concurrent.futures.Future[ItemOutcome]] = {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="faef-requests", daemon=True)
+        self._thread.start()
+
+    @property
+    def stats(self) -> CallStats:
+        return self.responder.stats
+
+    def submit(self, key: str, item: PairedItem) -> concurrent.futures.Future[ItemOutcome]:
+        """Start evaluating ``item`` unless it already is; ``key`` (its node id) names it."""
+        future = self._futures.get(key)
+        if future is None:
+            # Counted here, on the caller's thread, before the loop can report progress on it.
+            self.stats.total += 2 + len(item_orders(item, self.settings))
+            future = asyncio.run_coroutine_threadsafe(evaluate_item(item, self.settings, self.responder), self._loop)
+            self._futures[key] = future
+        return future
+
+    def submit_all(self, items: Iterable[tuple[str, PairedItem]]) -> None:
+        for key, item in items:
+            self.submit(key, item)
+
+    def close(self) -> None:
+        """Cancel what no test will read (after -x, or Ctrl-C) and stop the loop."""
+
+        async def cancel_pending() -> None:
+            pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_pending(), self._loop).result(timeout=30)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+            if not self._thread.is_alive():
+                self._loop.close()
