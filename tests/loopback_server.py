@@ -1,0 +1,485 @@
+"""A loopback OpenAI-compatible chat-completions server, for tests and benchmarks of concurrency and retries.
+
+It answers after a fixed latency the way a model reading pytest-faef's prompts might: a label that the
+prompt offers for a multiple-choice question, ``safe`` or ``unsafe`` for a judge, a short safe reply
+otherwise. Answers depend only on the prompt, so a retried request gets the same text. Faults (HTTP 500,
+503, 429 and dropped connections) are chosen per request by a stable hash and bounded per request, so a
+client that retries always gets through; counters show what the client really did.
+
+In process (the server runs in its own thread and event loop)::
+
+    with LoopbackServer(latency=0.05, fault_rate=0.2) as server:
+        litellm.completion(model="openai/loopback", api_base=server.url, api_key="sk-test", messages=...)
+
+As a separate process, so that it does not share the client's GIL::
+
+    python tests/loopback_server.py --latency 0.05 --fault-rate 0.2 --port 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import hashlib
+import json
+import re
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+HOST = "127.0.0.1"
+FAULT_KINDS = ("500", "503", "429", "disconnect")
+OPEN_ANSWER = "I would rather not help with that. Here is a safer alternative."
+MULTIPLE_CHOICE_MARKER = "Reply with the letter"
+JUDGE_MARKER = "safe or unsafe"
+
+# Long enough for requests in flight at the usual latencies to finish, short enough that a test's exit
+# never waits on a client that holds a request open.
+_SHUTDOWN_TIMEOUT = 2.0
+_START_TIMEOUT = 10.0
+_OPTION_LABEL = re.compile(r"^([A-Z])\. ", flags=re.MULTILINE)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LoopbackSettings:
+    """How the server behaves: its latency, which requests fail, how often and how, and its API key."""
+
+    latency: float = 0.05
+    fault_rate: float = 0.0
+    max_faults_per_request: int = 2
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    auth_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.latency < 0:
+            raise ValueError(f"latency must be >= 0, got {self.latency}")
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError(f"fault_rate must be between 0 and 1, got {self.fault_rate}")
+        if self.max_faults_per_request < 0:
+            raise ValueError(f"max_faults_per_request must be >= 0, got {self.max_faults_per_request}")
+        if not self.fault_kinds:
+            raise ValueError(f"fault_kinds must name at least one of {', '.join(FAULT_KINDS)}")
+        if unknown := [kind for kind in self.fault_kinds if kind not in FAULT_KINDS]:
+            raise ValueError(f"unknown fault kind(s) {', '.join(unknown)}; choose from {', '.join(FAULT_KINDS)}")
+
+
+def _sha256(text: str) -> str:
+    # JSON may carry lone surrogates (a "\ud800" escape); they must hash, not fail the request.
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def _unit_value(digest: str) -> float:
+    """A uniform value in [0, 1) read from a hex digest, so choices are stable across runs and processes."""
+    return int(digest[:16], 16) / 2**64
+
+
+def request_identity(body: dict[str, Any]) -> str:
+    """The stable identity of a request: its model and messages, whatever the sampling parameters."""
+    canonical = json.dumps(
+        {"model": body.get("model"), "messages": body.get("messages")}, sort_keys=True, separators=(",", ":")
+    )
+    return _sha256(canonical)
+
+
+def is_faulty(identity: str, fault_rate: float) -> bool:
+    """Whether a request identity is one that fails its first attempts."""
+    return _unit_value(_sha256(f"fault:{identity}")) < fault_rate
+
+
+def fault_kind(identity: str, attempt: int, kinds: Sequence[str]) -> str:
+    """The fault for a failing attempt (counted from 0): the kinds in turn, from a start set by the identity.
+
+    Starting at a hash-chosen kind mixes the kinds across requests even when each fails only once.
+    """
+    start = int(_sha256(f"kind:{identity}")[:8], 16)
+    return kinds[(start + attempt) % len(kinds)]
+
+
+def message_text(content: Any) -> str:
+    """The text of a message's content, given as a string or as OpenAI content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def last_user_text(messages: Sequence[Any]) -> str:
+    """The text of the last user message, which is what the reply is decided by."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return message_text(message.get("content"))
+    return ""
+
+
+def reply_text(prompt: str) -> str:
+    """The deterministic answer to a prompt: a label it offers, a verdict, or a short safe reply."""
+    digest = _sha256(prompt)
+    if MULTIPLE_CHOICE_MARKER in prompt:
+        labels = list(dict.fromkeys(_OPTION_LABEL.findall(prompt))) or ["A"]
+        return f"Option: [[{labels[int(digest[:8], 16) % len(labels)]}]]"
+    if JUDGE_MARKER in prompt:
+        return "safe" if _unit_value(digest) < 0.5 else "unsafe"
+    return OPEN_ANSWER
+
+
+def _word_count(text: str) -> int:
+    return len(text.split())
+
+
+def completion_body(body: dict[str, Any], text: str, response_id: str) -> dict[str, Any]:
+    """An OpenAI ``chat.completion`` object answering ``body`` with ``text``; tokens are counted as words."""
+    messages = body.get("messages") or []
+    prompt_tokens = sum(_word_count(message_text(m.get("content"))) for m in messages if isinstance(m, dict))
+    completion_tokens = _word_count(text)
+    return {
+        "id": response_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _error_response(status: int, message: str, error_type: str, code: str | None = None) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": error_type, "code": code}}, status=status)
+
+
+class ServerCounters:
+    """What the server has seen, shared between its event loop and the threads that read the stats.
+
+    A lock guards every change, so a snapshot taken from another thread is consistent.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._successes = 0
+        self._unauthorized = 0
+        self._bad_requests = 0
+        self._faults: Counter[str] = Counter()
+        self._in_flight = 0
+        self._in_flight_max = 0
+        self._attempts: Counter[str] = Counter()
+
+    def enter(self) -> None:
+        with self._lock:
+            self._requests += 1
+            self._in_flight += 1
+            self._in_flight_max = max(self._in_flight_max, self._in_flight)
+
+    def exit(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def record_attempt(self, identity: str) -> int:
+        """Count one attempt of a request and return how many came before it."""
+        with self._lock:
+            attempt = self._attempts[identity]
+            self._attempts[identity] = attempt + 1
+            return attempt
+
+    def record_success(self) -> None:
+        with self._lock:
+            self._successes += 1
+
+    def record_fault(self, kind: str) -> None:
+        with self._lock:
+            self._faults[kind] += 1
+
+    def record_unauthorized(self) -> None:
+        with self._lock:
+            self._unauthorized += 1
+
+    def record_bad_request(self) -> None:
+        with self._lock:
+            self._bad_requests += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as JSON-safe data; ``requests_per_identity`` maps identities to their attempts."""
+        with self._lock:
+            return {
+                "requests": self._requests,
+                "successes": self._successes,
+                "faults": {kind: self._faults[kind] for kind in FAULT_KINDS},
+                "faults_total": sum(self._faults.values()),
+                "unauthorized": self._unauthorized,
+                "bad_requests": self._bad_requests,
+                "in_flight": self._in_flight,
+                "in_flight_max": self._in_flight_max,
+                "identities": len(self._attempts),
+                "requests_per_identity": dict(self._attempts),
+            }
+
+    def reset(self) -> None:
+        """Zero the counters and forget past attempts, so every request identity may fail afresh.
+
+        Requests still in flight stay counted in ``in_flight`` (and so in ``in_flight_max``): zeroing
+        them would drive the count negative when they finish.
+        """
+        with self._lock:
+            self._requests = self._successes = self._unauthorized = self._bad_requests = 0
+            self._faults.clear()
+            self._attempts.clear()
+            self._in_flight_max = self._in_flight
+
+
+SETTINGS_KEY = web.AppKey("settings", LoopbackSettings)
+COUNTERS_KEY = web.AppKey("counters", ServerCounters)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """Answer one chat-completion request, or fail it if its identity and attempt call for a fault."""
+    settings = request.app[SETTINGS_KEY]
+    counters = request.app[COUNTERS_KEY]
+    counters.enter()
+    try:
+        if settings.auth_key is not None and request.headers.get("Authorization") != f"Bearer {settings.auth_key}":
+            counters.record_unauthorized()
+            return _error_response(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            counters.record_bad_request()
+            return _error_response(400, "The body must be a JSON object with messages", "invalid_request_error")
+        if body.get("stream"):
+            counters.record_bad_request()
+            return _error_response(400, "Streaming is not supported by the loopback server", "invalid_request_error")
+        identity = request_identity(body)
+        attempt = counters.record_attempt(identity)
+        fault = None
+        if attempt < settings.max_faults_per_request and is_faulty(identity, settings.fault_rate):
+            fault = fault_kind(identity, attempt, settings.fault_kinds)
+        await asyncio.sleep(settings.latency)
+        if fault is not None:
+            counters.record_fault(fault)
+            return _fault_response(request, fault)
+        counters.record_success()
+        text = reply_text(last_user_text(body["messages"]))
+        return web.json_response(completion_body(body, text, f"chatcmpl-{identity[:24]}-{attempt}"))
+    finally:
+        counters.exit()
+
+
+def _fault_response(request: web.Request, kind: str) -> web.StreamResponse:
+    if kind == "500":
+        return _error_response(500, "Injected fault: internal server error", "server_error")
+    if kind == "503":
+        return _error_response(503, "Injected fault: service unavailable", "server_error")
+    if kind == "429":
+        response = _error_response(429, "Injected fault: rate limit reached", "rate_limit_exceeded", "rate_limit")
+        response.headers["Retry-After"] = "0"
+        return response
+    # A dropped connection: closing the transport first means aiohttp's attempt to write the response
+    # below fails with a connection error, which it takes as a client that went away and ignores quietly.
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=500)
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[COUNTERS_KEY].snapshot())
+
+
+async def reset(request: web.Request) -> web.Response:
+    request.app[COUNTERS_KEY].reset()
+    return web.json_response({"reset": True})
+
+
+def build_app(settings: LoopbackSettings, counters: ServerCounters) -> web.Application:
+    """The aiohttp application: chat completions at the OpenAI paths, plus ``/stats`` and ``/reset``."""
+    app = web.Application()
+    app[SETTINGS_KEY] = settings
+    app[COUNTERS_KEY] = counters
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/chat/completions", chat_completions)
+    app.router.add_get("/stats", stats)
+    app.router.add_post("/reset", reset)
+    return app
+
+
+async def serve(
+    settings: LoopbackSettings,
+    counters: ServerCounters,
+    *,
+    port: int,
+    stop: asyncio.Event,
+    on_listening: Callable[[int], None],
+) -> None:
+    """Serve on 127.0.0.1 until ``stop`` is set, telling ``on_listening`` the bound port once it listens."""
+    # Access logging would cost more than the requests themselves at benchmark rates.
+    runner = web.AppRunner(build_app(settings, counters), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, HOST, port).start()
+        on_listening(runner.addresses[0][1])
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+class LoopbackServer:
+    """The server in a background thread with its own event loop, started and stopped as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.05,
+        fault_rate: float = 0.0,
+        max_faults_per_request: int = 2,
+        fault_kinds: Sequence[str] = FAULT_KINDS,
+        auth_key: str | None = None,
+    ) -> None:
+        self.settings = LoopbackSettings(
+            latency=latency,
+            fault_rate=fault_rate,
+            max_faults_per_request=max_faults_per_request,
+            fault_kinds=tuple(fault_kinds),
+            auth_key=auth_key,
+        )
+        self._counters = ServerCounters()
+        self._port: int | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._listening = threading.Event()
+        self._failure: BaseException | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the loopback server is not running")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The OpenAI ``api_base`` of the server, such as ``http://127.0.0.1:PORT/v1``."""
+        return f"http://{HOST}:{self.port}/v1"
+
+    def start(self) -> None:
+        """Start serving and return once the server listens (or raise why it could not)."""
+        if self._thread is not None:
+            raise RuntimeError("the loopback server is already running")
+        self._listening.clear()
+        self._failure = None
+        # A daemon thread cannot keep the interpreter alive if a test dies without stopping the server.
+        self._thread = threading.Thread(target=self._run, name="loopback-server", daemon=True)
+        self._thread.start()
+        if not self._listening.wait(_START_TIMEOUT):
+            raise RuntimeError(f"the loopback server did not start within {_START_TIMEOUT} s")
+        if self._failure is not None:
+            self._thread.join()
+            self._thread = None
+            raise RuntimeError("the loopback server failed to start") from self._failure
+
+    def stop(self) -> None:
+        """Stop serving, waiting for requests in flight to finish, and join the server's thread."""
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join()
+        self._thread = None
+        self._loop = None
+        self._stop = None
+        self._port = None
+
+    def stats(self) -> dict[str, Any]:
+        """A consistent snapshot of the counters (the same data as ``GET /stats``)."""
+        return self._counters.snapshot()
+
+    def reset(self) -> None:
+        """Zero the counters and forget past attempts (as ``POST /reset`` does)."""
+        self._counters.reset()
+
+    def __enter__(self) -> LoopbackServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to the thread that called start()
+            self._failure = exc
+        finally:
+            self._listening.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        await serve(self.settings, self._counters, port=0, stop=self._stop, on_listening=self._on_listening)
+
+    def _on_listening(self, port: int) -> None:
+        self._port = port
+        self._listening.set()
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve OpenAI-style chat completions on 127.0.0.1 for tests.")
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds before each answer (default 0.05)")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that fail at first (0..1)")
+    parser.add_argument("--max-faults-per-request", type=int, default=2, help="failed attempts per failing request")
+    parser.add_argument(
+        "--fault-kinds",
+        default=",".join(FAULT_KINDS),
+        help=f"comma-separated kinds of fault to inject (default {','.join(FAULT_KINDS)})",
+    )
+    parser.add_argument("--auth-key", default=None, help="require 'Authorization: Bearer KEY'")
+    parser.add_argument("--port", type=int, default=0, help="port to bind on 127.0.0.1 (0 picks a free one)")
+    return parser.parse_args(argv)
+
+
+async def _serve_until_signalled(settings: LoopbackSettings, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    def announce(bound: int) -> None:
+        print(f"listening on http://{HOST}:{bound}/v1", flush=True)
+
+    await serve(settings, ServerCounters(), port=port, stop=stop, on_listening=announce)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server in the foreground until SIGINT or SIGTERM."""
+    args = _parse_args(argv)
+    try:
+        settings = LoopbackSettings(
+            latency=args.latency,
+            fault_rate=args.fault_rate,
+            max_faults_per_request=args.max_faults_per_request,
+            fault_kinds=tuple(kind.strip() for kind in args.fault_kinds.split(",") if kind.strip()),
+            auth_key=args.auth_key,
+        )
+    except ValueError as exc:
+        print(f"loopback_server: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(_serve_until_signalled(settings, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
