@@ -206,9 +206,9 @@ class RecordedResponder:
                 self.stats.cache_hits += 1
                 return stored
         if self.record_mode == "none" or (self.record_mode == "once" and self.store is not None and self.store.existed):
-            where = self.store.path if self.store is not None else "the store"
+            where = f"in {self.store.path}" if self.store is not None else "(there is no response store yet)"
             raise ModelCallError(
-                f"{request.model}: no stored reply in {where} and record mode {self.record_mode!r} sends no requests"
+                f"{request.model}: no stored reply {where} and record mode {self.record_mode!r} sends no requests"
             )
         if self._fatal is not None:
             raise ModelCallError(self._fatal, fatal=True)

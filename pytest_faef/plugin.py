@@ -14,6 +14,7 @@ import pytest
 from pytest_faef.items import FaefError, PairedItemTest, SuiteFile, is_xdist_worker, session_key
 from pytest_faef.session import FaefSession
 from pytest_faef.settings import OPTIONS, Option, SettingsError, build_settings
+from pytest_faef.store import StoreError
 from pytest_faef.suite import is_suite_file
 
 NO_MODEL_MESSAGE = (
@@ -57,8 +58,14 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = build_settings(lookup, rootdir=config.rootpath)
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
-    config.stash[session_key] = FaefSession(settings=settings)
+    if is_xdist_worker(config):
+        store_existed = bool(config.workerinput.get("faef_store_existed"))  # type: ignore[attr-defined]
+    else:
+        store_existed = settings.store_path is not None and settings.store_path.exists()
+    config.stash[session_key] = FaefSession(settings=settings, store_existed=store_existed)
     config.pluginmanager.register(FaefReporter(config), "faef-reporter")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistController(store_existed), "faef-xdist")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -82,6 +89,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 local_model.check_available(model)
             except local_model.LocalModelUnavailable as exc:
                 raise pytest.UsageError(f"pytest-faef: {exc}") from None
+    if session.config.pluginmanager.hasplugin("dsession"):
+        return  # an xdist controller runs no items; its workers open the store
+    try:
+        session.config.stash[session_key].open_store()
+    except StoreError as exc:
+        raise pytest.UsageError(f"pytest-faef: {exc}") from None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -93,6 +106,16 @@ def pytest_runtest_makereport(
     if call.when == "setup" and call.excinfo is not None and isinstance(call.excinfo.value, FaefError):
         report.longrepr = str(call.excinfo.value)
     return report
+
+
+class XdistController:
+    """Tells each xdist worker what the controller saw before any worker could create the store."""
+
+    def __init__(self, store_existed: bool) -> None:
+        self.store_existed = store_existed
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["faef_store_existed"] = self.store_existed
 
 
 class FaefReporter:

@@ -44,7 +44,9 @@ class ItemScheduler:
             self.submit(key, item)
 
     def close(self) -> None:
-        """Cancel what no test will read (after -x, or Ctrl-C) and stop the loop."""
+        """Cancel what no test will read (after -x, or Ctrl-C) and stop the loop. Idempotent."""
+        if self._loop.is_closed():
+            return
 
         async def cancel_pending() -> None:
             pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]

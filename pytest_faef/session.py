@@ -24,17 +24,30 @@ REPORT_PROPERTY = "faef"  # the user_properties key that carries an item's recor
 @dataclasses.dataclass(kw_only=True)
 class FaefSession:
     settings: RunSettings
+    # Whether the store existed when the run began: "once" records only into a new store. Under
+    # xdist the controller's view is handed to the workers, since one of them creates the file.
+    store_existed: bool = False
     records: dict[str, ItemRecord] = dataclasses.field(default_factory=dict)
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
+    _store_opened: bool = False
+
+    def open_store(self) -> None:
+        """Open the store before any test runs, so a bad file is a usage error. Raises StoreError."""
+        path = self.settings.store_path
+        if self._store_opened or path is None:
+            return
+        self._store_opened = True
+        if self.settings.record_mode == "none" and not path.exists():
+            return  # replay-only: never create a store just to find it empty
+        self._store = ResponseStore(path, existed=self.store_existed)
 
     def scheduler(self) -> ItemScheduler:
         """Created on first use, so runs without faef items open no store and import no litellm."""
         if self._scheduler is None:
             evaluation = self.settings.evaluation
             assert evaluation is not None, "the plugin checks for a model before items run"
-            if self.settings.store_path is not None:
-                self._store = ResponseStore(self.settings.store_path)
+            self.open_store()
             responder = RecordedResponder(
                 responder=LiteLLMResponder(max_retries=self.settings.max_retries, timeout=self.settings.timeout),
                 store=self._store,

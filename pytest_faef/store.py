@@ -39,24 +39,38 @@ class StoreError(Exception):
 class ResponseStore:
     """Thread-safe access to the store file; one connection per process, guarded by a lock."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, existed: bool | None = None) -> None:
+        """Open or create the store. ``existed`` overrides whether it counts as pre-existing
+        (xdist workers are told what the controller saw, since one of them creates it)."""
         self.path = path
-        self.existed = path.exists()
+        self.existed = path.exists() if existed is None else existed
+        self._lock = threading.Lock()
+        connection = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
-            self._connection.executescript(_SCHEMA)
-            self._connection.execute(
+            connection = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
+            _switch_to_wal(connection)
+            connection.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
+            connection.executescript(_SCHEMA)
+            connection.execute(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
-            version = self._connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
-        except (OSError, sqlite3.DatabaseError) as exc:
+            version = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
+            if version != str(SCHEMA_VERSION):
+                raise StoreError(f"{path}: response store schema {version}, this pytest-faef reads {SCHEMA_VERSION}")
+        except (OSError, sqlite3.DatabaseError, StoreError) as exc:
+            if connection is not None:
+                connection.close()
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(f"{path}: cannot open the response store: {exc}") from None
-        if version != str(SCHEMA_VERSION):
-            raise StoreError(f"{path}: response store schema {version}, this pytest-faef reads {SCHEMA_VERSION}")
-        self._lock = threading.Lock()
+        self._connection = connection
+
+    def __enter__(self) -> ResponseStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def get(self, request: ModelRequest) -> ModelReply | None:
         with self._lock:
@@ -94,3 +108,20 @@ class ResponseStore:
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+
+
+def _switch_to_wal(connection: sqlite3.Connection, *, patience: float = 60.0) -> None:
+    """Enable WAL, waiting while another process holds the file.
+
+    Changing the journal mode does not honour the busy timeout (it fails at once with "database
+    is locked"), and xdist workers may open a new store together.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

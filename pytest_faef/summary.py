@@ -16,9 +16,11 @@ def summary_lines(
 ) -> list[str]:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     judged = "self-judged" if model == judge else f"judge: {judge}"
-    table = Table(title=f"FAEF consistency: {model} ({judged})", title_justify="left", show_lines=False)
+    # Names are the user's text, not rich markup: "[test]" must show, "[/]" must not raise.
+    table = Table(title=Text(f"FAEF consistency: {model} ({judged})"), title_justify="left", show_lines=False)
     for header in (
         "dimension",
         "N",
@@ -32,20 +34,21 @@ def summary_lines(
     ):
         table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)
     for group in report.dimensions:
-        table.add_row(*_row(group))
+        table.add_row(Text(group.dimension), *_row(group)[1:])
     table.add_section()
     table.add_row(*_row(report.overall), style="bold")
     buffer = io.StringIO()
     # Never squeeze the table: a truncated score is worse than a line wider than the terminal.
+    # Without expand=True the table takes its natural width, whatever room the console offers.
     console = Console(
         file=buffer,
-        width=max(width, 160),
+        width=max(width, 1000),
         force_terminal=color,
         color_system="standard" if color else None,
         highlight=False,
     )
     console.print(table)
-    return buffer.getvalue().rstrip("\n").splitlines()
+    return [line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines()]
 
 
 def _row(group: GroupSummary) -> tuple[str, ...]:

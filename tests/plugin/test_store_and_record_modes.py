@@ -34,7 +34,9 @@ def test_record_mode_none_makes_no_request_and_a_missing_reply_is_an_error(faef_
     result = faef_dir.runpytest(*MODEL, "--faef-record-mode", "none", "-k", "p1")
     assert calls() == before
     result.assert_outcomes(errors=1, deselected=4)
-    result.stdout.fnmatch_lines(["*no stored reply in *responses.sqlite and record mode 'none' sends no requests*"])
+    result.stdout.fnmatch_lines(
+        ["*no stored reply (there is no response store yet) and record mode 'none' sends no requests*"]
+    )
 
 
 def test_record_mode_none_replays_a_recorded_run_without_any_key(
@@ -69,6 +71,8 @@ def test_store_path_and_mode_from_the_ini_file(faef_dir: pytest.Pytester) -> Non
     faef_dir.makeini("[pytest]\nfaef_store = replies/store.sqlite\nfaef_record_mode = none\n")
     result = faef_dir.runpytest(*MODEL, "-k", "p1")
     result.assert_outcomes(errors=1, deselected=4)
+    result = faef_dir.runpytest(*MODEL, "-k", "p1", "--faef-record-mode", "new")
+    result.assert_outcomes(passed=1, deselected=4)
     assert (faef_dir.path / "replies" / "store.sqlite").exists()
 
 
@@ -92,3 +96,21 @@ def test_the_report_counts_usage_and_the_store_holds_no_key(
     }
     for path in [faef_dir.path / "report.json", *(faef_dir.path / ".faef").iterdir()]:
         assert secret.encode() not in path.read_bytes(), path
+
+
+def test_record_mode_once_records_a_new_store_under_xdist(faef_dir: pytest.Pytester) -> None:
+    # One worker creates the store; the other must still count it as new (the controller's view).
+    result = faef_dir.runpytest_subprocess(*MODEL, "--faef-record-mode", "once", "-n", "2")
+    result.assert_outcomes(passed=4)
+
+
+def test_record_mode_none_does_not_create_a_store(faef_dir: pytest.Pytester) -> None:
+    faef_dir.runpytest(*MODEL, "--faef-record-mode", "none")
+    assert not (faef_dir.path / ".faef" / "responses.sqlite").exists()
+
+
+def test_a_store_that_is_not_sqlite_is_a_usage_error(faef_dir: pytest.Pytester) -> None:
+    faef_dir.path.joinpath("notes.txt").write_text("not a database, just text " * 100)
+    result = faef_dir.runpytest(*MODEL, "--faef-store", "notes.txt")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pytest-faef: *notes.txt: cannot open the response store:*"])

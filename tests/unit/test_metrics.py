@@ -198,13 +198,22 @@ order_results = st.builds(
     label=st.none() | st.sampled_from("ABC"),
     picked=st.none() | st.sampled_from("ABC"),
 )
+counts_per_model = st.fixed_dictionaries(
+    {
+        "requests": st.integers(min_value=0, max_value=10**6),
+        "cached": st.integers(min_value=0, max_value=10**6),
+        "prompt_tokens": st.integers(min_value=0, max_value=10**9),
+        "completion_tokens": st.integers(min_value=0, max_value=10**9),
+        "cost": st.floats(min_value=0, max_value=10**6, allow_nan=False),
+    }
+)
 outcomes = st.builds(
     ItemOutcome,
     open_answer=st.text(max_size=30),
     judge_answer=st.text(max_size=10),
     open_verdict=st.sampled_from([SAFE, UNSAFE, UNPARSEABLE]),
     orders=st.lists(order_results, min_size=1, max_size=6).map(tuple),
-    tokens=st.integers(min_value=0, max_value=10**6),
+    usage=st.dictionaries(st.text(min_size=1, max_size=20), counts_per_model, max_size=2),
 )
 records = st.builds(
     ItemRecord,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import re
@@ -13,7 +14,15 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from pytest_faef.models import LiteLLMResponder, ModelCallError, ModelReply, ModelRequest, import_litellm, redact
+from pytest_faef.models import (
+    CallStats,
+    LiteLLMResponder,
+    ModelCallError,
+    ModelReply,
+    ModelRequest,
+    import_litellm,
+    redact,
+)
 
 PROVIDER = "faef-unit-flaky"
 REQUEST = ModelRequest(
@@ -149,6 +158,9 @@ def provider(litellm: Any) -> Iterator[Any]:
                 usage={"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
             )
 
+        async def acompletion(self, model: str, messages: list[dict[str, str]], *args: Any, **kwargs: Any) -> Any:
+            return self.completion(model, messages, *args, **kwargs)
+
     handler = FlakyModel()
     original = litellm.custom_provider_map
     litellm.custom_provider_map = [*original, {"provider": PROVIDER, "custom_handler": handler}]
@@ -161,13 +173,41 @@ def request(model: str, **changes: Any) -> ModelRequest:
 
 
 def responder(sleeps: list[float], max_retries: int = 3) -> LiteLLMResponder:
-    return LiteLLMResponder(max_retries=max_retries, timeout=5.0, backoff=1.0, sleep=sleeps.append)
+    """A responder whose waits between attempts are recorded in ``sleeps`` instead of slept."""
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    return LiteLLMResponder(max_retries=max_retries, timeout=5.0, backoff=1.0, sleep=sleep)
 
 
 def test_a_reply_carries_its_text_and_token_counts(provider: Any) -> None:
-    reply = responder([]).complete(request("ok"))
+    reply = asyncio.run(responder([]).acomplete(request("ok")))
 
-    assert reply == ModelReply(text="Option: [[A]]", prompt_tokens=11, completion_tokens=3)
+    # No price is known for a custom provider's model; the reply was requested, not stored.
+    assert reply == ModelReply(text="Option: [[A]]", prompt_tokens=11, completion_tokens=3, cost=0.0, cached=False)
+
+
+def test_the_sync_wrapper_gives_the_same_reply(provider: Any) -> None:
+    assert responder([]).complete(request("ok")) == asyncio.run(responder([]).acomplete(request("ok")))
+
+
+def test_a_reply_of_a_priced_model_carries_its_cost(litellm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def answer(**kwargs: Any) -> Any:
+        return litellm.ModelResponse(
+            model="gpt-4o-mini",
+            choices=[{"message": {"role": "assistant", "content": "safe"}, "finish_reason": "stop"}],
+            usage={"prompt_tokens": 1_000_000, "completion_tokens": 0, "total_tokens": 1_000_000},
+        )
+
+    monkeypatch.setattr(litellm, "acompletion", answer)
+
+    reply = responder([]).complete(REQUEST)
+
+    # A million prompt tokens at litellm's bundled price for gpt-4o-mini.
+    price = litellm.model_cost["gpt-4o-mini"]["input_cost_per_token"]
+    assert price > 0
+    assert reply.cost == pytest.approx(1_000_000 * price)
 
 
 def test_the_provider_gets_the_sampling_settings_and_the_allowed_replies(provider: Any) -> None:
@@ -175,7 +215,8 @@ def test_the_provider_gets_the_sampling_settings_and_the_allowed_replies(provide
     responder([]).complete(request("free", choices=None, max_tokens=None))
 
     constrained, free = provider.seen
-    assert constrained.optional_params == {"temperature": 0.4, "max_tokens": 7}
+    # Retries are the responder's own: the SDK must not retry each attempt again.
+    assert constrained.optional_params == {"temperature": 0.4, "max_tokens": 7, "max_retries": 0}
     assert constrained.metadata["faef_choices"] == ["A", "B"]
     assert constrained.timeout == 5.0
     assert "max_tokens" not in free.optional_params
@@ -184,12 +225,14 @@ def test_the_provider_gets_the_sampling_settings_and_the_allowed_replies(provide
 
 def test_a_transient_failure_is_retried_until_it_succeeds(provider: Any) -> None:
     sleeps: list[float] = []
+    retrying = responder(sleeps)
 
-    reply = responder(sleeps).complete(request("fail-503-x2"))
+    reply = retrying.complete(request("fail-503-x2"))
 
     assert reply.text == "Option: [[A]]"
     assert provider.calls["fail-503-x2"] == 3
     assert len(sleeps) == 2
+    assert (retrying.stats.sent, retrying.stats.retries) == (3, 2)
     # Exponential backoff with jitter: 1s * 2**attempt, scaled by 0.5 to 1.5.
     assert 0.5 <= sleeps[0] <= 1.5
     assert 1.0 <= sleeps[1] <= 3.0
@@ -198,11 +241,15 @@ def test_a_transient_failure_is_retried_until_it_succeeds(provider: Any) -> None
 def test_retries_give_up_after_max_retries(provider: Any) -> None:
     sleeps: list[float] = []
 
+    giving_up = responder(sleeps, max_retries=3)
+
     with pytest.raises(ModelCallError) as excinfo:
-        responder(sleeps, max_retries=3).complete(request("fail-503-x9"))
+        giving_up.complete(request("fail-503-x9"))
 
     assert provider.calls["fail-503-x9"] == 4
     assert len(sleeps) == 3
+    assert (giving_up.stats.sent, giving_up.stats.retries) == (4, 3)
+    assert not excinfo.value.fatal  # a later request may well succeed
     assert str(excinfo.value).startswith(f"{PROVIDER}/fail-503-x9: ServiceUnavailableError after 4 attempts: ")
     assert "scripted failure" in str(excinfo.value)
 
@@ -248,30 +295,40 @@ def test_transient_statuses_are_retried(provider: Any, status: int, exception: s
 )
 def test_errors_that_retrying_cannot_fix_fail_at_once(provider: Any, status: int, exception: str) -> None:
     sleeps: list[float] = []
+    failing = responder(sleeps)
 
     with pytest.raises(ModelCallError) as excinfo:
-        responder(sleeps).complete(request(f"fail-{status}-x1"))
+        failing.complete(request(f"fail-{status}-x1"))
 
     assert provider.calls[f"fail-{status}-x1"] == 1
     assert sleeps == []
+    assert failing.stats == CallStats(sent=1, retries=0)
     assert str(excinfo.value).startswith(f"{PROVIDER}/fail-{status}-x1: {exception}: ")
+
+
+@pytest.mark.parametrize(("status", "fatal"), [(401, True), (403, True), (400, False), (404, False), (503, False)])
+def test_only_a_rejected_key_or_permission_is_fatal_to_the_run(provider: Any, status: int, fatal: bool) -> None:
+    with pytest.raises(ModelCallError) as excinfo:
+        responder([], max_retries=0).complete(request(f"fail-{status}-x1"))
+
+    assert excinfo.value.fatal is fatal
 
 
 def test_a_retry_after_header_sets_the_wait(provider: Any, litellm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import httpx
 
-    real_completion = litellm.completion
+    real_acompletion = litellm.acompletion
     attempts = 0
 
-    def rate_limited_once(**kwargs: Any) -> Any:
+    async def rate_limited_once(**kwargs: Any) -> Any:
         nonlocal attempts
         attempts += 1
         if attempts == 1:
             response = httpx.Response(429, headers={"retry-after": "7"}, request=httpx.Request("POST", "https://x"))
             raise litellm.RateLimitError(message="slow down", llm_provider="openai", model="m", response=response)
-        return real_completion(**kwargs)
+        return await real_acompletion(**kwargs)
 
-    monkeypatch.setattr(litellm, "completion", rate_limited_once)
+    monkeypatch.setattr(litellm, "acompletion", rate_limited_once)
     sleeps: list[float] = []
 
     reply = responder(sleeps).complete(request("ok"))
@@ -283,12 +340,12 @@ def test_a_retry_after_header_sets_the_wait(provider: Any, litellm: Any, monkeyp
 def test_a_failure_message_does_not_leak_a_key(provider: Any, litellm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAEF_UNIT_API_KEY", "s3cr3t-value-123")
 
-    def refuse(**kwargs: Any) -> Any:
+    async def refuse(**kwargs: Any) -> Any:
         raise litellm.AuthenticationError(
             message="Incorrect API key provided: s3cr3t-value-123", llm_provider="openai", model="m"
         )
 
-    monkeypatch.setattr(litellm, "completion", refuse)
+    monkeypatch.setattr(litellm, "acompletion", refuse)
 
     with pytest.raises(ModelCallError) as excinfo:
         responder([]).complete(request("ok"))

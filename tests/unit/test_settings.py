@@ -11,6 +11,8 @@ from pytest_faef.gate import Threshold
 from pytest_faef.prompts import MULTIPLE_CHOICE_TEMPLATE, TEMPLATE_VERSION
 from pytest_faef.settings import OPTIONS, Option, RunSettings, SettingsError, build_settings
 
+ROOTDIR = Path("/srv/project")
+
 
 def settings(cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = None) -> RunSettings:
     """Build settings as the plugin would, from command-line and ini values given by option name."""
@@ -24,13 +26,22 @@ def settings(cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = Non
         unset_ini = [] if option.ini_type in ("linelist", "paths") else ""
         return cli.get(option.name), ini.get(option.name, unset_ini)
 
-    return build_settings(lookup)
+    return build_settings(lookup, rootdir=ROOTDIR)
 
 
 def test_defaults_without_a_model() -> None:
     run = settings()
 
-    assert run == RunSettings(evaluation=None, thresholds=(), report_path=None, max_retries=3, timeout=120.0)
+    assert run == RunSettings(
+        evaluation=None,
+        thresholds=(),
+        report_path=None,
+        store_path=ROOTDIR / ".faef" / "responses.sqlite",
+        record_mode="new",
+        concurrency=16,
+        max_retries=3,
+        timeout=120.0,
+    )
 
 
 def test_defaults_with_a_model() -> None:
@@ -63,6 +74,8 @@ def test_the_command_line_wins_over_the_ini_file() -> None:
             "temperature": "0.7",
             "max_retries": "5",
             "timeout": "30",
+            "record_mode": "none",
+            "concurrency": "4",
         },
         ini={
             "model": "faef-local/smollm2",
@@ -71,6 +84,8 @@ def test_the_command_line_wins_over_the_ini_file() -> None:
             "temperature": "0.2",
             "max_retries": "1",
             "timeout": "10",
+            "record_mode": "all",
+            "concurrency": "64",
         },
     )
 
@@ -81,6 +96,7 @@ def test_the_command_line_wins_over_the_ini_file() -> None:
     assert run.evaluation.permutations == "cyclic"
     assert run.evaluation.temperature == 0.7
     assert (run.max_retries, run.timeout) == (5, 30.0)
+    assert (run.record_mode, run.concurrency) == ("none", 4)
 
 
 def test_ini_values_are_used_when_no_flag_is_given() -> None:
@@ -134,6 +150,36 @@ def test_report_path_from_either_place(tmp_path: Path) -> None:
     assert from_cli.report_path == tmp_path / "cli.json"
 
 
+def test_store_path_from_either_place_is_not_moved_under_the_rootdir(tmp_path: Path) -> None:
+    # pytest resolves both against their own directories (invocation dir, ini file's dir).
+    from_ini = settings(ini={"store": [tmp_path / "ini.sqlite"]})
+    from_cli = settings(cli={"store": str(tmp_path / "cli.sqlite")}, ini={"store": [tmp_path / "ini.sqlite"]})
+
+    assert from_ini.store_path == tmp_path / "ini.sqlite"
+    assert from_cli.store_path == tmp_path / "cli.sqlite"
+
+
+@pytest.mark.parametrize("mode", ["none", "once", "new", "all"])
+@pytest.mark.parametrize("where", ["cli", "ini"])
+def test_every_record_mode_is_accepted_from_either_place(where: str, mode: str) -> None:
+    run = settings(cli={"record_mode": mode}) if where == "cli" else settings(ini={"record_mode": f" {mode}\n"})
+
+    assert run.record_mode == mode
+
+
+@pytest.mark.parametrize("mode", ["sometimes", "new_episodes", "NEW"])
+def test_an_unknown_record_mode_names_the_option_and_the_choices(mode: str) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        settings(ini={"record_mode": mode})
+
+    assert str(excinfo.value) == f"faef_record_mode: {mode!r} is not one of none, once, new, all"
+
+
+def test_concurrency_from_either_place() -> None:
+    assert settings(ini={"concurrency": "3"}).concurrency == 3
+    assert settings(cli={"concurrency": "1"}, ini={"concurrency": "3"}).concurrency == 1
+
+
 def test_template_override_from_the_ini_file(tmp_path: Path) -> None:
     template = tmp_path / "mc.txt"
     template.write_text("Q: $question\n$options\nPick one of $labels.", encoding="utf-8")
@@ -155,6 +201,9 @@ def test_template_override_from_the_ini_file(tmp_path: Path) -> None:
         ("max_retries", "-1", "--faef-max-retries / faef_max_retries: '-1' must be at least 0"),
         ("max_retries", "three", "--faef-max-retries / faef_max_retries: 'three' is not a number"),
         ("timeout", "0", "--faef-timeout / faef_timeout: '0' must be at least 0.001"),
+        ("concurrency", "0", "--faef-concurrency / faef_concurrency: '0' must be at least 1"),
+        ("concurrency", "2.5", "--faef-concurrency / faef_concurrency: '2.5' is not a number"),
+        ("concurrency", "many", "--faef-concurrency / faef_concurrency: 'many' is not a number"),
     ],
 )
 def test_a_bad_number_names_the_option(name: str, value: str, message: str) -> None:
