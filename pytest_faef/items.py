@@ -7,7 +7,7 @@ built-in ``subtests`` fixture work exactly as they do for Python tests.
 
 from __future__ import annotations
 
-import sys
+import contextlib
 import types
 from collections.abc import Iterable
 from typing import Any
@@ -89,9 +89,16 @@ class PairedItemTest(pytest.Function):
     def setup(self) -> None:
         super().setup()
         faef = self.config.stash[session_key]
-        show_progress = self.config.get_verbosity() >= 0 and sys.stderr.isatty() and not is_xdist_worker(self.config)
+        # A live bar needs an interactive terminal (markup on) and pytest's own output not muted.
+        show_progress = (
+            self.config.get_verbosity() >= 0
+            and self.config.get_terminal_writer().hasmarkup
+            and not is_xdist_worker(self.config)
+        )
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        uncaptured = capture.global_and_fixture_disabled if capture is not None else contextlib.nullcontext
         try:
-            self.outcome = faef.outcome(self.nodeid, self.paired, show_progress=show_progress)
+            self.outcome = faef.outcome(self.nodeid, self.paired, show_progress=show_progress, uncaptured=uncaptured)
         except ModelCallError as exc:
             self._record(error=str(exc))
             if exc.fatal:  # every other request would fail the same way: stop, say it once

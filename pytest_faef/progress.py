@@ -7,8 +7,11 @@ item (pytest prints nothing then) and vanishes before the test's result is writt
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from pytest_faef.models import CallStats
@@ -18,8 +21,17 @@ T = TypeVar("T")
 SHOW_AFTER = 0.5  # seconds of waiting before the bar appears
 
 
-def wait_for(future: concurrent.futures.Future[T], stats: CallStats, *, show: bool) -> T:
-    """The future's result; with ``show``, a live bar on stderr if the wait is long."""
+def wait_for(
+    future: concurrent.futures.Future[T],
+    stats: CallStats,
+    *,
+    show: bool,
+    uncaptured: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+) -> T:
+    """The future's result; with ``show``, a live bar on stderr while the wait is long.
+
+    ``uncaptured`` suspends pytest's output capture, so the bar reaches the terminal.
+    """
     if not show:
         return future.result()
     try:
@@ -29,16 +41,18 @@ def wait_for(future: concurrent.futures.Future[T], stats: CallStats, *, show: bo
     from rich.console import Console
     from rich.live import Live
 
-    console = Console(file=sys.stderr)
-    started = time.monotonic()
-    sent_at_start = stats.sent
-    console.file.write("\n")
-    with Live(_render(stats, started, sent_at_start), console=console, transient=True, refresh_per_second=8) as live:
-        while True:
-            try:
-                return future.result(timeout=0.125)
-            except concurrent.futures.TimeoutError:
-                live.update(_render(stats, started, sent_at_start))
+    with uncaptured():
+        console = Console(file=sys.stderr)
+        started = time.monotonic()
+        sent_at_start = stats.sent
+        console.file.write("\n")
+        render = _render(stats, started, sent_at_start)
+        with Live(render, console=console, transient=True, refresh_per_second=8) as live:
+            while True:
+                try:
+                    return future.result(timeout=0.125)
+                except concurrent.futures.TimeoutError:
+                    live.update(_render(stats, started, sent_at_start))
 
 
 def _render(stats: CallStats, started: float, sent_at_start: int) -> Any:

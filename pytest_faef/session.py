@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from pytest_faef.evaluation import ItemOutcome
@@ -62,10 +64,17 @@ class FaefSession:
         if selected:
             self.scheduler().submit_all(selected)
 
-    def outcome(self, nodeid: str, item: PairedItem, *, show_progress: bool) -> ItemOutcome:
+    def outcome(
+        self,
+        nodeid: str,
+        item: PairedItem,
+        *,
+        show_progress: bool,
+        uncaptured: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+    ) -> ItemOutcome:
         """The item's outcome, waiting for its requests only. Raises ModelCallError."""
         scheduler = self.scheduler()
-        return wait_for(scheduler.submit(nodeid, item), scheduler.stats, show=show_progress)
+        return wait_for(scheduler.submit(nodeid, item), scheduler.stats, show=show_progress, uncaptured=uncaptured)
 
     def close(self) -> None:
         if self._scheduler is not None:
