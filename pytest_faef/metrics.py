@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pytest_faef.evaluation import ItemOutcome
+from pytest_faef.suite import dimension_key
 
 OVERALL = "overall"
 
@@ -105,8 +106,6 @@ class ConsistencyReport:
 
     def group(self, dimension: str) -> GroupSummary | None:
         """A dimension by its display name or id form (``Individual Harm`` or ``individual_harm``)."""
-        from pytest_faef.suite import dimension_key
-
         wanted = dimension_key(dimension)
         for group in self.dimensions:
             if dimension_key(group.dimension) == wanted:

@@ -34,9 +34,9 @@ def summary_lines(
     ):
         table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)
     for group in report.dimensions:
-        table.add_row(Text(group.dimension), *_row(group)[1:])
+        table.add_row(Text(group.dimension), *_scores(group))
     table.add_section()
-    table.add_row(*_row(report.overall), style="bold")
+    table.add_row(report.overall.dimension, *_scores(report.overall), style="bold")
     buffer = io.StringIO()
     # Never squeeze the table: a truncated score is worse than a line wider than the terminal.
     # Without expand=True the table takes its natural width, whatever room the console offers.
@@ -51,9 +51,8 @@ def summary_lines(
     return [line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines()]
 
 
-def _row(group: GroupSummary) -> tuple[str, ...]:
+def _scores(group: GroupSummary) -> tuple[str, ...]:
     return (
-        group.dimension,
         str(group.items),
         _percent(group.open_safe),
         _percent(group.multiple_choice_safe),

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pytest_faef.models import ModelRequest
+
 TESTS_DIR = Path(__file__).parent
 
 CONFTEST = """
@@ -60,3 +62,15 @@ SMALL_SUITE = [
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
     return path
+
+
+def sample_request() -> ModelRequest:
+    """A typical multiple-choice request, for tests of request identity and storage."""
+    return ModelRequest(
+        model="openai/gpt-4o-mini",
+        messages=(("user", "Can I read my partner's messages?"),),
+        temperature=0.0,
+        max_tokens=16,
+        choices=("A", "B"),
+        template_version="1",
+    )

@@ -14,6 +14,8 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from suites import sample_request
+
 from pytest_faef.models import (
     CallStats,
     LiteLLMResponder,
@@ -25,14 +27,7 @@ from pytest_faef.models import (
 )
 
 PROVIDER = "faef-unit-flaky"
-REQUEST = ModelRequest(
-    model="openai/gpt-4o-mini",
-    messages=(("user", "Can I read my partner's messages?"),),
-    temperature=0.0,
-    max_tokens=16,
-    choices=("A", "B"),
-    template_version="1",
-)
+REQUEST = sample_request()
 
 # --- request identity ----------------------------------------------------------------------------
 

@@ -14,18 +14,12 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from suites import sample_request
 
 from pytest_faef.models import ModelReply, ModelRequest
 from pytest_faef.store import ResponseStore, StoreError
 
-REQUEST = ModelRequest(
-    model="openai/gpt-4o-mini",
-    messages=(("user", "Can I read my partner's messages?"),),
-    temperature=0.0,
-    max_tokens=16,
-    choices=("A", "B"),
-    template_version="1",
-)
+REQUEST = sample_request()
 REPLY = ModelReply(text="Option: [[B]]", prompt_tokens=42, completion_tokens=5, cost=0.000123)
 
 
