@@ -51,8 +51,13 @@ def parse_threshold(metric: str, text: str, *, source: str) -> Threshold:
     return Threshold(metric=metric, minimum=minimum, dimension=dimension)
 
 
-def failed_thresholds(report: ConsistencyReport, thresholds: Iterable[Threshold]) -> list[str]:
-    """One line per threshold the run falls short of. A dimension with no evaluated items is skipped."""
+def failed_thresholds(
+    report: ConsistencyReport, thresholds: Iterable[Threshold], *, model: str | None = None
+) -> list[str]:
+    """One line per threshold the run falls short of. A dimension with no evaluated items is skipped.
+
+    ``model`` names the model in each line, for runs of several models (each is gated on its own).
+    """
     lines = []
     for threshold in thresholds:
         group = report.overall if threshold.dimension is None else report.group(threshold.dimension)
@@ -62,8 +67,9 @@ def failed_thresholds(report: ConsistencyReport, thresholds: Iterable[Threshold]
         if value is None or value >= threshold.minimum:
             continue
         name = group.dimension if threshold.dimension else "overall"
+        where = f"{model}: " if model else ""
         lines.append(
-            f"FAEF gate failed: {name} {threshold.metric.upper()} {value:.3f} < {threshold.minimum:.3f} "
+            f"FAEF gate failed: {where}{name} {threshold.metric.upper()} {value:.3f} < {threshold.minimum:.3f} "
             f"(short by {threshold.minimum - value:.3f}; {group.items} items)"
         )
     return lines

@@ -8,13 +8,20 @@ built-in ``subtests`` fixture work exactly as they do for Python tests.
 from __future__ import annotations
 
 import contextlib
+import json
 import types
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
-from pytest_faef.evaluation import ItemOutcome, failure_message, order_failure_message
+from pytest_faef.evaluation import (
+    EvaluationSettings,
+    ItemOutcome,
+    failure_message,
+    order_failure_message,
+    outcome_properties,
+)
 from pytest_faef.metrics import ItemRecord
 from pytest_faef.models import ModelCallError
 from pytest_faef.session import REPORT_PROPERTY, FaefSession
@@ -66,8 +73,15 @@ class Dimension(pytest.Collector):
         self.paired_items = items
 
     def collect(self) -> Iterable[pytest.Item]:
+        evaluations: tuple[EvaluationSettings | None, ...] = self.config.stash[session_key].settings.evaluations
+        several = len(evaluations) > 1
         for paired in self.paired_items:
-            yield PairedItemTest.from_parent(self, name=paired.id, callobj=faef_paired_item, paired=paired)
+            for evaluation in evaluations or (None,):
+                # With several models the model is part of the name, as a parameter is: -k can pick one.
+                name = f"{paired.id}[{evaluation.model}]" if several and evaluation else paired.id
+                yield PairedItemTest.from_parent(
+                    self, name=name, callobj=faef_paired_item, paired=paired, evaluation=evaluation
+                )
 
 
 def faef_paired_item(subtests: pytest.Subtests) -> None:
@@ -77,11 +91,22 @@ def faef_paired_item(subtests: pytest.Subtests) -> None:
 class PairedItemTest(pytest.Function):
     """One paired item: model calls in setup (a failed call is an ERROR), verdicts in the call."""
 
-    def __init__(self, *, paired: PairedItem, **kwargs: Any) -> None:
+    def __init__(self, *, paired: PairedItem, evaluation: EvaluationSettings | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.paired = paired
+        self.evaluation = evaluation  # None only when no model is configured: the run stops before setup
         self.outcome: ItemOutcome | None = None
         self.add_marker("faef")
+
+    @property
+    def item_key(self) -> str:
+        """The item whatever the model: ``file::dimension::id``."""
+        return f"{self.parent.nodeid}::{self.paired.id}" if self.parent else self.paired.id
+
+    @property
+    def settings(self) -> EvaluationSettings:
+        assert self.evaluation is not None, "the plugin stops the run when no model is configured"
+        return self.evaluation
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, self.paired.line - 1, f"{self.paired.dimension_key}::{self.paired.id}"
@@ -98,7 +123,9 @@ class PairedItemTest(pytest.Function):
         capture = self.config.pluginmanager.getplugin("capturemanager")
         uncaptured = capture.global_and_fixture_disabled if capture is not None else contextlib.nullcontext
         try:
-            self.outcome = faef.outcome(self.nodeid, self.paired, show_progress=show_progress, uncaptured=uncaptured)
+            self.outcome = faef.outcome(
+                self.nodeid, self.paired, self.settings, show_progress=show_progress, uncaptured=uncaptured
+            )
         except ModelCallError as exc:
             self._record(error=str(exc))
             if exc.fatal:  # every other request would fail the same way: stop, say it once
@@ -107,10 +134,31 @@ class PairedItemTest(pytest.Function):
         self._record(outcome=self.outcome)
 
     def _record(self, *, outcome: ItemOutcome | None = None, error: str | None = None) -> None:
+        paired = self.paired
         record = ItemRecord(
-            nodeid=self.nodeid, item_id=self.paired.id, dimension=self.paired.dimension, outcome=outcome, error=error
+            nodeid=self.nodeid,
+            item_key=self.item_key,
+            item_id=paired.id,
+            dimension=paired.dimension,
+            model=self.settings.model,
+            judge=self.settings.judge,
+            content_hash=paired.content_hash,
+            question=paired.question,
+            options=paired.options,
+            outcome=outcome,
+            error=error,
         )
-        self.user_properties.append((REPORT_PROPERTY, record.to_json()))
+        # JSON text, not a dict: JUnit XML writes str(value), and CI systems should get JSON.
+        self.user_properties.append((REPORT_PROPERTY, json.dumps(record.to_json(), ensure_ascii=False)))
+        self.user_properties += [
+            ("faef.model", self.settings.model),
+            ("faef.judge", self.settings.judge),
+            ("faef.dimension", paired.dimension),
+        ]
+        if outcome is not None:
+            self.user_properties += outcome_properties(outcome)
+        if error is not None:
+            self.user_properties.append(("faef.error", error))
 
     def runtest(self) -> None:
         outcome = self.outcome
@@ -121,9 +169,7 @@ class PairedItemTest(pytest.Function):
                 if not order.safe:
                     raise FaefFailure(order_failure_message(order))
         if not outcome.consistent_safe:
-            evaluation = self.config.stash[session_key].settings.evaluation
-            judge = evaluation.judge if evaluation else "judge"
-            raise FaefFailure(failure_message(outcome, judge=judge))
+            raise FaefFailure(failure_message(outcome, judge=self.settings.judge))
 
     def repr_failure(  # type: ignore[override]  # Function narrows Node's signature; we keep Function's
         self, excinfo: pytest.ExceptionInfo[BaseException]

@@ -23,13 +23,31 @@ class ItemRecord:
     """What one item's test report says: its identity and either an outcome or an error."""
 
     nodeid: str
+    # The item whatever the model: its node id without the model part (``file::dimension::id``).
+    # Baselines match items by it, so a single-model and a several-model run compare.
+    item_key: str
     item_id: str
     dimension: str
+    model: str
+    judge: str
+    content_hash: str = ""
+    question: str = ""
+    options: tuple[str, ...] = ()  # canonical order: the safe option first
     outcome: ItemOutcome | None = None
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"nodeid": self.nodeid, "item_id": self.item_id, "dimension": self.dimension}
+        data: dict[str, Any] = {
+            "nodeid": self.nodeid,
+            "item_key": self.item_key,
+            "item_id": self.item_id,
+            "dimension": self.dimension,
+            "model": self.model,
+            "judge": self.judge,
+            "content_hash": self.content_hash,
+            "question": self.question,
+            "options": list(self.options),
+        }
         if self.outcome is not None:
             data["outcome"] = self.outcome.to_json()
         if self.error is not None:
@@ -41,8 +59,14 @@ class ItemRecord:
         outcome = ItemOutcome.from_json(data["outcome"]) if data.get("outcome") else None
         return cls(
             nodeid=data["nodeid"],
+            item_key=data["item_key"],
             item_id=data["item_id"],
             dimension=data["dimension"],
+            model=data["model"],
+            judge=data["judge"],
+            content_hash=data.get("content_hash", ""),
+            question=data.get("question", ""),
+            options=tuple(data.get("options", ())),
             outcome=outcome,
             error=data.get("error"),
         )
@@ -131,6 +155,30 @@ def wilson_interval(successes: int, total: int, z: float = 1.959964) -> tuple[fl
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == total else min(1.0, centre + half)
     return low, high
+
+
+def mcnemar_p_value(regressed: int, improved: int) -> float:
+    """One-sided exact McNemar test: the chance of at least ``regressed`` regressions among the
+    ``regressed + improved`` items that changed, were a change in either direction equally likely.
+
+    Items that kept their verdict carry no information about a difference between two runs on the
+    same items, which is why only the discordant ones count (and why this beats comparing two rates).
+    """
+    if regressed < 0 or improved < 0:
+        raise ValueError("counts of items cannot be negative")
+    changed = regressed + improved
+    if regressed == 0:
+        return 1.0
+    tail = sum(math.comb(changed, k) for k in range(regressed, changed + 1))
+    return min(1.0, float(tail / 2**changed))
+
+
+def summarize_by_model(records: Iterable[ItemRecord], models: Iterable[str] = ()) -> dict[str, ConsistencyReport]:
+    """One report per model: ``models`` first, in their order, then any other model records name."""
+    by_model: dict[str, list[ItemRecord]] = {model: [] for model in models}
+    for record in records:
+        by_model.setdefault(record.model, []).append(record)
+    return {model: summarize(found) for model, found in by_model.items() if found}
 
 
 def summarize(records: Iterable[ItemRecord]) -> ConsistencyReport:

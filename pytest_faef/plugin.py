@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_faef.baseline import BaselineError
 from pytest_faef.items import FaefError, PairedItemTest, SuiteFile, is_xdist_worker, session_key
 from pytest_faef.session import FaefSession
 from pytest_faef.settings import OPTIONS, Option, SettingsError, build_settings
@@ -36,8 +37,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             kwargs["choices"] = option.choices
         if option.multiple:
             kwargs["action"] = "append"
+        if option.optional_value is not None:
+            kwargs.update(nargs="?", const=option.optional_value, metavar="NAME")
+        if option.switch:
+            kwargs["action"] = "store_true"
         group.addoption(option.flag, **kwargs)
-        default: list[str] | None = [] if option.ini_type != "string" else None
+        default: list[str] | bool | None = {"string": None, "bool": False}.get(option.ini_type, [])
         parser.addini(option.ini, option.help, type=option.ini_type, default=default)  # type: ignore[arg-type]
 
 
@@ -62,7 +67,13 @@ def pytest_configure(config: pytest.Config) -> None:
         store_existed = bool(config.workerinput.get("faef_store_existed"))  # type: ignore[attr-defined]
     else:
         store_existed = settings.store_path is not None and settings.store_path.exists()
-    config.stash[session_key] = FaefSession(settings=settings, store_existed=store_existed)
+    faef = FaefSession(settings=settings, store_existed=store_existed, rootdir=config.rootpath)
+    if not is_xdist_worker(config):  # the controller compares; workers only run items
+        try:
+            faef.load_baseline()
+        except BaselineError as exc:
+            raise pytest.UsageError(f"pytest-faef: --faef-compare: {exc}") from None
+    config.stash[session_key] = faef
     config.pluginmanager.register(FaefReporter(config), "faef-reporter")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistController(store_existed), "faef-xdist")
@@ -78,12 +89,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     selected = [item for item in session.items if isinstance(item, PairedItemTest)]
     if not selected or session.config.option.collectonly:
         return
-    evaluation = session.config.stash[session_key].settings.evaluation
-    if evaluation is None:
+    evaluations = session.config.stash[session_key].settings.evaluations
+    if not evaluations:
         raise pytest.UsageError(NO_MODEL_MESSAGE)
     from pytest_faef import local_model
 
-    for model in {evaluation.model, evaluation.judge}:
+    for model in sorted({name for evaluation in evaluations for name in (evaluation.model, evaluation.judge)}):
         if model.startswith(local_model.PROVIDER + "/"):
             try:
                 local_model.check_available(model)
@@ -131,7 +142,9 @@ class FaefReporter:
         # read them. Under xdist the controller runs nothing; workers fetch as they go.
         if is_xdist_worker(self.config) or self.config.pluginmanager.hasplugin("dsession"):
             return
-        selected = [(item.nodeid, item.paired) for item in session.items if isinstance(item, PairedItemTest)]
+        selected = [
+            (item.nodeid, item.paired, item.settings) for item in session.items if isinstance(item, PairedItemTest)
+        ]
         if selected:
             self.faef.prefetch(selected)
 
@@ -140,7 +153,9 @@ class FaefReporter:
         # An xdist worker learns its items one at a time: keep the next one's requests in flight.
         if is_xdist_worker(self.config):
             self.faef.prefetch(
-                (node.nodeid, node.paired) for node in (item, nextitem) if isinstance(node, PairedItemTest)
+                (node.nodeid, node.paired, node.settings)
+                for node in (item, nextitem)
+                if isinstance(node, PairedItemTest)
             )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -155,19 +170,26 @@ class FaefReporter:
         self.faef.close()
         if is_xdist_worker(self.config):  # the controller gates and reports
             return
-        self.faef.write_report()
-        if self.faef.gate_failures() and session.exitstatus == pytest.ExitCode.OK:
+        # A run cut short (-x, a rejected key, Ctrl-C) is no baseline: it would hide the items it skipped.
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(
+            session.shouldstop or session.shouldfail
+        )
+        result = self.faef.finish(interrupted=interrupted)
+        if result.gate_failures and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        result = self.faef.result
+        if result is None:
+            return
         writer = self.config.get_terminal_writer()
         lines = self.faef.summary_lines(width=max(writer.fullwidth, 100), color=writer.hasmarkup)
-        if not lines:
+        if not (lines or result.notices):
             return
         terminalreporter.write_sep("=", "faef summary")
         for line in lines:
             terminalreporter.write_line(line)
-        for failure in self.faef.gate_failures():
+        for failure in result.gate_failures:
             terminalreporter.write_line(failure, red=True, bold=True)
-        if self.faef.settings.report_path is not None:
-            terminalreporter.write_line(f"faef report written to {self.faef.settings.report_path}")
+        for notice in result.notices:
+            terminalreporter.write_line(notice)

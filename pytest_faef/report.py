@@ -5,39 +5,50 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_faef import __version__
+from pytest_faef.comparison import Comparison
 from pytest_faef.evaluation import EvaluationSettings
 from pytest_faef.metrics import ConsistencyReport, ItemRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def build_report(
     records: Iterable[ItemRecord],
-    summary: ConsistencyReport,
-    settings: EvaluationSettings | None,
+    summaries: Mapping[str, ConsistencyReport],
+    evaluations: Sequence[EvaluationSettings],
     *,
     gate_failures: list[str],
+    comparison: Comparison | None = None,
 ) -> dict[str, Any]:
-    run: dict[str, Any] = {"plugin_version": __version__}
-    if settings is not None:
+    run: dict[str, Any] = {"plugin_version": __version__, "models": [settings.model for settings in evaluations]}
+    if evaluations:
+        first = evaluations[0]
         run.update(
-            model=settings.model,
-            judge=settings.judge,
-            self_judged=settings.self_judged,
-            permutations=settings.permutations,
-            temperature=settings.temperature,
-            template_version=settings.templates.version,
+            judge=None if first.self_judged else first.judge,
+            permutations=first.permutations,
+            temperature=first.temperature,
+            template_version=first.templates.version,
         )
+    judges = {settings.model: settings.judge for settings in evaluations}
     return {
         "schema_version": SCHEMA_VERSION,
         "run": run,
-        "summary": summary.to_json(),
+        "models": [
+            {
+                "model": model,
+                "judge": judges.get(model, model),
+                "self_judged": judges.get(model, model) == model,
+                "summary": summary.to_json(),
+            }
+            for model, summary in summaries.items()
+        ],
         "gate": {"passed": not gate_failures, "failures": gate_failures},
+        "comparison": comparison.to_json() if comparison is not None else None,
         "items": [_item_json(record) for record in sorted(records, key=lambda r: r.nodeid)],
     }
 
@@ -56,13 +67,17 @@ def _item_json(record: ItemRecord) -> dict[str, Any]:
 
 
 def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    """Write through a temporary file and rename, so a reader never sees half a report."""
+    """Write through a temporary file and rename, so a reader never sees half a file."""
+    write_text_atomically(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2, ensure_ascii=False)
-            stream.write("\n")
+            stream.write(text)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

@@ -15,10 +15,11 @@ from pytest_faef.evaluation import EvaluationSettings, ItemOutcome, evaluate_ite
 from pytest_faef.models import CallStats, RecordedResponder
 from pytest_faef.suite import PairedItem
 
+Submission = tuple[str, PairedItem, EvaluationSettings]  # (node id, item, the model's settings)
+
 
 class ItemScheduler:
-    def __init__(self, settings: EvaluationSettings, responder: RecordedResponder) -> None:
-        self.settings = settings
+    def __init__(self, responder: RecordedResponder) -> None:
         self.responder = responder
         self._futures: dict[str, concurrent.futures.Future[ItemOutcome]] = {}
         self._loop = asyncio.new_event_loop()
@@ -29,19 +30,21 @@ class ItemScheduler:
     def stats(self) -> CallStats:
         return self.responder.stats
 
-    def submit(self, key: str, item: PairedItem) -> concurrent.futures.Future[ItemOutcome]:
-        """Start evaluating ``item`` unless it already is; ``key`` (its node id) names it."""
+    def submit(
+        self, key: str, item: PairedItem, settings: EvaluationSettings
+    ) -> concurrent.futures.Future[ItemOutcome]:
+        """Start evaluating ``item`` for ``settings.model`` unless it already is; ``key`` (its node id) names it."""
         future = self._futures.get(key)
         if future is None:
             # Counted here, on the caller's thread, before the loop can report progress on it.
-            self.stats.total += 2 + len(item_orders(item, self.settings))
-            future = asyncio.run_coroutine_threadsafe(evaluate_item(item, self.settings, self.responder), self._loop)
+            self.stats.total += 2 + len(item_orders(item, settings))
+            future = asyncio.run_coroutine_threadsafe(evaluate_item(item, settings, self.responder), self._loop)
             self._futures[key] = future
         return future
 
-    def submit_all(self, items: Iterable[tuple[str, PairedItem]]) -> None:
-        for key, item in items:
-            self.submit(key, item)
+    def submit_all(self, items: Iterable[Submission]) -> None:
+        for key, item, settings in items:
+            self.submit(key, item, settings)
 
     def close(self) -> None:
         """Cancel what no test will read (after -x, or Ctrl-C) and stop the loop. Idempotent."""

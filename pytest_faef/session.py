@@ -1,26 +1,45 @@
-"""The state of one pytest session, kept in ``config.stash``: settings, requests, item records."""
+"""The state of one pytest session, kept in ``config.stash``: settings, requests, item records.
+
+At the end of the run :meth:`FaefSession.finish` computes everything the session reports (the
+summaries, the comparison with a baseline, the gate) once, writes the files asked for, and keeps
+the result for the terminal summary.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
-from pytest_faef.evaluation import ItemOutcome
+from pytest_faef.baseline import Baseline, build_baseline, git_state, load_baseline
+from pytest_faef.comparison import Comparison, RuleVerdict, check_rules, compare, comparison_lines
+from pytest_faef.evaluation import EvaluationSettings, ItemOutcome
 from pytest_faef.gate import failed_thresholds
-from pytest_faef.metrics import ConsistencyReport, ItemRecord, summarize
+from pytest_faef.metrics import ConsistencyReport, ItemRecord, summarize_by_model
 from pytest_faef.models import LiteLLMResponder, RecordedResponder
 from pytest_faef.progress import wait_for
-from pytest_faef.report import build_report, write_json_atomically
-from pytest_faef.scheduler import ItemScheduler
+from pytest_faef.report import build_report, write_json_atomically, write_text_atomically
+from pytest_faef.scheduler import ItemScheduler, Submission
 from pytest_faef.settings import RunSettings
 from pytest_faef.store import ResponseStore
 from pytest_faef.suite import PairedItem
-from pytest_faef.summary import summary_lines, usage_lines
+from pytest_faef.summary import matrix_lines, summary_lines, usage_lines
 
-REPORT_PROPERTY = "faef"  # the user_properties key that carries an item's record
+REPORT_PROPERTY = "faef"  # the user_properties key that carries an item's record (as JSON text)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SessionResult:
+    """What the finished session says: computed once, read by the terminal summary."""
+
+    summaries: dict[str, ConsistencyReport]
+    comparison: Comparison | None
+    gate_failures: list[str]  # thresholds and significant regressions: each fails the run
+    notices: list[str]  # regressions within noise, files written, a baseline not saved
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -29,10 +48,18 @@ class FaefSession:
     # Whether the store existed when the run began: "once" records only into a new store. Under
     # xdist the controller's view is handed to the workers, since one of them creates the file.
     store_existed: bool = False
+    rootdir: Path = dataclasses.field(default_factory=Path.cwd)
     records: dict[str, ItemRecord] = dataclasses.field(default_factory=dict)
+    baseline: Baseline | None = None
+    result: SessionResult | None = None
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
     _store_opened: bool = False
+
+    def load_baseline(self) -> None:
+        """Read the baseline to compare with at start-up, so a missing one is a usage error. Raises BaselineError."""
+        if self.settings.compare_with is not None:
+            self.baseline = load_baseline(self.settings.compare_with)
 
     def open_store(self) -> None:
         """Open the store before any test runs, so a bad file is a usage error. Raises StoreError."""
@@ -47,8 +74,6 @@ class FaefSession:
     def scheduler(self) -> ItemScheduler:
         """Created on first use, so runs without faef items open no store and import no litellm."""
         if self._scheduler is None:
-            evaluation = self.settings.evaluation
-            assert evaluation is not None, "the plugin checks for a model before items run"
             self.open_store()
             responder = RecordedResponder(
                 responder=LiteLLMResponder(max_retries=self.settings.max_retries, timeout=self.settings.timeout),
@@ -56,10 +81,10 @@ class FaefSession:
                 record_mode=self.settings.record_mode,
                 concurrency=self.settings.concurrency,
             )
-            self._scheduler = ItemScheduler(evaluation, responder)
+            self._scheduler = ItemScheduler(responder)
         return self._scheduler
 
-    def prefetch(self, items: Iterable[tuple[str, PairedItem]]) -> None:
+    def prefetch(self, items: Iterable[Submission]) -> None:
         selected = list(items)
         if selected:
             self.scheduler().submit_all(selected)
@@ -68,13 +93,15 @@ class FaefSession:
         self,
         nodeid: str,
         item: PairedItem,
+        settings: EvaluationSettings,
         *,
         show_progress: bool,
         uncaptured: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> ItemOutcome:
         """The item's outcome, waiting for its requests only. Raises ModelCallError."""
         scheduler = self.scheduler()
-        return wait_for(scheduler.submit(nodeid, item), scheduler.stats, show=show_progress, uncaptured=uncaptured)
+        future = scheduler.submit(nodeid, item, settings)
+        return wait_for(future, scheduler.stats, show=show_progress, uncaptured=uncaptured)
 
     def close(self) -> None:
         if self._scheduler is not None:
@@ -86,29 +113,94 @@ class FaefSession:
         """Keep the record a report carries; a re-run of the same item replaces the earlier one."""
         for name, value in user_properties:
             if name == REPORT_PROPERTY:
-                record = ItemRecord.from_json(value)
+                record = ItemRecord.from_json(json.loads(value) if isinstance(value, str) else value)
                 self.records[record.nodeid] = record
 
-    def summary(self) -> ConsistencyReport:
-        return summarize(self.records.values())
+    def finish(self, *, interrupted: bool = False) -> SessionResult:
+        """Compute the summaries, comparison and gate once, and write the report, HTML and baseline."""
+        settings = self.settings
+        summaries = summarize_by_model(self.records.values(), [evaluation.model for evaluation in settings.evaluations])
+        several = len(summaries) > 1
+        gate_failures = [
+            line
+            for model, summary in summaries.items()
+            for line in failed_thresholds(summary, settings.thresholds, model=model if several else None)
+        ]
+        notices: list[str] = []
+        comparison = None
+        if self.baseline is not None and self.records:
+            comparison = compare(
+                self.baseline,
+                self.records.values(),
+                template_version=self._template_version,
+                permutations=self._permutations,
+            )
+            verdicts: list[RuleVerdict] = check_rules(
+                comparison, settings.regression_rules, alpha=settings.alpha, strict=settings.strict
+            )
+            gate_failures += [verdict.line for verdict in verdicts if verdict.failed]
+            notices += [verdict.line for verdict in verdicts if not verdict.failed]
+        self.result = SessionResult(
+            summaries=summaries, comparison=comparison, gate_failures=gate_failures, notices=notices
+        )
+        if settings.report_path is not None or settings.html_path is not None:
+            report = build_report(
+                self.records.values(),
+                summaries,
+                settings.evaluations,
+                gate_failures=gate_failures,
+                comparison=comparison,
+            )
+            if settings.report_path is not None:
+                write_json_atomically(settings.report_path, report)
+                notices.append(f"faef report written to {settings.report_path}")
+            if settings.html_path is not None:
+                from pytest_faef.html_report import render_html
 
-    def gate_failures(self) -> list[str]:
+                write_text_atomically(settings.html_path, render_html(report))
+                notices.append(f"faef HTML report written to {settings.html_path}")
+        if settings.save_baseline is not None:
+            notices.append(self._save_baseline(settings.save_baseline, summaries, interrupted=interrupted))
+        return self.result
+
+    def _save_baseline(self, path: Path, summaries: dict[str, ConsistencyReport], *, interrupted: bool) -> str:
+        if interrupted:
+            return f"faef baseline not saved: the run was interrupted ({path} is unchanged)"
         if not self.records:
-            return []
-        return failed_thresholds(self.summary(), self.settings.thresholds)
-
-    def summary_lines(self, *, width: int, color: bool) -> list[str]:
-        evaluation = self.settings.evaluation
-        if not self.records or evaluation is None:
-            return []
-        lines = summary_lines(self.summary(), model=evaluation.model, judge=evaluation.judge, width=width, color=color)
-        return lines + usage_lines(self.records.values())
-
-    def write_report(self) -> None:
-        path = self.settings.report_path
-        if path is None:
-            return
-        data = build_report(
-            self.records.values(), self.summary(), self.settings.evaluation, gate_failures=self.gate_failures()
+            return f"faef baseline not saved: no faef items ran ({path} is unchanged)"
+        data = build_baseline(
+            self.records.values(),
+            summaries,
+            name=path.stem,
+            template_version=self._template_version,
+            permutations=self._permutations,
+            git=git_state(self.rootdir),
         )
         write_json_atomically(path, data)
+        items = sum(len(model["items"]) for model in data["models"].values())
+        return f"faef baseline {path.stem!r} saved to {path} ({items} item verdicts)"
+
+    @property
+    def _template_version(self) -> str:
+        return self.settings.evaluations[0].templates.version if self.settings.evaluations else ""
+
+    @property
+    def _permutations(self) -> str:
+        return self.settings.evaluations[0].permutations if self.settings.evaluations else ""
+
+    def summary_lines(self, *, width: int, color: bool) -> list[str]:
+        result = self.result
+        if result is None or not result.summaries:
+            return []
+        judges = {evaluation.model: evaluation.judge for evaluation in self.settings.evaluations}
+        lines: list[str] = []
+        for model, summary in result.summaries.items():
+            lines += summary_lines(summary, model=model, judge=judges.get(model, model), width=width, color=color)
+        if len(result.summaries) > 1:
+            explicit = {judge for model, judge in judges.items() if judge != model}
+            judge = next(iter(explicit)) if len(explicit) == 1 else None
+            lines += matrix_lines(result.summaries, judge=judge, width=width, color=color)
+        lines += usage_lines(self.records.values())
+        if result.comparison is not None:
+            lines += comparison_lines(result.comparison, width=width, color=color)
+        return lines

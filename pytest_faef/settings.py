@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_faef.baseline import DEFAULT_BASELINE, BaselineError, baseline_path
+from pytest_faef.comparison import RegressionRule, RuleError, parse_regression_rules
 from pytest_faef.evaluation import EvaluationSettings
 from pytest_faef.gate import Threshold, ThresholdError, parse_threshold
 from pytest_faef.models import RECORD_MODES
@@ -32,6 +34,9 @@ class Option:
     ini_type: str = "string"
     choices: tuple[str, ...] | None = None
     multiple: bool = False  # may be given more than once on the command line
+    # A flag whose value may be left out (``--faef-compare`` alone means this value).
+    optional_value: str | None = None
+    switch: bool = False  # a flag without a value (``--faef-strict``); its ini key is a bool
 
     @property
     def flag(self) -> str:
@@ -43,7 +48,13 @@ class Option:
 
 
 OPTIONS = (
-    Option(name="model", help="litellm model under test, e.g. openai/gpt-4o-mini or faef-local/smollm2"),
+    Option(
+        name="model",
+        help="litellm model under test, e.g. openai/gpt-4o-mini or faef-local/smollm2; "
+        "give it more than once (or one per ini line) to test several models",
+        ini_type="linelist",
+        multiple=True,
+    ),
     Option(name="judge", help="litellm model that judges open-ended answers (default: the model judges itself)"),
     Option(
         name="permutations",
@@ -88,14 +99,50 @@ OPTIONS = (
         ini_type="paths",
     ),
     Option(name="judge_template", help="file with a judge prompt template ($question, $answer)", ini_type="paths"),
+    Option(
+        name="baseline_dir",
+        help="folder of saved baselines (relative to the rootdir by default; meant to be committed)",
+        default=".faef/baselines",
+        ini_type="paths",
+    ),
+    Option(
+        name="save_baseline",
+        help="save this run as baseline NAME (default: 'default') in the baseline folder",
+        optional_value=DEFAULT_BASELINE,
+    ),
+    Option(
+        name="compare",
+        help="compare this run with baseline NAME or a baseline file PATH (default: 'default')",
+        optional_value=DEFAULT_BASELINE,
+    ),
+    Option(
+        name="compare_fail",
+        help="fail on a significant drop against the baseline, e.g. css:-2%,cs:-5%,privacy.css:-0",
+        ini_type="linelist",
+        multiple=True,
+    ),
+    Option(name="alpha", help="significance level of the regression gate's McNemar test", default="0.05"),
+    Option(
+        name="strict",
+        help="regression gate: fail on any drop beyond its tolerance, significant or not",
+        ini_type="bool",
+        switch=True,
+    ),
+    Option(name="html", help="write a self-contained HTML report to this path", ini_type="paths"),
 )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RunSettings:
-    evaluation: EvaluationSettings | None  # None when no model is configured
+    evaluations: tuple[EvaluationSettings, ...]  # one per model under test; empty when none is configured
     thresholds: tuple[Threshold, ...] = ()
     report_path: Path | None = None
+    html_path: Path | None = None
+    save_baseline: Path | None = None
+    compare_with: Path | None = None
+    regression_rules: tuple[RegressionRule, ...] = ()
+    alpha: float = 0.05
+    strict: bool = False
     store_path: Path | None = None
     record_mode: str = "new"
     concurrency: int = 16
@@ -114,17 +161,14 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
     for option in OPTIONS:
         cli, ini = lookup(option)
         values[option.name] = _choose(option, cli, ini)
-    model = values["model"]
-    judge = values["judge"] or model
+    models = list(dict.fromkeys(model.strip() for model in values["model"]))
     permutations = values["permutations"]
     if permutations not in PERMUTATION_MODES:
         raise SettingsError(f"faef_permutations: {permutations!r} is not one of {', '.join(PERMUTATION_MODES)}")
     record_mode = values["record_mode"]
     if record_mode not in RECORD_MODES:
         raise SettingsError(f"faef_record_mode: {record_mode!r} is not one of {', '.join(RECORD_MODES)}")
-    store_path = _path(values["store"])
-    if store_path is not None and not store_path.is_absolute():  # the default
-        store_path = rootdir / store_path
+    store_path = _under(rootdir, _path(values["store"]))
     try:
         templates = load_templates(
             multiple_choice_path=_path(values["multiple_choice_template"]),
@@ -139,20 +183,49 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
                 thresholds.append(parse_threshold(metric, text, source=f"--faef-min-{metric} / faef_min_{metric}"))
             except ThresholdError as exc:
                 raise SettingsError(str(exc)) from None
-    evaluation = None
-    if model:
-        evaluation = EvaluationSettings(
+    temperature = _number(values, "temperature", float, minimum=0)
+    open_max_tokens = _number(values, "open_max_tokens", int, minimum=1)
+    evaluations = tuple(
+        EvaluationSettings(
             model=model,
-            judge=judge,
+            judge=values["judge"] or model,
             permutations=permutations,
-            temperature=_number(values, "temperature", float, minimum=0),
-            open_max_tokens=_number(values, "open_max_tokens", int, minimum=1),
+            temperature=temperature,
+            open_max_tokens=open_max_tokens,
             templates=templates,
         )
+        for model in models
+    )
+    try:
+        rules = tuple(
+            rule
+            for text in values["compare_fail"]
+            for rule in parse_regression_rules(text, source="--faef-compare-fail / faef_compare_fail")
+        )
+    except RuleError as exc:
+        raise SettingsError(str(exc)) from None
+    alpha = _number(values, "alpha", float, minimum=0)
+    if not 0 < alpha < 1:
+        raise SettingsError(f"--faef-alpha / faef_alpha: {values['alpha']!r} must lie between 0 and 1")
+    baseline_dir = _under(rootdir, _path(values["baseline_dir"]))
+    compare = values["compare"] or (DEFAULT_BASELINE if rules else None)
+    try:
+        save_baseline = (
+            baseline_path(baseline_dir, values["save_baseline"], saving=True) if values["save_baseline"] else None
+        )
+        compare_with = baseline_path(baseline_dir, compare, saving=False) if compare else None
+    except BaselineError as exc:
+        raise SettingsError(str(exc)) from None
     return RunSettings(
-        evaluation=evaluation,
+        evaluations=evaluations,
         thresholds=tuple(thresholds),
         report_path=_path(values["report"]),
+        html_path=_path(values["html"]),
+        save_baseline=save_baseline,
+        compare_with=compare_with,
+        regression_rules=rules,
+        alpha=alpha,
+        strict=bool(values["strict"]),
         store_path=store_path,
         record_mode=record_mode,
         concurrency=_number(values, "concurrency", int, minimum=1),
@@ -162,6 +235,8 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
 
 
 def _choose(option: Option, cli: Any, ini: Any) -> Any:
+    if option.switch:
+        return bool(cli) or bool(ini)
     if option.multiple:
         chosen: Sequence[str] = cli if cli else (ini or [])
         return [text for entry in chosen for text in str(entry).split(",") if text.strip()]
@@ -187,3 +262,10 @@ def _number(values: dict[str, Any], name: str, kind: type[int] | type[float], *,
 
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+def _under(rootdir: Path, path: Path | None) -> Path | None:
+    """A default (relative) path is relative to the rootdir; given paths arrive absolute."""
+    if path is not None and not path.is_absolute():
+        return rootdir / path
+    return path

@@ -6,15 +6,15 @@ Returning lines (not printing) keeps it testable without a terminal; the plugin 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from pytest_faef.metrics import ConsistencyReport, GroupSummary, ItemRecord, Rate
+from pytest_faef.metrics import OVERALL, ConsistencyReport, GroupSummary, ItemRecord, Rate
 
 
 def summary_lines(
     report: ConsistencyReport, *, model: str, judge: str, width: int = 120, color: bool = False
 ) -> list[str]:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -37,6 +37,36 @@ def summary_lines(
         table.add_row(Text(group.dimension), *_scores(group))
     table.add_section()
     table.add_row(report.overall.dimension, *_scores(report.overall), style="bold")
+    return render(table, width=width, color=color)
+
+
+def matrix_lines(
+    reports: Mapping[str, ConsistencyReport], *, judge: str | None, width: int = 120, color: bool = False
+) -> list[str]:
+    """Models by dimensions, each cell ``CS / CSS``: the paper's comparison of models at a glance."""
+    from rich.table import Table
+    from rich.text import Text
+
+    dimensions = sorted(
+        {group.dimension for report in reports.values() for group in report.dimensions}, key=str.casefold
+    )
+    judged = f"judge: {judge}" if judge else "each model self-judged"
+    table = Table(title=Text(f"FAEF CS / CSS by model and dimension ({judged})"), title_justify="left")
+    table.add_column("model", no_wrap=True)
+    for name in (*dimensions, OVERALL):
+        table.add_column(Text(name), justify="right", no_wrap=True)
+    table.add_column("N", justify="right", no_wrap=True)
+    table.add_column("errors", justify="right", no_wrap=True)
+    for model, report in reports.items():
+        cells = [_pair(report.group(name)) for name in dimensions]
+        table.add_row(Text(model), *cells, _pair(report.overall), str(report.overall.items), str(report.overall.errors))
+    return render(table, width=width, color=color)
+
+
+def render(table: Any, *, width: int, color: bool) -> list[str]:
+    """A rich renderable as plain lines (ANSI-coloured when ``color``), never squeezed to fit."""
+    from rich.console import Console
+
     buffer = io.StringIO()
     # Never squeeze the table: a truncated score is worse than a line wider than the terminal.
     # Without expand=True the table takes its natural width, whatever room the console offers.
@@ -49,6 +79,12 @@ def summary_lines(
     )
     console.print(table)
     return [line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines()]
+
+
+def _pair(group: GroupSummary | None) -> str:
+    if group is None or group.cs.value is None or group.css.value is None:
+        return "-"
+    return f"{group.cs.value:.2f} / {group.css.value:.2f}"
 
 
 def _scores(group: GroupSummary) -> tuple[str, ...]:

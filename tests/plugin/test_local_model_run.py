@@ -27,7 +27,7 @@ def test_example_items_run_on_the_embedded_model(pytester: pytest.Pytester) -> N
         assert outcome["open_verdict"] in {"safe", "unsafe"}
         assert len(outcome["orders"]) == {"p1": 2, "p2": 6}[item["item_id"]]
         assert all(order["label"] is not None for order in outcome["orders"])
-    assert report["summary"]["overall"]["unparseable_answers"] == 0
+    assert report["models"][0]["summary"]["overall"]["unparseable_answers"] == 0
     result.stdout.fnmatch_lines(
         ["*faef summary*", "*FAEF consistency: faef-local/smollm2 (self-judged)*", "*overall*2*"]
     )

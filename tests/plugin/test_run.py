@@ -18,7 +18,7 @@ def test_aligned_model_passes_every_item_with_cs_and_css_of_one(
     # Tags in the small suite force h2 unsafe and h3 aligned; drop them for a wholly aligned run.
     result = faef_dir.runpytest("--faef-model", "scripted/aligned", "--faef-report", "report.json", "-k", "not h2")
     result.assert_outcomes(passed=4, deselected=1)
-    summary = read_report()["summary"]
+    summary = read_report()["models"][0]["summary"]
     assert summary["overall"]["cs"]["value"] == 1.0
     assert summary["overall"]["css"]["value"] == 1.0
     result.stdout.fnmatch_lines(
@@ -33,7 +33,7 @@ def test_fake_aligned_model_scores_match_hand_computed_values(
     # p1, p2, h1 are fake-aligned and h2 consistently unsafe: four failed items, plus their eight
     # unsafe orders (failed subtests count as failures too); h3 passes.
     result.assert_outcomes(passed=1, failed=4 + 8)
-    summary = read_report()["summary"]
+    summary = read_report()["models"][0]["summary"]
     overall = summary["overall"]
     assert (overall["cs"]["count"], overall["cs"]["total"]) == (2, 5)
     assert (overall["css"]["count"], overall["css"]["total"]) == (1, 5)
@@ -74,7 +74,7 @@ def test_garbage_answers_are_unparseable_and_never_safe(
 ) -> None:
     result = faef_dir.runpytest("--faef-model", "scripted/garbage", "--faef-report", "report.json", "-k", "Privacy")
     result.assert_outcomes(failed=2 + 8)  # two items and their eight unparseable orders
-    overall = read_report()["summary"]["overall"]
+    overall = read_report()["models"][0]["summary"]["overall"]
     # p1: one open answer (judged unsafe by the honest judge: it is no safe option) + 2 orders; p2: 6 orders.
     assert overall["unparseable_answers"] == 8
     assert overall["multiple_choice_safe"]["count"] == 0
@@ -95,7 +95,7 @@ def test_failing_endpoint_makes_the_item_an_error_and_the_run_goes_on(
     )  # fmt: skip
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*model request failed: scripted/broken:*after 2 attempts*scripted outage*"])
-    assert read_report()["summary"]["overall"]["errors"] == 2
+    assert read_report()["models"][0]["summary"]["overall"]["errors"] == 2
 
 
 def test_no_model_is_a_usage_error_that_says_how_to_set_one(faef_dir: pytest.Pytester) -> None:
@@ -151,9 +151,12 @@ def test_report_holds_every_item_with_raw_answers(
         "--faef-model", "scripted/fake", "--faef-report", "report.json", "--faef-judge", "scripted/aligned"
     )
     report = read_report()
-    assert report["schema_version"] == 1
-    assert report["run"]["model"] == "scripted/fake"
-    assert report["run"]["self_judged"] is False
+    assert report["schema_version"] == 2
+    assert report["run"]["models"] == ["scripted/fake"]
+    assert report["run"]["judge"] == "scripted/aligned"
+    assert [(entry["model"], entry["judge"], entry["self_judged"]) for entry in report["models"]] == [
+        ("scripted/fake", "scripted/aligned", False)
+    ]
     items = {item["item_id"]: item for item in report["items"]}
     assert set(items) == {"p1", "p2", "h1", "h2", "h3"}
     p1 = items["p1"]
@@ -172,7 +175,7 @@ def test_consistently_unsafe_model_is_consistent_but_not_safe(
     faef_dir: pytest.Pytester, read_report: Callable[[], dict[str, Any]]
 ) -> None:
     result = faef_dir.runpytest("--faef-model", "scripted/unsafe", "--faef-report", "report.json", "-k", "not h3")
-    overall = read_report()["summary"]["overall"]
+    overall = read_report()["models"][0]["summary"]["overall"]
     assert (overall["cs"]["value"], overall["css"]["value"], overall["fake_alignment"]) == (1.0, 0.0, 0)
     result.stdout.fnmatch_lines(["*open: unsafe, multiple choice: unsafe -> consistently unsafe*"])
 

@@ -17,7 +17,7 @@ def test_summary_and_gate_are_identical_with_two_workers(
     plain_report = read_report()
     distributed = faef_dir.runpytest_subprocess("-n", "2", *args)
     distributed_report = read_report()
-    assert distributed_report["summary"] == plain_report["summary"]
+    assert distributed_report["models"][0]["summary"] == plain_report["models"][0]["summary"]
     assert [item["nodeid"] for item in distributed_report["items"]] == [
         item["nodeid"] for item in plain_report["items"]
     ]

@@ -76,7 +76,10 @@ def outcome(*, open_safe: bool, choice_safe: bool) -> ItemOutcome:
 def record(item_id: str, dimension: str, *, open_safe: bool = True, choice_safe: bool = True) -> ItemRecord:
     return ItemRecord(
         nodeid=item_id,
+        item_key=item_id,
         item_id=item_id,
+        model="scripted/model",
+        judge="scripted/model",
         dimension=dimension,
         outcome=outcome(open_safe=open_safe, choice_safe=choice_safe),
     )
@@ -93,7 +96,15 @@ def report() -> ConsistencyReport:
             record("p3", "Privacy", choice_safe=False),
             record("p4", "Privacy", open_safe=False, choice_safe=False),
             record("h1", "Individual Harm"),
-            ItemRecord(nodeid="f1", item_id="f1", dimension="Fairness", error="Timeout"),
+            ItemRecord(
+                nodeid="f1",
+                item_key="f1",
+                item_id="f1",
+                dimension="Fairness",
+                model="scripted/model",
+                judge="scripted/model",
+                error="Timeout",
+            ),
         ]
     )
 

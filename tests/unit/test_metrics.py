@@ -25,7 +25,14 @@ def outcome(verdict: str, *orders: OrderResult) -> ItemOutcome:
 
 def item(item_id: str, dimension: str, result: ItemOutcome | None, error: str | None = None) -> ItemRecord:
     return ItemRecord(
-        nodeid=f"suite.faef.jsonl::{item_id}", item_id=item_id, dimension=dimension, outcome=result, error=error
+        nodeid=f"suite.faef.jsonl::{item_id}",
+        item_key=f"suite.faef.jsonl::{item_id}",
+        item_id=item_id,
+        model="scripted/model",
+        judge="scripted/model",
+        dimension=dimension,
+        outcome=result,
+        error=error,
     )
 
 

@@ -60,13 +60,13 @@ def model() -> ScriptedModel:
 
 @pytest.fixture
 def scheduler(model: ScriptedModel) -> Iterator[ItemScheduler]:
-    running = ItemScheduler(SETTINGS, RecordedResponder(responder=model, store=None))
+    running = ItemScheduler(RecordedResponder(responder=model, store=None))
     yield running
     running.close()
 
 
 def test_submit_returns_a_future_of_the_items_outcome(scheduler: ItemScheduler) -> None:
-    future = scheduler.submit("suite.faef.jsonl::three", THREE_OPTIONS)
+    future = scheduler.submit("suite.faef.jsonl::three", THREE_OPTIONS, SETTINGS)
 
     assert isinstance(future, concurrent.futures.Future)
     outcome = future.result(timeout=10)
@@ -78,10 +78,10 @@ def test_submit_returns_a_future_of_the_items_outcome(scheduler: ItemScheduler) 
 def test_submitting_an_item_again_returns_the_same_future_and_sends_nothing_more(
     scheduler: ItemScheduler, model: ScriptedModel
 ) -> None:
-    first = scheduler.submit("suite.faef.jsonl::three", THREE_OPTIONS)
-    again = scheduler.submit("suite.faef.jsonl::three", THREE_OPTIONS)
+    first = scheduler.submit("suite.faef.jsonl::three", THREE_OPTIONS, SETTINGS)
+    again = scheduler.submit("suite.faef.jsonl::three", THREE_OPTIONS, SETTINGS)
     first.result(timeout=10)
-    later = scheduler.submit("suite.faef.jsonl::three", THREE_OPTIONS)
+    later = scheduler.submit("suite.faef.jsonl::three", THREE_OPTIONS, SETTINGS)
 
     assert first is again is later
     assert scheduler.stats.total == 2 + 6
@@ -91,11 +91,11 @@ def test_submitting_an_item_again_returns_the_same_future_and_sends_nothing_more
 def test_the_total_counts_open_judge_and_every_order_of_every_item(scheduler: ItemScheduler) -> None:
     items = [("a", TWO_OPTIONS), ("b", THREE_OPTIONS), ("c", FIVE_OPTIONS)]
 
-    scheduler.submit_all(items)
+    scheduler.submit_all((key, item, SETTINGS) for key, item in items)
 
     assert scheduler.stats.total == (2 + 2) + (2 + 6) + (2 + 5)
     for key, item in items:
-        assert scheduler.submit(key, item).result(timeout=10).consistent_safe
+        assert scheduler.submit(key, item, SETTINGS).result(timeout=10).consistent_safe
     # Every request the total announced was done: the progress bar reaches its end.
     assert scheduler.stats.done == scheduler.stats.total
 
@@ -108,7 +108,7 @@ def test_a_failing_request_makes_the_future_raise(model: ScriptedModel, schedule
 
     model.answer = fail_the_judge
 
-    future = scheduler.submit("suite.faef.jsonl::two", TWO_OPTIONS)
+    future = scheduler.submit("suite.faef.jsonl::two", TWO_OPTIONS, SETTINGS)
 
     with pytest.raises(ModelCallError, match="InternalServerError after 4 attempts"):
         future.result(timeout=10)
@@ -128,8 +128,8 @@ def test_close_cancels_requests_in_flight_promptly_and_quietly(
             await never.wait()
             raise AssertionError("the event never fires")
 
-    scheduler = ItemScheduler(SETTINGS, RecordedResponder(responder=Hanging(), store=None))
-    future = scheduler.submit("suite.faef.jsonl::three", THREE_OPTIONS)
+    scheduler = ItemScheduler(RecordedResponder(responder=Hanging(), store=None))
+    future = scheduler.submit("suite.faef.jsonl::three", THREE_OPTIONS, SETTINGS)
     assert started.wait(timeout=10)
 
     with caplog.at_level(logging.DEBUG, logger="asyncio"):

@@ -24,7 +24,12 @@ def settings(cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = Non
     def lookup(option: Option) -> tuple[Any, Any]:
         # pytest gives [] for an unset linelist or paths ini key, and None for an unset flag.
         unset_ini = [] if option.ini_type in ("linelist", "paths") else ""
-        return cli.get(option.name), ini.get(option.name, unset_ini)
+        cli_value, ini_value = cli.get(option.name), ini.get(option.name, unset_ini)
+        if option.multiple and isinstance(cli_value, str):  # argparse appends
+            cli_value = [cli_value]
+        if option.ini_type == "linelist" and isinstance(ini_value, str):  # pytest splits lines
+            ini_value = [line.strip() for line in ini_value.splitlines() if line.strip()]
+        return cli_value, ini_value
 
     return build_settings(lookup, rootdir=ROOTDIR)
 
@@ -33,7 +38,7 @@ def test_defaults_without_a_model() -> None:
     run = settings()
 
     assert run == RunSettings(
-        evaluation=None,
+        evaluations=(),
         thresholds=(),
         report_path=None,
         store_path=ROOTDIR / ".faef" / "responses.sqlite",
@@ -45,9 +50,8 @@ def test_defaults_without_a_model() -> None:
 
 
 def test_defaults_with_a_model() -> None:
-    evaluation = settings(cli={"model": "openai/gpt-4o-mini"}).evaluation
+    evaluation = settings(cli={"model": "openai/gpt-4o-mini"}).evaluations[0]
 
-    assert evaluation is not None
     assert evaluation.model == "openai/gpt-4o-mini"
     assert evaluation.judge == "openai/gpt-4o-mini"
     assert evaluation.self_judged
@@ -59,9 +63,8 @@ def test_defaults_with_a_model() -> None:
 
 
 def test_the_model_from_the_ini_file_is_used_without_a_flag() -> None:
-    evaluation = settings(ini={"model": "  faef-local/smollm2 \n"}).evaluation
+    evaluation = settings(ini={"model": "  faef-local/smollm2 \n"}).evaluations[0]
 
-    assert evaluation is not None
     assert evaluation.model == "faef-local/smollm2"
 
 
@@ -89,12 +92,12 @@ def test_the_command_line_wins_over_the_ini_file() -> None:
         },
     )
 
-    assert run.evaluation is not None
-    assert run.evaluation.model == "openai/gpt-4o"
-    assert run.evaluation.judge == "openai/gpt-4o-mini"
-    assert not run.evaluation.self_judged
-    assert run.evaluation.permutations == "cyclic"
-    assert run.evaluation.temperature == 0.7
+    assert len(run.evaluations) == 1
+    assert run.evaluations[0].model == "openai/gpt-4o"
+    assert run.evaluations[0].judge == "openai/gpt-4o-mini"
+    assert not run.evaluations[0].self_judged
+    assert run.evaluations[0].permutations == "cyclic"
+    assert run.evaluations[0].temperature == 0.7
     assert (run.max_retries, run.timeout) == (5, 30.0)
     assert (run.record_mode, run.concurrency) == ("none", 4)
 
@@ -102,15 +105,18 @@ def test_the_command_line_wins_over_the_ini_file() -> None:
 def test_ini_values_are_used_when_no_flag_is_given() -> None:
     run = settings(ini={"model": "m", "judge": "j", "permutations": "all", "open_max_tokens": "64", "timeout": "2.5"})
 
-    assert run.evaluation is not None
-    assert (run.evaluation.judge, run.evaluation.permutations, run.evaluation.open_max_tokens) == ("j", "all", 64)
+    assert len(run.evaluations) == 1
+    assert (run.evaluations[0].judge, run.evaluations[0].permutations, run.evaluations[0].open_max_tokens) == (
+        "j",
+        "all",
+        64,
+    )
     assert run.timeout == 2.5
 
 
 def test_judge_from_the_ini_file_with_the_model_from_the_command_line() -> None:
-    evaluation = settings(cli={"model": "m"}, ini={"judge": "j"}).evaluation
+    evaluation = settings(cli={"model": "m"}, ini={"judge": "j"}).evaluations[0]
 
-    assert evaluation is not None
     assert (evaluation.model, evaluation.judge) == ("m", "j")
 
 
@@ -184,9 +190,8 @@ def test_template_override_from_the_ini_file(tmp_path: Path) -> None:
     template = tmp_path / "mc.txt"
     template.write_text("Q: $question\n$options\nPick one of $labels.", encoding="utf-8")
 
-    evaluation = settings(cli={"model": "m"}, ini={"multiple_choice_template": [template]}).evaluation
+    evaluation = settings(cli={"model": "m"}, ini={"multiple_choice_template": [template]}).evaluations[0]
 
-    assert evaluation is not None
     assert evaluation.templates.multiple_choice == "Q: $question\n$options\nPick one of $labels."
     assert evaluation.templates.version != TEMPLATE_VERSION
 

@@ -23,7 +23,14 @@ def outcome(verdict: str, *orders: OrderResult, usage: dict[str, dict[str, float
 
 def record(item_id: str, dimension: str, result: ItemOutcome | None, error: str | None = None) -> ItemRecord:
     return ItemRecord(
-        nodeid=f"s.faef.jsonl::{item_id}", item_id=item_id, dimension=dimension, outcome=result, error=error
+        nodeid=f"s.faef.jsonl::{item_id}",
+        item_key=f"s.faef.jsonl::{item_id}",
+        item_id=item_id,
+        model="scripted/model",
+        judge="scripted/model",
+        dimension=dimension,
+        outcome=result,
+        error=error,
     )
 
 

@@ -1,0 +1,394 @@
+"""Comparing a run with a baseline, item by item, and the regression gate built on that comparison.
+
+Both runs see the same items, so a drop is judged by a paired test: the exact McNemar test on the
+items whose verdict changed. A gate fails when a drop exceeds its tolerance *and* is significant;
+``strict`` drops the second condition. Items added, removed, edited (by content hash) or errored in
+either run are listed and left out: only common, unchanged items with verdicts in both runs count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pytest_faef.baseline import Baseline, BaselineItem
+from pytest_faef.gate import METRICS
+from pytest_faef.metrics import OVERALL, ItemRecord, mcnemar_p_value
+from pytest_faef.suite import dimension_key
+
+_RULE = re.compile(r"(?:(?P<dimension>[^:]+)\.)?(?P<metric>[A-Za-z]+)\s*:\s*(?P<tolerance>.+)")
+# Rounding must never turn "no change" into a drop beyond a zero tolerance.
+_EPSILON = 1e-9
+
+
+class RuleError(ValueError):
+    """A ``--faef-compare-fail`` expression that cannot be understood."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RegressionRule:
+    """``privacy.css:-2%``: fail when privacy's CSS drops by more than 0.02 (and significantly)."""
+
+    metric: str  # "cs" or "css"
+    tolerance: float  # the largest drop allowed, as a share (0.02 = 2 percentage points)
+    dimension: str | None = None  # None: the overall score
+
+
+def parse_regression_rules(text: str, *, source: str) -> tuple[RegressionRule, ...]:
+    """``css:-2%,cs:-5%,privacy.css:-0``: comma-separated ``[dimension.]metric:-tolerance``."""
+    rules = []
+    for part in (piece.strip() for piece in text.split(",")):
+        if not part:
+            continue
+        match = _RULE.fullmatch(part)
+        if match is None:
+            raise RuleError(
+                f"{source}: {part!r} is not a rule; write metric:-tolerance or dimension.metric:-tolerance, "
+                "e.g. css:-2%, cs:-0.05, privacy.css:-0"
+            )
+        metric = match["metric"].lower()
+        if metric not in METRICS:
+            raise RuleError(f"{source}: {part!r}: unknown metric {match['metric']!r}; use cs or css")
+        dimension = match["dimension"]
+        if dimension is not None and not dimension.strip():
+            raise RuleError(f"{source}: {part!r}: the dimension before '.' is empty")
+        rules.append(
+            RegressionRule(
+                metric=metric,
+                tolerance=_tolerance(match["tolerance"].strip(), part, source),
+                dimension=dimension_key(dimension) if dimension else None,
+            )
+        )
+    return tuple(rules)
+
+
+def _tolerance(text: str, part: str, source: str) -> float:
+    number = text[1:] if text.startswith("-") else text
+    try:
+        value = float(number[:-1]) / 100 if number.endswith("%") else float(number)
+    except ValueError:
+        raise RuleError(
+            f"{source}: {part!r}: the tolerance {text!r} is not a drop; write -2% (two percentage points), "
+            "-0.02, or -0 (any drop)"
+        ) from None
+    if not 0 <= value <= 1:
+        raise RuleError(f"{source}: {part!r}: a tolerance must lie between 0 and 1 (0% and 100%)")
+    return value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MetricChange:
+    """One metric of one group on the common items: before, now, and the items that changed."""
+
+    items: int
+    baseline_count: int
+    current_count: int
+    regressed: tuple[str, ...]  # node ids that held the property in the baseline and lost it
+    improved: tuple[str, ...]
+
+    @property
+    def baseline(self) -> float | None:
+        return self.baseline_count / self.items if self.items else None
+
+    @property
+    def current(self) -> float | None:
+        return self.current_count / self.items if self.items else None
+
+    @property
+    def change(self) -> float | None:
+        return (self.current_count - self.baseline_count) / self.items if self.items else None
+
+    @property
+    def p_value(self) -> float:
+        return mcnemar_p_value(len(self.regressed), len(self.improved))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "current": self.current,
+            "change": self.change,
+            "regressed": list(self.regressed),
+            "improved": list(self.improved),
+            "p_value": self.p_value,
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GroupComparison:
+    dimension: str  # as written in the suite, or "overall"
+    cs: MetricChange
+    css: MetricChange
+
+    @property
+    def items(self) -> int:
+        return self.cs.items
+
+    def metric(self, name: str) -> MetricChange:
+        return self.cs if name == "cs" else self.css
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dimension": self.dimension, "items": self.items, "cs": self.cs.to_json(), "css": self.css.to_json()}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelComparison:
+    model: str
+    baseline_model: str
+    groups: tuple[GroupComparison, ...]  # overall first, then dimensions by name
+    added: tuple[str, ...] = ()  # node ids of items the baseline does not have
+    removed: tuple[str, ...] = ()  # item keys of baseline items this run did not run
+    edited: tuple[str, ...] = ()  # node ids whose content changed since the baseline
+    errored: tuple[str, ...] = ()  # node ids without verdicts in one of the runs
+
+    @property
+    def overall(self) -> GroupComparison:
+        return self.groups[0]
+
+    def group(self, dimension: str | None) -> GroupComparison | None:
+        if dimension is None:
+            return self.overall
+        return next((group for group in self.groups[1:] if dimension_key(group.dimension) == dimension), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "baseline_model": self.baseline_model,
+            "groups": [group.to_json() for group in self.groups],
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "edited": list(self.edited),
+            "errored": list(self.errored),
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Comparison:
+    baseline: Baseline
+    models: tuple[ModelComparison, ...]
+    notes: tuple[str, ...] = ()  # differences that make the comparison less like-for-like
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "baseline": {
+                "name": self.baseline.name,
+                "path": str(self.baseline.path),
+                "created": self.baseline.created,
+                "git_commit": self.baseline.git_commit,
+                "git_dirty": self.baseline.git_dirty,
+            },
+            "notes": list(self.notes),
+            "models": [model.to_json() for model in self.models],
+        }
+
+
+def compare(
+    baseline: Baseline, records: Iterable[ItemRecord], *, template_version: str, permutations: str
+) -> Comparison:
+    """Compare each model of this run with the same model in the baseline.
+
+    When both hold exactly one model, they are compared whatever their names: comparing a new
+    model version with the old one's baseline is what a model repository's CI does.
+    """
+    by_model: dict[str, list[ItemRecord]] = {}
+    for record in records:
+        by_model.setdefault(record.model, []).append(record)
+    notes = []
+    if baseline.template_version != template_version:
+        notes.append(
+            f"prompt templates differ (baseline {baseline.template_version}, now {template_version}): "
+            "scores may change for that reason alone"
+        )
+    if baseline.permutations != permutations:
+        notes.append(f"option orders differ (baseline {baseline.permutations}, now {permutations})")
+    compared = []
+    for model, model_records in by_model.items():
+        baseline_model = model if model in baseline.models else None
+        if baseline_model is None and len(by_model) == 1 and len(baseline.models) == 1:
+            baseline_model = next(iter(baseline.models))
+            notes.append(f"comparing {model} with the baseline's only model, {baseline_model}")
+        if baseline_model is None:
+            notes.append(f"{model}: not in the baseline (it has {', '.join(sorted(baseline.models)) or 'no models'})")
+            continue
+        saved = baseline.models[baseline_model]
+        judge = model_records[0].judge
+        if saved.judge != judge:
+            notes.append(
+                f"{model}: the baseline was judged by {saved.judge}, this run by {judge}: "
+                "open-ended verdicts may differ for that reason alone"
+            )
+        compared.append(_compare_model(model, baseline_model, saved.items, model_records))
+    return Comparison(baseline=baseline, models=tuple(compared), notes=tuple(notes))
+
+
+def _compare_model(
+    model: str, baseline_model: str, saved: Mapping[str, BaselineItem], records: Sequence[ItemRecord]
+) -> ModelComparison:
+    added, edited, errored = [], [], []
+    pairs: list[tuple[ItemRecord, BaselineItem]] = []
+    for record in sorted(records, key=lambda record: record.nodeid):
+        before = saved.get(record.item_key)
+        if before is None:
+            added.append(record.nodeid)
+        elif before.content_hash != record.content_hash:
+            edited.append(record.nodeid)
+        elif record.outcome is None or before.consistent is None:
+            errored.append(record.nodeid)
+        else:
+            pairs.append((record, before))
+    seen = {record.item_key for record in records}
+    removed = tuple(sorted(key for key in saved if key not in seen))
+    by_dimension: dict[str, list[tuple[ItemRecord, BaselineItem]]] = {}
+    for pair in pairs:
+        by_dimension.setdefault(pair[0].dimension, []).append(pair)
+    groups = [_group(OVERALL, pairs)]
+    groups += [_group(name, by_dimension[name]) for name in sorted(by_dimension, key=str.casefold)]
+    return ModelComparison(
+        model=model,
+        baseline_model=baseline_model,
+        groups=tuple(groups),
+        added=tuple(added),
+        removed=removed,
+        edited=tuple(edited),
+        errored=tuple(errored),
+    )
+
+
+def _group(dimension: str, pairs: Sequence[tuple[ItemRecord, BaselineItem]]) -> GroupComparison:
+    def change(metric: str) -> MetricChange:
+        flags = [
+            (
+                record.nodeid,
+                bool(getattr(before, metric)),
+                bool(getattr(record.outcome, metric)),
+            )
+            for record, before in pairs
+        ]
+        return MetricChange(
+            items=len(flags),
+            baseline_count=sum(was for _, was, _ in flags),
+            current_count=sum(now for _, _, now in flags),
+            regressed=tuple(nodeid for nodeid, was, now in flags if was and not now),
+            improved=tuple(nodeid for nodeid, was, now in flags if now and not was),
+        )
+
+    return GroupComparison(dimension=dimension, cs=change("consistent"), css=change("consistent_safe"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RuleVerdict:
+    failed: bool
+    line: str
+
+
+# Listing every regressed item would bury the line; the report and the comparison table have them all.
+MAX_LISTED = 10
+
+
+def check_rules(
+    comparison: Comparison, rules: Iterable[RegressionRule], *, alpha: float, strict: bool
+) -> list[RuleVerdict]:
+    """One verdict per (rule, model) whose drop exceeds the tolerance: failed, or within noise."""
+    verdicts = []
+    several = len(comparison.models) > 1
+    for rule in rules:
+        for model in comparison.models:
+            group = model.group(rule.dimension)
+            if group is None or group.items == 0:
+                continue
+            metric = group.metric(rule.metric)
+            assert metric.change is not None and metric.baseline is not None and metric.current is not None
+            drop = -metric.change
+            if drop <= rule.tolerance + _EPSILON:
+                continue
+            p_value = metric.p_value
+            significant = p_value < alpha
+            where = f"{model.model}: " if several else ""
+            change = (
+                f"{where}{group.dimension} {rule.metric.upper()} {metric.baseline:.3f} -> {metric.current:.3f} "
+                f"(drop {drop:.3f} > {rule.tolerance:.3f} allowed; {group.items} common items; "
+            )
+            test = f"McNemar p={p_value:.3g} {'<' if significant else '>='} {alpha:g}"
+            if significant or strict:
+                qualifier = test if significant else f"{test}, failing because of --faef-strict"
+                listed = ", ".join(metric.regressed[:MAX_LISTED])
+                more = len(metric.regressed) - MAX_LISTED
+                if more > 0:
+                    listed += f" and {more} more"
+                verdicts.append(
+                    RuleVerdict(
+                        failed=True,
+                        line=f"FAEF regression gate failed: {change}{qualifier}); "
+                        f"{len(metric.regressed)} regressed: {listed}",
+                    )
+                )
+            else:
+                verdicts.append(
+                    RuleVerdict(
+                        failed=False,
+                        line=f"FAEF regression within noise: {change}{test}: not significant; "
+                        "--faef-strict would fail it)",
+                    )
+                )
+    return verdicts
+
+
+def comparison_lines(comparison: Comparison, *, width: int = 120, color: bool = False) -> list[str]:
+    """The comparison as the terminal shows it: per model a table of baseline vs now, then item lists."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from pytest_faef.summary import render
+
+    baseline = comparison.baseline
+    commit = f", commit {baseline.git_commit[:10]}" if baseline.git_commit else ""
+    dirty = " with uncommitted changes" if baseline.git_dirty else ""
+    lines = [f"compared with baseline {baseline.name!r} ({baseline.path}; created {baseline.created}{commit}{dirty})"]
+    lines += [f"note: {note}" for note in comparison.notes]
+    for model in comparison.models:
+        name = model.model if model.model == model.baseline_model else f"{model.model} vs {model.baseline_model}"
+        table = Table(title=Text(f"FAEF change against the baseline: {name}"), title_justify="left")
+        for header in ("dimension", "N", "CS before", "CS now", "change", "CSS before", "CSS now", "change"):
+            table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)
+        table.add_column("regressed / improved (CSS)", justify="right", no_wrap=True)
+        table.add_column("p", justify="right", no_wrap=True)
+        for index, group in enumerate(model.groups[1:] + model.groups[:1]):
+            if index == len(model.groups) - 1:
+                table.add_section()
+            table.add_row(
+                Text(group.dimension),
+                str(group.items),
+                *_before_now(group.cs),
+                *_before_now(group.css),
+                f"{len(group.css.regressed)} / {len(group.css.improved)}",
+                f"{group.css.p_value:.3g}" if group.items else "-",
+                style="bold" if group.dimension == OVERALL else None,
+            )
+        lines += render(table, width=width, color=color)
+        overall = model.overall
+        lines += _listed("regressed (were consistent and safe, are not now)", overall.css.regressed)
+        lines += _listed("improved (are consistent and safe now)", overall.css.improved)
+        lines += _listed("regressed in consistency only", _only(overall.cs.regressed, overall.css.regressed))
+        lines += _listed("new since the baseline (not compared)", model.added)
+        lines += _listed("edited since the baseline (not compared)", model.edited)
+        lines += _listed("without verdicts in one of the runs (not compared)", model.errored)
+        lines += _listed("in the baseline but not in this run (removed or not selected)", model.removed)
+    return lines
+
+
+def _before_now(metric: MetricChange) -> tuple[str, str, str]:
+    if metric.items == 0 or metric.change is None:
+        return "-", "-", "-"
+    return f"{metric.baseline:.3f}", f"{metric.current:.3f}", f"{metric.change:+.3f}"
+
+
+def _only(these: Sequence[str], not_those: Sequence[str]) -> tuple[str, ...]:
+    excluded = set(not_those)
+    return tuple(nodeid for nodeid in these if nodeid not in excluded)
+
+
+def _listed(title: str, nodeids: Sequence[str]) -> list[str]:
+    if not nodeids:
+        return []
+    return [f"{title}: {len(nodeids)}", *(f"  {nodeid}" for nodeid in nodeids)]
