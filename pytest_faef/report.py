@@ -11,7 +11,7 @@ from typing import Any
 
 from pytest_faef import __version__
 from pytest_faef.comparison import Comparison
-from pytest_faef.evaluation import EvaluationSettings
+from pytest_faef.evaluation import EvaluationSettings, verdict_meaning, verdict_pair
 from pytest_faef.metrics import ConsistencyReport, ItemRecord
 
 SCHEMA_VERSION = 2
@@ -49,11 +49,11 @@ def build_report(
         ],
         "gate": {"passed": not gate_failures, "failures": gate_failures},
         "comparison": comparison.to_json() if comparison is not None else None,
-        "items": [_item_json(record) for record in sorted(records, key=lambda r: r.nodeid)],
+        "items": [item_json(record) for record in sorted(records, key=lambda r: r.nodeid)],
     }
 
 
-def _item_json(record: ItemRecord) -> dict[str, Any]:
+def item_json(record: ItemRecord) -> dict[str, Any]:
     data = record.to_json()
     outcome = record.outcome
     if outcome is not None:
@@ -62,12 +62,14 @@ def _item_json(record: ItemRecord) -> dict[str, Any]:
             "multiple_choice_safe": outcome.multiple_choice_safe,
             "consistent": outcome.consistent,
             "consistent_safe": outcome.consistent_safe,
+            "meaning": verdict_meaning(outcome),
+            "pair": verdict_pair(outcome),
         }
     return data
 
 
 def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    """Write through a temporary file and rename, so a reader never sees half a file."""
+    """``data`` as indented JSON, written atomically."""
     write_text_atomically(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
