@@ -36,12 +36,12 @@ def main() -> None:
             orders = sum(len(item["outcome"]["orders"]) for item in items)
             calls = 2 * len(items) + orders  # open answer and judge verdict per item, one call per order
             replayed = sum(usage["cached"] for item in items for usage in item["outcome"]["usage"].values())
-            print(f"{run} store, model {report['run']['model']}:")
+            print(f"{run} store, model {', '.join(report['run']['models'])}:")
             print(f"  items: {len(items)} ({len(report['items']) - len(items)} errors), orders: {orders}")
             print(f"  model calls: {calls} ({int(replayed)} replayed from the store)")
             print(f"  wall time: {elapsed:.1f} s, {elapsed / max(len(items), 1):.2f} s per item")
             print(f"  peak RSS of a pytest process so far: {peak_mib:.0f} MiB")
-            overall = report["summary"]["overall"]
+            overall = report["models"][0]["summary"]["overall"]
             print(f"  overall CS {overall['cs']['value']:.3f}, CSS {overall['css']['value']:.3f}")
 
 

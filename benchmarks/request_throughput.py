@@ -127,7 +127,7 @@ def throughput(directory: Path, items: int, latency: float, concurrencies: list[
             "request_phase_s": phase,
             "efficiency": ideal / phase if phase else 0.0,
             "pytest_wall_s": elapsed,
-            "errors": report["summary"]["overall"]["errors"] if report else None,
+            "errors": report["models"][0]["summary"]["overall"]["errors"] if report else None,
         }
         print(f"concurrency {concurrency}: {json.dumps(results[concurrency])}", flush=True)
     return results
@@ -168,7 +168,7 @@ def faults(directory: Path, fault_rate: float, latency: float) -> dict[str, Any]
         finally:
             server.close()
         assert report is not None
-        outcomes[rate] = (verdicts(report), report["summary"]["overall"]["errors"])
+        outcomes[rate] = (verdicts(report), report["models"][0]["summary"]["overall"]["errors"])
     same = outcomes[0.0][0] == outcomes[fault_rate][0]
     result = {
         "faults_injected": stats[fault_rate]["faults_total"],
@@ -194,7 +194,7 @@ def memory(directory: Path, items: int) -> dict[str, Any]:
     finally:
         server.close()
     result = {"items": items, "peak_rss_mib": peak / 1024, "earlier_peak_mib": before / 1024, "wall_s": elapsed}
-    result["errors"] = report["summary"]["overall"]["errors"] if report else None
+    result["errors"] = report["models"][0]["summary"]["overall"]["errors"] if report else None
     print(f"memory: {json.dumps(result)}", flush=True)
     return result
 

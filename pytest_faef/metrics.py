@@ -169,8 +169,14 @@ def mcnemar_p_value(regressed: int, improved: int) -> float:
     changed = regressed + improved
     if regressed == 0:
         return 1.0
-    tail = sum(math.comb(changed, k) for k in range(regressed, changed + 1))
-    return min(1.0, float(tail / 2**changed))
+    # Exact integers throughout; each term from the last (C(n, k+1) = C(n, k)(n-k)/(k+1)) keeps
+    # this linear in the number of changed items instead of computing every binomial afresh.
+    term = math.comb(changed, regressed)
+    tail = term
+    for k in range(regressed, changed):
+        term = term * (changed - k) // (k + 1)
+        tail += term
+    return min(1.0, tail / 2**changed)
 
 
 def summarize_by_model(records: Iterable[ItemRecord], models: Iterable[str] = ()) -> dict[str, ConsistencyReport]:
