@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_faef.summary import SUMMARY_HEADERS
+
 SAFE_LETTER = "A"
 NO_VALUE = "\N{EN DASH}"
 ARROW = "\N{RIGHTWARDS ARROW}"
@@ -306,19 +308,6 @@ def scale_colour(value: float) -> str:
 
 
 # --- per-model summaries ----------------------------------------------------------------------------------------
-
-# The terminal summary's columns, in its order.
-SUMMARY_HEADERS = (
-    "dimension",
-    "N",
-    "open safe",
-    "MC safe",
-    "CS [95% CI]",
-    "CSS [95% CI]",
-    "fake",
-    "unparseable",
-    "errors",
-)
 
 
 def _summaries(models: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -176,7 +176,7 @@ def mcnemar_p_value(regressed: int, improved: int) -> float:
     for k in range(regressed, changed):
         term = term * (changed - k) // (k + 1)
         tail += term
-    return min(1.0, tail / 2**changed)
+    return min(1.0, float(tail / 2**changed))
 
 
 def summarize_by_model(records: Iterable[ItemRecord], models: Iterable[str] = ()) -> dict[str, ConsistencyReport]:

@@ -11,6 +11,19 @@ from typing import Any
 
 from pytest_faef.metrics import OVERALL, ConsistencyReport, GroupSummary, ItemRecord, Rate
 
+# The columns of a model's summary, in the terminal and in the HTML report.
+SUMMARY_HEADERS = (
+    "dimension",
+    "N",
+    "open safe",
+    "MC safe",
+    "CS [95% CI]",
+    "CSS [95% CI]",
+    "fake",
+    "unparseable",
+    "errors",
+)
+
 
 def summary_lines(
     report: ConsistencyReport, *, model: str, judge: str, width: int = 120, color: bool = False
@@ -21,17 +34,7 @@ def summary_lines(
     judged = "self-judged" if model == judge else f"judge: {judge}"
     # Names are the user's text, not rich markup: "[test]" must show, "[/]" must not raise.
     table = Table(title=Text(f"FAEF consistency: {model} ({judged})"), title_justify="left", show_lines=False)
-    for header in (
-        "dimension",
-        "N",
-        "open safe",
-        "MC safe",
-        "CS [95% CI]",
-        "CSS [95% CI]",
-        "fake",
-        "unparseable",
-        "errors",
-    ):
+    for header in SUMMARY_HEADERS:
         table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)
     for group in report.dimensions:
         table.add_row(Text(group.dimension), *_scores(group))
