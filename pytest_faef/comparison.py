@@ -35,6 +35,10 @@ class RegressionRule:
     tolerance: float  # the largest drop allowed, as a share (0.02 = 2 percentage points)
     dimension: str | None = None  # None: the overall score
 
+    def check(self) -> str:
+        """What this rule checks, as the reports list it: ``privacy CSS drop <= 0.020 against the baseline``."""
+        return f"{self.dimension or 'overall'} {self.metric.upper()} drop <= {self.tolerance:.3f} against the baseline"
+
 
 def parse_regression_rules(text: str, *, source: str) -> tuple[RegressionRule, ...]:
     """``css:-2%,cs:-5%,privacy.css:-0``: comma-separated ``[dimension.]metric:-tolerance``."""

@@ -25,6 +25,10 @@ class Threshold:
         where = f"{self.dimension} " if self.dimension else ""
         return f"{where}{self.metric.upper()}"
 
+    def check(self) -> str:
+        """What this threshold checks, as the reports list it: ``privacy CSS >= 0.900``."""
+        return f"{self.describe() if self.dimension else 'overall ' + self.describe()} >= {self.minimum:.3f}"
+
 
 class ThresholdError(ValueError):
     """A threshold expression that cannot be understood."""

@@ -49,6 +49,7 @@ code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "
   letter-spacing: .04em; color: #fff; background: var(--muted); }
 .gate.passed .badge { background: var(--pass); }
 .gate.failed .badge { background: var(--fail); }
+.gate-checks { margin: 8px 0 0; color: var(--muted); font-size: 14px; }
 .gate ul { margin: 8px 0 0; padding-left: 20px; }
 .gate li { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px;
   overflow-wrap: anywhere; }
@@ -193,17 +194,25 @@ def _header(run: Mapping[str, Any], models: Sequence[Mapping[str, Any]], gate: o
 
 
 def _gate(gate: object) -> list[str]:
-    """A PASSED or FAILED badge and every failure line; a report written without a gate says so."""
+    """A PASSED or FAILED badge with every failure line and what was checked; NO GATE when nothing was."""
     if not isinstance(gate, Mapping):
         return ['<div class="gate" id="gate"><span class="badge" id="gate-status">NO GATE</span></div>']
     failures = [str(line) for line in _sequence(gate.get("failures"))]
+    checks = [str(line) for line in _sequence(gate.get("checks"))]
     passed = bool(gate.get("passed", not failures))
+    if passed and not checks and "checks" in gate:
+        return [
+            '<div class="gate" id="gate"><span class="badge" id="gate-status">NO GATE</span>'
+            '<p class="gate-checks">No threshold or regression rule was set: nothing could fail this run.</p></div>'
+        ]
     state = "passed" if passed else "failed"
     parts = [f'<div class="gate {state}" id="gate">', f'<span class="badge" id="gate-status">{state.upper()}</span>']
     if failures:
         parts.append('<ul class="gate-failures">')
         parts.extend(f"<li>{_text(line)}</li>" for line in failures)
         parts.append("</ul>")
+    if checks:
+        parts.append('<p class="gate-checks">Checked: ' + "; ".join(_text(line) for line in checks) + "</p>")
     parts.append("</div>")
     return parts
 

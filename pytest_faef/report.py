@@ -23,6 +23,7 @@ def build_report(
     evaluations: Sequence[EvaluationSettings],
     *,
     gate_failures: list[str],
+    gate_checks: Sequence[str] = (),
     comparison: Comparison | None = None,
 ) -> dict[str, Any]:
     run: dict[str, Any] = {"plugin_version": __version__, "models": [settings.model for settings in evaluations]}
@@ -47,7 +48,7 @@ def build_report(
             }
             for model, summary in summaries.items()
         ],
-        "gate": {"passed": not gate_failures, "failures": gate_failures},
+        "gate": {"passed": not gate_failures, "failures": gate_failures, "checks": list(gate_checks)},
         "comparison": comparison.to_json() if comparison is not None else None,
         "items": [item_json(record) for record in sorted(records, key=lambda r: r.nodeid)],
     }

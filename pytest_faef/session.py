@@ -144,11 +144,14 @@ class FaefSession:
             summaries=summaries, comparison=comparison, gate_failures=gate_failures, notices=notices
         )
         if settings.report_path is not None or settings.html_path is not None:
+            checks = [threshold.check() for threshold in settings.thresholds]
+            checks += [rule.check() for rule in settings.regression_rules]
             report = build_report(
                 self.records.values(),
                 summaries,
                 settings.evaluations,
                 gate_failures=gate_failures,
+                gate_checks=checks,
                 comparison=comparison,
             )
             if settings.report_path is not None:

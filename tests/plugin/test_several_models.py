@@ -62,7 +62,9 @@ def test_the_summary_is_a_matrix_of_models_by_dimensions(
 def test_gates_apply_to_each_model(faef_dir: pytest.Pytester) -> None:
     result = faef_dir.runpytest(*TWO_MODELS, "--faef-min-css", "0.5")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["FAEF gate failed: scripted/fake: overall CSS 0.200 < 0.500 (short by 0.300; 5 items)"])
+    result.stdout.fnmatch_lines(
+        ["FAEF gate failed: scripted/fake: overall CSS 0.200 < 0.500 (short by 0.300; 5 items)"]
+    )
     assert "FAEF gate failed: scripted/aligned" not in result.stdout.str()
 
 
@@ -109,9 +111,11 @@ def test_junit_xml_names_the_error_of_an_item_whose_requests_failed(faef_dir: py
 
 
 def test_the_html_report_is_written_from_the_run(faef_dir: pytest.Pytester) -> None:
-    result = faef_dir.runpytest(*TWO_MODELS, "--faef-html", "out/report.html")
+    result = faef_dir.runpytest(*TWO_MODELS, "--faef-html", "out/report.html", "--faef-min-css", "privacy=0.5")
     page = (faef_dir.path / "out" / "report.html").read_text(encoding="utf-8")
     result.stdout.fnmatch_lines(["faef HTML report written to *out/report.html"])
     assert 'id="css-heatmap"' in page
     assert 'data-model="scripted/fake" data-dimension="Privacy" data-css="0.0"' in page
     assert "small.faef.jsonl::privacy::p1[scripted/aligned]" in page
+    assert "FAEF gate failed: scripted/fake: Privacy CSS 0.000 &lt; 0.500" in page
+    assert "Checked: privacy CSS &gt;= 0.500" in page

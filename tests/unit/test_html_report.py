@@ -124,6 +124,7 @@ def report(
     *models: dict[str, Any],
     items: Sequence[dict[str, Any]] = (),
     failures: Sequence[str] = (),
+    checks: Sequence[str] = ("overall CSS >= 0.800",),
     comparison: dict[str, Any] | None = None,
     judge: str | None = None,
 ) -> dict[str, Any]:
@@ -138,7 +139,7 @@ def report(
             "template_version": "1",
         },
         "models": list(models),
-        "gate": {"passed": not failures, "failures": list(failures)},
+        "gate": {"passed": not failures, "failures": list(failures), "checks": list(checks)},
         "comparison": comparison,
         "items": list(items),
     }
@@ -329,6 +330,14 @@ def test_a_passed_gate_shows_a_passed_badge_and_no_failure_list() -> None:
     assert "passed" in gate.classes
     assert gate.one("span", id="gate-status").text == "PASSED"
     assert gate.all("li") == []
+    assert gate.one("p").text == "Checked: overall CSS >= 0.800"
+
+
+def test_a_run_without_thresholds_or_rules_says_no_gate_not_passed() -> None:
+    gate = page_of(report(model_result("m/one", group("Privacy", items=2, safe=0)), checks=())).one("div", id="gate")
+
+    assert gate.one("span", id="gate-status").text == "NO GATE"
+    assert "nothing could fail this run" in gate.one("p").text
 
 
 # --- heatmaps ---------------------------------------------------------------------------------------------------
