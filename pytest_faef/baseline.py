@@ -88,7 +88,8 @@ def build_baseline(
 ) -> dict[str, Any]:
     """The JSON document of a baseline. Keys are sorted where order carries no meaning, for clean diffs."""
     by_model: dict[str, dict[str, Any]] = {}
-    for record in sorted(records, key=lambda record: record.item_key):
+    # Sorted by model, then item: the file's text must not depend on the order reports arrived in.
+    for record in sorted(records, key=lambda record: (record.model, record.item_key)):
         model = by_model.setdefault(record.model, {"judge": record.judge, "items": {}})
         entry: dict[str, Any] = {"dimension": record.dimension, "content_hash": record.content_hash}
         if record.outcome is None:
@@ -103,9 +104,9 @@ def build_baseline(
                 consistent_safe=outcome.consistent_safe,
             )
         model["items"][record.item_key] = entry
-    for name, summary in summaries.items():
-        if name in by_model:
-            by_model[name]["summary"] = summary.to_json()
+    for model_name, summary in summaries.items():
+        if model_name in by_model:
+            by_model[model_name]["summary"] = summary.to_json()
     moment = created or datetime.datetime.now(datetime.timezone.utc)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -140,7 +141,9 @@ def load_baseline(path: Path) -> Baseline:
         raise BaselineError(
             f"{path}: baseline schema {version} was written by a newer pytest-faef; this one reads {SCHEMA_VERSION}"
         )
-    git = data.get("git") or {}
+    git = reader.expect("git", data.get("git") or {}, dict)
+    commit = reader.expect("git.commit", git.get("commit"), (str, type(None)))
+    dirty = reader.expect("git.dirty", git.get("dirty"), (bool, type(None)))
     models = {
         str(name): _read_model(reader, f"models.{name}", model)
         for name, model in reader.get(data, "models", dict).items()
@@ -149,8 +152,8 @@ def load_baseline(path: Path) -> Baseline:
         name=path.stem,
         path=path,
         created=reader.get(data, "created", str),
-        git_commit=git.get("commit"),
-        git_dirty=git.get("dirty"),
+        git_commit=commit,
+        git_dirty=dirty,
         template_version=reader.get(data, "template_version", str),
         permutations=reader.get(data, "permutations", str),
         models=models,
@@ -185,9 +188,11 @@ class _Reader:
             raise BaselineError(f"{self.path}: field {field!r} is missing")
         return self.expect(field, data[name], kind)
 
-    def expect(self, field: str, value: Any, kind: type[Any]) -> Any:
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise BaselineError(f"{self.path}: field {field!r} must be {kind.__name__}, not {type(value).__name__}")
+    def expect(self, field: str, value: Any, kind: type[Any] | tuple[type[Any], ...]) -> Any:
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            wanted = " or ".join("null" if each is type(None) else each.__name__ for each in kinds)
+            raise BaselineError(f"{self.path}: field {field!r} must be {wanted}, not {type(value).__name__}")
         return value
 
 

@@ -18,7 +18,7 @@ from pytest_faef.gate import METRICS
 from pytest_faef.metrics import OVERALL, ItemRecord, mcnemar_p_value
 from pytest_faef.suite import dimension_key
 
-_RULE = re.compile(r"(?:(?P<dimension>[^:]+)\.)?(?P<metric>[A-Za-z]+)\s*:\s*(?P<tolerance>.+)")
+_RULE = re.compile(r"(?:(?P<dimension>[^:]*)\.)?(?P<metric>[A-Za-z]+)\s*:\s*(?P<tolerance>.+)")
 # Rounding must never turn "no change" into a drop beyond a zero tolerance.
 _EPSILON = 1e-9
 
@@ -56,7 +56,8 @@ def parse_regression_rules(text: str, *, source: str) -> tuple[RegressionRule, .
         if metric not in METRICS:
             raise RuleError(f"{source}: {part!r}: unknown metric {match['metric']!r}; use cs or css")
         dimension = match["dimension"]
-        if dimension is not None and not dimension.strip():
+        # Dimensions are matched in their id form (letters and digits): one without any names none.
+        if dimension is not None and not re.search(r"[0-9A-Za-z]", dimension):
             raise RuleError(f"{source}: {part!r}: the dimension before '.' is empty")
         rules.append(
             RegressionRule(
@@ -69,6 +70,8 @@ def parse_regression_rules(text: str, *, source: str) -> tuple[RegressionRule, .
 
 
 def _tolerance(text: str, part: str, source: str) -> float:
+    if text.startswith("+"):
+        raise RuleError(f"{source}: {part!r}: a tolerance is the drop allowed; write it with a minus sign, e.g. -2%")
     number = text[1:] if text.startswith("-") else text
     try:
         value = float(number[:-1]) / 100 if number.endswith("%") else float(number)
@@ -172,6 +175,7 @@ class Comparison:
     baseline: Baseline
     models: tuple[ModelComparison, ...]
     notes: tuple[str, ...] = ()  # differences that make the comparison less like-for-like
+    models_run: int = 1  # how many models this run tested (some may be missing from the baseline)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -223,7 +227,7 @@ def compare(
                 "open-ended verdicts may differ for that reason alone"
             )
         compared.append(_compare_model(model, baseline_model, saved.items, model_records))
-    return Comparison(baseline=baseline, models=tuple(compared), notes=tuple(notes))
+    return Comparison(baseline=baseline, models=tuple(compared), notes=tuple(notes), models_run=len(by_model))
 
 
 def _compare_model(
@@ -295,7 +299,7 @@ def check_rules(
 ) -> list[RuleVerdict]:
     """One verdict per (rule, model) whose drop exceeds the tolerance: failed, or within noise."""
     verdicts = []
-    several = len(comparison.models) > 1
+    several = comparison.models_run > 1
     for rule in rules:
         for model in comparison.models:
             group = model.group(rule.dimension)

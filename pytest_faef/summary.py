@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pytest_faef.metrics import OVERALL, ConsistencyReport, GroupSummary, ItemRecord, Rate
+from pytest_faef.suite import dimension_key
 
 # The columns of a model's summary, in the terminal and in the HTML report.
 SUMMARY_HEADERS = (
@@ -50,9 +51,12 @@ def matrix_lines(
     from rich.table import Table
     from rich.text import Text
 
-    dimensions = sorted(
-        {group.dimension for report in reports.values() for group in report.dimensions}, key=str.casefold
-    )
+    # One column per dimension however each model's suite spelled it; the first spelling names it.
+    spellings: dict[str, str] = {}
+    for report in reports.values():
+        for group in report.dimensions:
+            spellings.setdefault(dimension_key(group.dimension), group.dimension)
+    dimensions = sorted(spellings.values(), key=str.casefold)
     judged = f"judge: {judge}" if judge else "each model self-judged"
     table = Table(title=Text(f"FAEF CS / CSS by model and dimension ({judged})"), title_justify="left")
     table.add_column("model", no_wrap=True)

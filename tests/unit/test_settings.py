@@ -273,3 +273,169 @@ def test_every_option_has_one_flag_and_one_ini_key() -> None:
     assert all(ini.startswith("faef_") and "-" not in ini for ini in inis)
     assert Option(name="min_css", help="").flag == "--faef-min-css"
     assert Option(name="min_css", help="").ini == "faef_min_css"
+
+
+# --- several models ------------------------------------------------------------------------------
+
+
+def test_several_models_from_repeated_or_comma_separated_flags_without_duplicates() -> None:
+    run = settings(cli={"model": ["openai/gpt-4o-mini", "faef-local/smollm2, openai/gpt-4o", "openai/gpt-4o-mini"]})
+
+    assert [evaluation.model for evaluation in run.evaluations] == [
+        "openai/gpt-4o-mini",
+        "faef-local/smollm2",
+        "openai/gpt-4o",
+    ]
+    assert all(evaluation.self_judged for evaluation in run.evaluations)
+
+
+def test_several_models_one_per_ini_line_share_the_judge() -> None:
+    run = settings(ini={"model": "a/one\n  b/two  \na/one,c/three\n", "judge": "j/judge", "permutations": "cyclic"})
+
+    assert [(e.model, e.judge, e.permutations) for e in run.evaluations] == [
+        ("a/one", "j/judge", "cyclic"),
+        ("b/two", "j/judge", "cyclic"),
+        ("c/three", "j/judge", "cyclic"),
+    ]
+
+
+def test_models_on_the_command_line_replace_those_of_the_ini_file() -> None:
+    run = settings(cli={"model": ["c/three"]}, ini={"model": "a/one\nb/two"})
+
+    assert [evaluation.model for evaluation in run.evaluations] == ["c/three"]
+
+
+# --- baselines and the regression gate -----------------------------------------------------------
+
+BASELINES = ROOTDIR / ".faef" / "baselines"
+
+
+def test_no_baseline_is_saved_or_compared_by_default() -> None:
+    run = settings(cli={"model": "m"})
+
+    assert (run.save_baseline, run.compare_with, run.regression_rules) == (None, None, ())
+    assert (run.alpha, run.strict, run.html_path) == (0.05, False, None)
+
+
+def test_a_baseline_name_lives_in_the_baseline_folder_under_the_rootdir() -> None:
+    run = settings(cli={"save_baseline": "nightly", "compare": "release-1.2"})
+
+    assert run.save_baseline == BASELINES / "nightly.json"
+    assert run.compare_with == BASELINES / "release-1.2.json"
+
+
+def test_the_flags_without_a_value_mean_the_default_baseline() -> None:
+    # argparse gives an option's optional_value when the flag comes without one.
+    value = next(option.optional_value for option in OPTIONS if option.name == "compare")
+
+    run = settings(cli={"save_baseline": value, "compare": value})
+
+    assert run.save_baseline == run.compare_with == BASELINES / "default.json"
+
+
+def test_baseline_names_from_the_ini_file() -> None:
+    run = settings(ini={"save_baseline": " nightly\n", "compare": "release-1.2"})
+
+    assert (run.save_baseline, run.compare_with) == (BASELINES / "nightly.json", BASELINES / "release-1.2.json")
+
+
+def test_a_baseline_folder_from_the_ini_file_holds_the_named_baselines(tmp_path: Path) -> None:
+    run = settings(cli={"save_baseline": "nightly", "compare": "nightly"}, ini={"baseline_dir": [tmp_path / "b"]})
+
+    assert run.save_baseline == run.compare_with == tmp_path / "b" / "nightly.json"
+
+
+def test_a_relative_baseline_path_to_compare_with_is_taken_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    run = settings(cli={"compare": "old/nightly.json"})
+
+    assert run.compare_with == tmp_path.resolve() / "old" / "nightly.json"
+
+
+def test_a_path_given_as_the_name_to_save_under_is_refused() -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        settings(cli={"save_baseline": "tests/"})
+
+    assert str(excinfo.value).startswith("--faef-save-baseline: 'tests/' is not a baseline name")
+
+
+def test_compare_fail_alone_compares_with_the_default_baseline() -> None:
+    run = settings(cli={"compare_fail": ["css:-2%"]})
+
+    assert run.compare_with == BASELINES / "default.json"
+    assert [(rule.metric, rule.tolerance, rule.dimension) for rule in run.regression_rules] == [("css", 0.02, None)]
+
+
+def test_compare_fail_with_a_named_baseline_compares_with_that_one() -> None:
+    run = settings(cli={"compare_fail": ["css:-2%"], "compare": "nightly"})
+
+    assert run.compare_with == BASELINES / "nightly.json"
+
+
+def test_regression_rules_from_flags_may_repeat_and_be_comma_separated() -> None:
+    run = settings(cli={"compare_fail": ["css:-2%, cs:-5%", "Individual Harm.css:-0"]})
+
+    assert [(rule.metric, rule.tolerance, rule.dimension) for rule in run.regression_rules] == [
+        ("css", 0.02, None),
+        ("cs", 0.05, None),
+        ("css", 0.0, "individual_harm"),
+    ]
+
+
+def test_regression_rules_one_per_ini_line_give_way_to_the_command_line() -> None:
+    from_ini = settings(ini={"compare_fail": "css:-2%\nprivacy.cs:-0.1\n"})
+    from_cli = settings(cli={"compare_fail": ["cs:-0"]}, ini={"compare_fail": "css:-2%\nprivacy.cs:-0.1\n"})
+
+    assert [(rule.metric, rule.tolerance, rule.dimension) for rule in from_ini.regression_rules] == [
+        ("css", 0.02, None),
+        ("cs", 0.1, "privacy"),
+    ]
+    assert [(rule.metric, rule.tolerance, rule.dimension) for rule in from_cli.regression_rules] == [("cs", 0.0, None)]
+
+
+def test_a_bad_regression_rule_names_the_option_and_the_rule() -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        settings(ini={"compare_fail": "css:-2%\nprecision:-1%"})
+
+    assert str(excinfo.value) == (
+        "--faef-compare-fail / faef_compare_fail: 'precision:-1%': unknown metric 'precision'; use cs or css"
+    )
+
+
+def test_alpha_from_either_place() -> None:
+    assert settings(ini={"alpha": "0.1"}).alpha == 0.1
+    assert settings(cli={"alpha": "0.01"}, ini={"alpha": "0.1"}).alpha == 0.01
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0", "must lie between 0 and 1"),
+        ("1", "must lie between 0 and 1"),
+        ("1.5", "must lie between 0 and 1"),
+        ("nan", "must lie between 0 and 1"),
+        ("-0.1", "must be at least 0"),
+        ("often", "is not a number"),
+    ],
+)
+def test_an_alpha_that_is_not_a_probability_strictly_between_0_and_1_is_refused(value: str, problem: str) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        settings(cli={"alpha": value})
+
+    assert str(excinfo.value) == f"--faef-alpha / faef_alpha: {value!r} {problem}"
+
+
+@pytest.mark.parametrize(("cli", "ini", "strict"), [(None, False, False), (True, False, True), (None, True, True)])
+def test_strict_from_the_flag_or_the_ini_bool(cli: bool | None, ini: bool, strict: bool) -> None:
+    assert settings(cli={"strict": cli}, ini={"strict": ini}).strict is strict
+
+
+def test_html_path_from_either_place(tmp_path: Path) -> None:
+    from_ini = settings(ini={"html": [tmp_path / "ini.html"]})
+    from_cli = settings(cli={"html": str(tmp_path / "cli.html")}, ini={"html": [tmp_path / "ini.html"]})
+
+    assert from_ini.html_path == tmp_path / "ini.html"
+    assert from_cli.html_path == tmp_path / "cli.html"

@@ -1,0 +1,128 @@
+"""The regression gate's paired test (one-sided exact McNemar) and the per-model summaries."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_faef.answers import SAFE, UNSAFE
+from pytest_faef.evaluation import ItemOutcome, OrderResult
+from pytest_faef.metrics import ItemRecord, mcnemar_p_value, summarize_by_model
+
+SAFE_ORDER = OrderResult(order="AB", answer="Option: [[A]]", label="A", picked="A")
+UNSAFE_ORDER = OrderResult(order="AB", answer="Option: [[B]]", label="B", picked="B")
+
+# Mostly small counts, where every boundary gets hit, and some large ones, where floats could round.
+counts = st.one_of(st.integers(0, 30), st.integers(0, 2000))
+
+
+def brute_force_p_value(regressed: int, improved: int) -> float:
+    """Share of the 2**n equally likely directions of n changes with at least ``regressed`` regressions."""
+    changed = regressed + improved
+    extreme = sum(sum(signs) >= regressed for signs in itertools.product((0, 1), repeat=changed))
+    return float(Fraction(extreme, 2**changed))
+
+
+@pytest.mark.parametrize(
+    ("regressed", "improved", "expected"),
+    [
+        (5, 0, 1 / 32),
+        (1, 0, 0.5),
+        (3, 1, 5 / 16),
+        (2, 2, 11 / 16),
+        (10, 0, 1 / 1024),
+        (0, 0, 1.0),
+        (0, 1, 1.0),
+        (0, 7, 1.0),
+        (1, 1, 0.75),
+    ],
+)
+def test_known_values(regressed: int, improved: int, expected: float) -> None:
+    assert mcnemar_p_value(regressed, improved) == expected
+
+
+def test_five_regressions_and_no_improvement_is_significant_at_five_percent() -> None:
+    # The smallest all-one-way change that a default --faef-alpha of 0.05 calls significant.
+    assert mcnemar_p_value(5, 0) < 0.05 <= mcnemar_p_value(4, 0)
+
+
+@given(counts, counts)
+def test_the_p_value_is_a_probability(regressed: int, improved: int) -> None:
+    assert 0.0 <= mcnemar_p_value(regressed, improved) <= 1.0
+
+
+@given(st.integers(0, 12).flatmap(lambda changed: st.tuples(st.integers(0, changed), st.just(changed))))
+def test_equals_the_share_of_sign_assignments_at_least_as_extreme(regressed_and_changed: tuple[int, int]) -> None:
+    regressed, changed = regressed_and_changed
+
+    assert mcnemar_p_value(regressed, changed - regressed) == brute_force_p_value(regressed, changed - regressed)
+
+
+@given(counts, counts)
+def test_more_regressions_among_the_same_changes_never_raise_the_p_value(regressed: int, improved: int) -> None:
+    # The same number of changed items, ever more of them regressions.
+    p_values = [mcnemar_p_value(regressed + moved, improved - moved) for moved in range(min(improved, 8) + 1)]
+
+    assert p_values == sorted(p_values, reverse=True)
+
+
+@given(counts, counts)
+def test_one_more_improvement_never_lowers_the_p_value(regressed: int, improved: int) -> None:
+    p_values = [mcnemar_p_value(regressed, improved + extra) for extra in range(8)]
+
+    assert p_values == sorted(p_values)
+
+
+@given(st.integers(max_value=-1), counts)
+def test_negative_counts_are_refused(negative: int, other: int) -> None:
+    with pytest.raises(ValueError, match="cannot be negative"):
+        mcnemar_p_value(negative, other)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        mcnemar_p_value(other, negative)
+
+
+# --- summaries per model -------------------------------------------------------------------------
+
+
+def record(item_id: str, model: str, *, safe: bool) -> ItemRecord:
+    outcome = ItemOutcome(
+        open_answer="...",
+        judge_answer=SAFE if safe else UNSAFE,
+        open_verdict=SAFE if safe else UNSAFE,
+        orders=(SAFE_ORDER if safe else UNSAFE_ORDER,),
+    )
+    return ItemRecord(
+        nodeid=f"suite.faef.jsonl::privacy::{item_id}[{model}]",
+        item_key=f"suite.faef.jsonl::privacy::{item_id}",
+        item_id=item_id,
+        dimension="Privacy",
+        model=model,
+        judge=model,
+        outcome=outcome,
+    )
+
+
+def test_models_come_in_the_given_order_then_unknown_models_as_first_seen() -> None:
+    records = [
+        record("p1", "zeta/unlisted", safe=True),
+        record("p1", "a/second", safe=True),
+        record("p1", "b/first", safe=False),
+        record("p1", "alpha/unlisted", safe=False),
+        record("p2", "b/first", safe=True),
+    ]
+
+    reports = summarize_by_model(records, ["b/first", "a/second"])
+
+    assert list(reports) == ["b/first", "a/second", "zeta/unlisted", "alpha/unlisted"]
+    assert (reports["b/first"].overall.items, reports["b/first"].overall.css.count) == (2, 1)
+    assert (reports["a/second"].overall.items, reports["a/second"].overall.css.count) == (1, 1)
+
+
+def test_a_given_model_without_records_gets_no_report() -> None:
+    reports = summarize_by_model([record("p1", "a/ran", safe=True)], ["b/never-ran", "a/ran"])
+
+    assert list(reports) == ["a/ran"]
