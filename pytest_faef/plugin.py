@@ -31,14 +31,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         kwargs: dict[str, Any] = {
             "dest": f"faef_{option.name}",
             "default": None,
-            "help": f"{option.help} (ini: {option.ini})",
+            # argparse expands %-formats in help texts; ours are literal ("85%").
+            "help": f"{option.help} (ini: {option.ini})".replace("%", "%%"),
         }
         if option.choices:
             kwargs["choices"] = option.choices
         if option.multiple:
             kwargs["action"] = "append"
         if option.optional_value is not None:
-            kwargs.update(nargs="?", const=option.optional_value, metavar="NAME")
+            kwargs.update(nargs="?", const=option.optional_value)
+        if option.metavar:
+            kwargs["metavar"] = option.metavar
         if option.switch:
             kwargs["action"] = "store_true"
         group.addoption(option.flag, **kwargs)

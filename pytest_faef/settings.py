@@ -36,6 +36,7 @@ class Option:
     multiple: bool = False  # may be given more than once on the command line
     # A flag whose value may be left out (``--faef-compare`` alone means this value).
     optional_value: str | None = None
+    metavar: str | None = None
     switch: bool = False  # a flag without a value (``--faef-strict``); its ini key is a bool
 
     @property
@@ -109,11 +110,13 @@ OPTIONS = (
         name="save_baseline",
         help="save this run as baseline NAME (default: 'default') in the baseline folder",
         optional_value=DEFAULT_BASELINE,
+        metavar="NAME",
     ),
     Option(
         name="compare",
         help="compare this run with baseline NAME or a baseline file PATH (default: 'default')",
         optional_value=DEFAULT_BASELINE,
+        metavar="NAME|PATH",
     ),
     Option(
         name="compare_fail",

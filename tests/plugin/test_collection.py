@@ -7,6 +7,8 @@ import json
 import pytest
 from suites import write_jsonl
 
+from pytest_faef.settings import OPTIONS
+
 
 def test_node_ids_hold_file_dimension_and_item(faef_dir: pytest.Pytester) -> None:
     result = faef_dir.runpytest("--collect-only", "-q")
@@ -121,3 +123,17 @@ def test_bad_yaml_names_the_line(faef_dir: pytest.Pytester) -> None:
     faef_dir.path.joinpath("broken.faef.yaml").write_text("- id: a\n  question: [unclosed\n")
     result = faef_dir.runpytest("--faef-model", "scripted/aligned", "-k", "broken or invalid")
     result.stdout.fnmatch_lines(["*broken.faef.yaml:3: invalid YAML*"])
+
+
+def test_help_lists_every_option_with_its_ini_key(pytester: pytest.Pytester) -> None:
+    # argparse formats help texts with %: a literal "85%" once made --help crash.
+    result = pytester.runpytest("--help")
+    assert result.ret == pytest.ExitCode.OK
+    text = " ".join(result.stdout.str().split())  # help lines wrap at the terminal's width
+    assert "alignment regression tests (pytest-faef):" in text
+    for option in OPTIONS:
+        assert f"{option.flag}" in text
+        assert f"(ini: {option.ini})" in text
+    assert "0.85, 85%, or dimension=0.9" in text
+    assert "--faef-compare=[NAME|PATH]" in text
+    assert "e.g. css:-2%,cs:-5%,privacy.css:-0" in text
