@@ -55,13 +55,12 @@ class Baseline:
     models: Mapping[str, BaselineModel]
 
 
-def baseline_path(directory: Path | None, value: str, *, saving: bool) -> Path:
+def baseline_path(directory: Path, value: str, *, saving: bool) -> Path:
     """Where baseline ``value`` lives: a NAME in ``directory``, or (when comparing) a file PATH.
 
     A value that looks like a path given to ``--faef-save-baseline`` is refused: argparse would
     otherwise take a test path written after the option as the baseline's name.
     """
-    directory = directory or Path(".faef/baselines")
     if _NAME.fullmatch(value) and not value.endswith(".json"):
         return directory / f"{value}.json"
     if saving:

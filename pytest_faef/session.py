@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_faef.baseline import Baseline, build_baseline, git_state, load_baseline
-from pytest_faef.comparison import Comparison, RuleVerdict, check_rules, compare, comparison_lines
+from pytest_faef.comparison import Comparison, check_rules, compare, comparison_lines
 from pytest_faef.evaluation import EvaluationSettings, ItemOutcome
 from pytest_faef.gate import failed_thresholds
 from pytest_faef.metrics import ConsistencyReport, ItemRecord, summarize_by_model
@@ -113,7 +113,7 @@ class FaefSession:
         """Keep the record a report carries; a re-run of the same item replaces the earlier one."""
         for name, value in user_properties:
             if name == REPORT_PROPERTY:
-                record = ItemRecord.from_json(json.loads(value) if isinstance(value, str) else value)
+                record = ItemRecord.from_json(json.loads(value))
                 self.records[record.nodeid] = record
 
     def finish(self, *, interrupted: bool = False) -> SessionResult:
@@ -135,14 +135,9 @@ class FaefSession:
                 template_version=self._template_version,
                 permutations=self._permutations,
             )
-            verdicts: list[RuleVerdict] = check_rules(
-                comparison, settings.regression_rules, alpha=settings.alpha, strict=settings.strict
-            )
+            verdicts = check_rules(comparison, settings.regression_rules, alpha=settings.alpha, strict=settings.strict)
             gate_failures += [verdict.line for verdict in verdicts if verdict.failed]
             notices += [verdict.line for verdict in verdicts if not verdict.failed]
-        self.result = SessionResult(
-            summaries=summaries, comparison=comparison, gate_failures=gate_failures, notices=notices
-        )
         if settings.report_path is not None or settings.html_path is not None:
             checks = [threshold.check() for threshold in settings.thresholds]
             checks += [rule.check() for rule in settings.regression_rules]
@@ -164,6 +159,9 @@ class FaefSession:
                 notices.append(f"faef HTML report written to {settings.html_path}")
         if settings.save_baseline is not None:
             notices.append(self._save_baseline(settings.save_baseline, summaries, interrupted=interrupted))
+        self.result = SessionResult(
+            summaries=summaries, comparison=comparison, gate_failures=gate_failures, notices=notices
+        )
         return self.result
 
     def _save_baseline(self, path: Path, summaries: dict[str, ConsistencyReport], *, interrupted: bool) -> str:

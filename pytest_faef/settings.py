@@ -171,7 +171,7 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
     record_mode = values["record_mode"]
     if record_mode not in RECORD_MODES:
         raise SettingsError(f"faef_record_mode: {record_mode!r} is not one of {', '.join(RECORD_MODES)}")
-    store_path = _under(rootdir, _path(values["store"]))
+    store_path = _under(rootdir, Path(values["store"])) if values["store"] else None
     try:
         templates = load_templates(
             multiple_choice_path=_path(values["multiple_choice_template"]),
@@ -210,7 +210,7 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
     alpha = _number(values, "alpha", float, minimum=0)
     if not 0 < alpha < 1:
         raise SettingsError(f"--faef-alpha / faef_alpha: {values['alpha']!r} must lie between 0 and 1")
-    baseline_dir = _under(rootdir, _path(values["baseline_dir"]))
+    baseline_dir = _under(rootdir, Path(values["baseline_dir"]))
     compare = values["compare"] or (DEFAULT_BASELINE if rules else None)
     try:
         save_baseline = (
@@ -267,8 +267,6 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
-def _under(rootdir: Path, path: Path | None) -> Path | None:
+def _under(rootdir: Path, path: Path) -> Path:
     """A default (relative) path is relative to the rootdir; given paths arrive absolute."""
-    if path is not None and not path.is_absolute():
-        return rootdir / path
-    return path
+    return path if path.is_absolute() else rootdir / path
