@@ -388,6 +388,10 @@ def test_a_name_lives_in_the_baseline_folder(name: str, saving: bool) -> None:
     assert baseline_path(Path("/srv/baselines"), name, saving=saving) == Path("/srv/baselines") / f"{name}.json"
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("x.json", "x.json"), ("old/nightly.json", "old/nightly.json"), ("tests/", "tests"), ("../up.json", "../up.json")],
+)
 def test_a_path_to_compare_with_resolves_against_the_current_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, expected: str
 ) -> None:
