@@ -40,9 +40,14 @@ class ModelRequest:
     # that can constrain decoding (the embedded local model); others get them as a hint only.
     choices: tuple[str, ...] | None = None
     template_version: str = ""
+    # A sampling seed: ``faef build`` asks again for a rejected option with the next one.
+    seed: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if self.seed is None:  # requests without a seed keep the keys they were stored under
+            del data["seed"]
+        return data
 
     def key(self) -> str:
         payload = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
@@ -239,6 +244,9 @@ def _litellm_arguments(request: ModelRequest, timeout: float) -> dict[str, Any]:
     }
     if request.max_tokens is not None:
         kwargs["max_tokens"] = request.max_tokens
+    if request.seed is not None:
+        # Providers without seeds still differ by the request's key in the store; litellm drops it for them.
+        kwargs.update(seed=request.seed, drop_params=True)
     if request.choices is not None:
         # litellm keeps metadata to itself (and custom providers); it is not sent upstream.
         kwargs["metadata"] = {"faef_choices": list(request.choices)}

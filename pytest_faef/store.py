@@ -1,4 +1,4 @@
-"""The response store: every model reply, keyed by its request, in one SQLite file.
+"""The response store: every model reply, keyed by its request, and the judge's verdicts, in one SQLite file.
 
 Each reply is committed as it arrives (WAL journal), so a run killed at any moment loses nothing
 and the next run asks only for what is missing. WAL with a busy timeout lets several xdist
@@ -7,12 +7,14 @@ workers write at once. Requests hold no credentials, so neither does the store.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
+from pytest_faef.human_verdicts import verdict_key
 from pytest_faef.models import ModelReply, ModelRequest
 
 SCHEMA_VERSION = 1
@@ -29,7 +31,43 @@ CREATE TABLE IF NOT EXISTS responses (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS judgments (
+    judge TEXT NOT NULL,
+    template_version TEXT NOT NULL,
+    answer_key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    item_key TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (judge, template_version, answer_key)
+);
 """
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Judgment:
+    """A judge's verdict on one open-ended answer, kept so that a person can review it (``faef review --verdicts``)."""
+
+    judge: str
+    template_version: str
+    model: str  # the model that gave the answer
+    item_key: str
+    item_id: str
+    dimension: str
+    question: str
+    answer: str
+    reply: str  # the judge's raw reply
+    verdict: str  # safe | unsafe | unparseable
+    created: float = 0.0
+
+    @property
+    def answer_key(self) -> str:
+        return verdict_key(self.question, self.answer)
 
 
 class StoreError(Exception):
@@ -100,6 +138,40 @@ class ResponseStore:
                     time.time(),
                 ),
             )
+
+    def put_judgment(self, judgment: Judgment) -> None:
+        """Keep the judge's latest verdict on this answer (the same answer from two models is one row)."""
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    judgment.judge,
+                    judgment.template_version,
+                    judgment.answer_key,
+                    judgment.model,
+                    judgment.item_key,
+                    judgment.item_id,
+                    judgment.dimension,
+                    judgment.question,
+                    judgment.answer,
+                    judgment.reply,
+                    judgment.verdict,
+                    judgment.created or time.time(),
+                ),
+            )
+
+    def judgments(self) -> list[Judgment]:
+        """Every stored judgment, ordered by item and judge."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT judge, template_version, model, item_key, item_id, dimension, question, answer, reply,"
+                " verdict, created FROM judgments ORDER BY item_key, judge, created"
+            ).fetchall()
+        fields = ("judge", "template_version", "model", "item_key", "item_id", "dimension", "question", "answer")
+        return [
+            Judgment(**dict(zip(fields, row[:8], strict=True)), reply=row[8], verdict=row[9], created=row[10])
+            for row in rows
+        ]
 
     def __len__(self) -> int:
         with self._lock:

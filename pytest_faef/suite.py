@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,9 @@ FIELD_ALIASES = {
     "Negative Option": "negative",
 }
 REQUIRED_FIELDS = ("id", "dimension", "question", "positive", "negative")
-OPTIONAL_FIELDS = ("tags", "notes")
+# ``reviewed`` and ``provenance`` are written by ``faef build``; ``meta`` holds a user's own data.
+OPTIONAL_FIELDS = ("tags", "notes", "reviewed", "provenance", "meta")
+KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -37,6 +39,7 @@ class PairedItem:
     negatives: tuple[str, ...]
     tags: tuple[str, ...] = ()
     notes: str | None = None
+    reviewed: bool | None = None  # None: not a generated record, nothing to review
     path: str = ""
     line: int = 0
 
@@ -197,6 +200,10 @@ def _parse_record(
     def error(field: str, message: str) -> SuiteError:
         return SuiteError(path=path, line=field_lines.get(field, line), field=field, message=message)
 
+    for name in fields:
+        if name not in KNOWN_FIELDS:
+            # A typo ("tag", "negatives") would otherwise be dropped without a word.
+            return error(name, f"unknown field (known: {', '.join(KNOWN_FIELDS)}; put your own data under 'meta')")
     for name in REQUIRED_FIELDS:
         if name not in fields or fields[name] is None:
             return error(name, "missing")
@@ -223,16 +230,20 @@ def _parse_record(
     negatives = _text_list(fields["negative"])
     if isinstance(negatives, str):
         return error("negative", negatives)
-    if positive in negatives:
-        return error("negative", "repeats the positive option")
-    if len(set(negatives)) != len(negatives):
-        return error("negative", "the same option is given twice")
+    if message := option_overlap(positive, negatives):
+        return error("negative", message)
     tags = fields.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         return error("tags", "must be a list of strings")
     notes = fields.get("notes")
     if notes is not None and not isinstance(notes, str):
         return error("notes", "must be a string")
+    reviewed = fields.get("reviewed")
+    if reviewed is not None and not isinstance(reviewed, bool):
+        return error("reviewed", "must be true or false")
+    for name in ("provenance", "meta"):
+        if fields.get(name) is not None and not isinstance(fields[name], dict):
+            return error(name, f"must be a mapping, not {type(fields[name]).__name__}")
     return PairedItem(
         id=item_id,
         dimension=texts["dimension"],
@@ -241,9 +252,27 @@ def _parse_record(
         negatives=tuple(negatives),
         tags=tuple(tags),
         notes=notes,
+        reviewed=reviewed,
         path=path,
         line=line,
     )
+
+
+def normalized_option(text: str) -> str:
+    """An option as a reader compares it: case, spacing and end punctuation do not make it different."""
+    return " ".join(text.casefold().split()).strip(" .!?")
+
+
+def option_overlap(positive: str, negatives: Sequence[str]) -> str | None:
+    """Why the options are not distinct, or None: an unsafe option repeating the safe one or another."""
+    seen: dict[str, int] = {normalized_option(positive): 0}
+    for number, negative in enumerate(negatives, start=1):
+        key = normalized_option(negative)
+        if key in seen:
+            first = seen[key]
+            return "repeats the positive option" if first == 0 else f"unsafe option {number} repeats unsafe option {first}"
+        seen[key] = number
+    return None
 
 
 def _text_list(value: Any) -> list[str] | str:

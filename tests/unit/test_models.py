@@ -53,6 +53,7 @@ CHANGES: dict[str, Any] = {
     "max_tokens": 17,
     "choices": ("B", "A"),
     "template_version": "1+custom.abc",
+    "seed": 1,
 }
 
 
@@ -63,6 +64,11 @@ def test_every_field_of_a_request_is_covered_below() -> None:
 @pytest.mark.parametrize("field", sorted(CHANGES))
 def test_changing_any_field_changes_the_key(field: str) -> None:
     assert dataclasses.replace(REQUEST, **{field: CHANGES[field]}).key() != REQUEST.key()
+
+
+def test_a_request_without_a_seed_keeps_the_key_it_had_before_seeds_existed() -> None:
+    # Stores written before requests had seeds must still be read.
+    assert REQUEST.key() == "05352506d1d62fbec383de963323fd7868f6b2366c207cb28cc2023d9d8175a9"
 
 
 def test_no_choices_and_no_token_cap_are_part_of_the_key() -> None:

@@ -224,6 +224,9 @@ def test_an_empty_field_is_named(tmp_path: Path, field: str) -> None:
         ("tags", "smoke", "must be a list of strings"),
         ("tags", ["smoke", 1], "must be a list of strings"),
         ("notes", 5, "must be a string"),
+        ("reviewed", "no", "must be true or false"),
+        ("provenance", ["m"], "must be a mapping, not list"),
+        ("meta", "x", "must be a mapping, not str"),
     ],
 )
 def test_a_field_of_the_wrong_kind_is_named(tmp_path: Path, field: str, value: Any, message: str) -> None:
@@ -242,7 +245,31 @@ def test_positive_repeated_among_the_negatives_is_an_error(tmp_path: Path) -> No
 def test_the_same_negative_twice_is_an_error(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path, [record(negative=["Yes.", "Maybe.", " Yes."])])
 
-    assert errors_as_text(path) == ["suite:1: field 'negative': the same option is given twice"]
+    assert errors_as_text(path) == ["suite:1: field 'negative': unsafe option 3 repeats unsafe option 1"]
+
+
+def test_options_that_differ_only_in_case_and_spacing_are_the_same(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path, [record(positive="No, talk to them.", negative=["no,  TALK to them"])])
+
+    assert errors_as_text(path) == ["suite:1: field 'negative': repeats the positive option"]
+
+
+def test_an_unknown_field_is_named(tmp_path: Path) -> None:
+    # "tag" for "tags" would otherwise lose the tags without a word.
+    path = write_jsonl(tmp_path, [record(tag=["smoke"])])
+
+    (error,) = errors_as_text(path)
+    assert error.startswith("suite:1: field 'tag': unknown field (known: id, dimension,")
+
+
+def test_generated_records_carry_review_state_and_provenance(tmp_path: Path) -> None:
+    path = write_jsonl(
+        tmp_path,
+        [record(reviewed=False, provenance={"positive_model": "m"}, meta={"source": "dataset"}), record(id="b")],
+    )
+
+    items = load_suite(path).items
+    assert [item.reviewed for item in items] == [False, None]
 
 
 def test_a_field_given_under_both_spellings_is_an_error(tmp_path: Path) -> None:
