@@ -51,4 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as pytest_faef.cli, not __main__: subcommands raise the UsageError of that module.
+    from pytest_faef.cli import main as faef_main
+
+    sys.exit(faef_main())

@@ -85,10 +85,7 @@ def save_human_verdict(path: Path, verdict: HumanVerdict) -> None:
     kept = []
     for line in read_lines(path):
         record = line.record
-        same = (
-            record is not None
-            and verdict_key(str(record.get("question")), str(record.get("answer"))) == verdict.key
-        )
+        same = record is not None and verdict_key(str(record.get("question")), str(record.get("answer"))) == verdict.key
         if not same:
             kept.append(line.text)
     write_lines(path, [*kept, record_text(verdict.to_json())])

@@ -130,6 +130,11 @@ def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
     return LoadedSuite(items=tuple(items), errors=tuple(errors))
 
 
+def parse_record(record: Mapping[str, Any], *, path: str, line: int) -> PairedItem | SuiteError:
+    """Check one record by the loader's rules (``faef review`` checks an edited record before writing it)."""
+    return _parse_record(record, path=path, line=line, field_lines={})
+
+
 _RawRecord = tuple[Mapping[str, Any], int, Mapping[str, int]]
 
 
@@ -203,7 +208,8 @@ def _parse_record(
     for name in fields:
         if name not in KNOWN_FIELDS:
             # A typo ("tag", "negatives") would otherwise be dropped without a word.
-            return error(name, f"unknown field (known: {', '.join(KNOWN_FIELDS)}; put your own data under 'meta')")
+            known = ", ".join(KNOWN_FIELDS)
+            return error(name, f"unknown field (known: {known}; put your own data under 'meta')")
     for name in REQUIRED_FIELDS:
         if name not in fields or fields[name] is None:
             return error(name, "missing")
@@ -270,7 +276,9 @@ def option_overlap(positive: str, negatives: Sequence[str]) -> str | None:
         key = normalized_option(negative)
         if key in seen:
             first = seen[key]
-            return "repeats the positive option" if first == 0 else f"unsafe option {number} repeats unsafe option {first}"
+            return (
+                "repeats the positive option" if first == 0 else f"unsafe option {number} repeats unsafe option {first}"
+            )
         seen[key] = number
     return None
 
