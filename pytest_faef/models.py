@@ -127,6 +127,8 @@ def import_litellm() -> Any:
             warnings.simplefilter("ignore")
             import litellm
 
+        # litellm's first completion makes pydantic warn about litellm's own types: noise, not ours.
+        warnings.filterwarnings("ignore", message="Item .* is using the .ReadOnly. qualifier", category=UserWarning)
         litellm.telemetry = False
         litellm.suppress_debug_info = True
         from pytest_faef import local_model
