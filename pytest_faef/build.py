@@ -28,6 +28,7 @@ from pytest_faef.generation import (
     OptionChecks,
     generate_options,
 )
+from pytest_faef.store import DEFAULT_STORE
 from pytest_faef.suite import load_suite
 from pytest_faef.suite_records import (
     append_records,
@@ -39,7 +40,6 @@ from pytest_faef.suite_records import (
 )
 
 HELP = "generate a paired suite (*.faef.jsonl) from open-ended questions with generator models"
-DEFAULT_STORE = ".faef/responses.sqlite"
 INPUT_FIELDS = ("id", "question", "dimension", "category", "tags", "notes", "meta")
 
 

@@ -1,14 +1,15 @@
 """Evaluating one paired item: the open-ended answer and its judge verdict, and every option order.
 
 The result is a plain value that travels on the test report as JSON, so the session summary can be
-computed from reports alone (and is the same under xdist).
+computed from reports alone (and is the same under xdist). With judge calibration on, it also holds
+the judge's verdicts on the item's own options (docs/judge.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from pytest_faef import prompts
@@ -18,6 +19,13 @@ from pytest_faef.orders import LABELS, Order, display_labels, option_orders, ord
 from pytest_faef.suite import PairedItem
 
 JUDGE_CHOICES = (SAFE, UNSAFE)
+# Who ruled on the open answer: the judge model, or a person (a human verdict, docs/judge.md).
+BY_JUDGE = "judge"
+BY_HUMAN = "human"
+
+# (question, answer) -> the verdict a person gave that exact answer, or None. The session builds it
+# from the human-verdicts file; evaluation needs only the lookup, not the file format.
+HumanVerdictLookup = Callable[[str, str], str | None]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -30,6 +38,8 @@ class EvaluationSettings:
     choice_max_tokens: int = 16
     judge_max_tokens: int = 16
     templates: prompts.PromptTemplates = dataclasses.field(default_factory=prompts.PromptTemplates)
+    # Also ask the judge about the item's own options, whose safety is known (--faef-calibrate-judge).
+    calibrate_judge: bool = False
 
     @property
     def self_judged(self) -> bool:
@@ -53,15 +63,40 @@ class OrderResult:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class ReferenceVerdicts:
+    """The judge's verdicts on the item's own options, each given as the answer to its question.
+
+    The positive option is a safe answer and every negative an unsafe one, so each verdict is right
+    or wrong; an unparseable verdict is wrong either way.
+    """
+
+    safe: tuple[str, ...]  # on the positive option
+    unsafe: tuple[str, ...]  # on each negative option, in the suite's order
+
+    @property
+    def safe_correct(self) -> int:
+        return sum(verdict == SAFE for verdict in self.safe)
+
+    @property
+    def unsafe_correct(self) -> int:
+        return sum(verdict == UNSAFE for verdict in self.unsafe)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ItemOutcome:
-    """Verdicts of one item in both formats, with the raw text behind them."""
+    """Verdicts of one item in both formats, with the raw text behind them.
+
+    Fields added after the first release have defaults, so records written before them still load.
+    """
 
     open_answer: str
-    judge_answer: str
+    judge_answer: str  # the judge's raw reply; empty when a person ruled
     open_verdict: str  # safe | unsafe | unparseable
     orders: tuple[OrderResult, ...]
     # Per model: requests, cached (from the store), prompt_tokens, completion_tokens, cost.
     usage: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    judged_by: str = BY_JUDGE  # or BY_HUMAN: a human verdict replaced the judge, who was not asked
+    calibration: ReferenceVerdicts | None = None  # with --faef-calibrate-judge only
 
     @property
     def open_safe(self) -> bool:
@@ -89,7 +124,13 @@ class ItemOutcome:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ItemOutcome:
         orders = tuple(OrderResult(**order) for order in data["orders"])
-        return cls(**{**data, "orders": orders})
+        references = data.get("calibration")
+        calibration = (
+            ReferenceVerdicts(safe=tuple(references["safe"]), unsafe=tuple(references["unsafe"]))
+            if references
+            else None
+        )
+        return cls(**{**data, "orders": orders, "calibration": calibration})
 
 
 def verdict_meaning(outcome: ItemOutcome) -> str:
@@ -114,6 +155,7 @@ def outcome_properties(outcome: ItemOutcome) -> list[tuple[str, str]]:
     """Flat name/value pairs for JUnit XML ``<property>`` elements, which CI systems show per test."""
     properties = [
         ("faef.open_verdict", outcome.open_verdict),
+        ("faef.judged_by", outcome.judged_by),
         ("faef.multiple_choice_verdict", SAFE if outcome.multiple_choice_safe else UNSAFE),
         ("faef.verdict", verdict_meaning(outcome)),
     ]
@@ -132,7 +174,12 @@ def failure_message(outcome: ItemOutcome, *, judge: str) -> str:
     if len(preview) > 200:
         preview = preview[:200] + "..."
     lines.append(f"  open answer: {preview!r}")
-    lines.append(f"  judge ({judge}): {outcome.open_verdict} (reply: {_short(outcome.judge_answer)})")
+    if outcome.judged_by == BY_HUMAN:
+        lines.append(
+            f"  human verdict: {outcome.open_verdict} (a person ruled on this answer; the judge was not asked)"
+        )
+    else:
+        lines.append(f"  judge ({judge}): {outcome.open_verdict} (reply: {_short(outcome.judge_answer)})")
     for order in outcome.orders:
         chosen = f"{order.label} = option {order.picked}" if order.label else "unparseable"
         mark = "safe" if order.safe else "UNSAFE"
@@ -155,6 +202,11 @@ def _short(text: str, limit: int = 80) -> str:
 
 def item_orders(item: PairedItem, settings: EvaluationSettings) -> tuple[Order, ...]:
     return option_orders(len(item.options), settings.permutations)
+
+
+def request_count(item: PairedItem, settings: EvaluationSettings) -> int:
+    """The requests evaluating ``item`` sends at most: open answer, judge, every order, and each option to calibrate."""
+    return 2 + len(item_orders(item, settings)) + (len(item.options) if settings.calibrate_judge else 0)
 
 
 def open_request(item: PairedItem, settings: EvaluationSettings) -> ModelRequest:
@@ -197,32 +249,50 @@ def read_order(item: PairedItem, order: Order, answer: str) -> OrderResult:
     return OrderResult(order=order_label(order), answer=answer, label=label, picked=picked)
 
 
-async def evaluate_item(item: PairedItem, settings: EvaluationSettings, responder: Responder) -> ItemOutcome:
+async def evaluate_item(
+    item: PairedItem,
+    settings: EvaluationSettings,
+    responder: Responder,
+    *,
+    human_verdict: HumanVerdictLookup | None = None,
+) -> ItemOutcome:
     """Ask both formats and read the verdicts. Raises ModelCallError when a request fails for good.
 
-    The judge request starts as soon as the open answer arrives; the orders run alongside.
+    The judge request starts as soon as the open answer arrives, unless a person already ruled on
+    that exact answer (``human_verdict``); the orders and any calibration requests run alongside.
     """
     orders = item_orders(item, settings)
+    references = item.options if settings.calibrate_judge else ()
 
-    async def open_and_judge() -> tuple[ModelReply, ModelReply]:
+    async def open_and_judge() -> tuple[ModelReply, ModelReply | None, str]:
+        """The open answer, the judge's reply (None when a person ruled on it) and the verdict."""
         opened = await responder.acomplete(open_request(item, settings))
+        by_person = human_verdict(item.question, opened.text) if human_verdict is not None else None
+        if by_person is not None:
+            return opened, None, by_person
         judged = await responder.acomplete(judge_request(item, opened.text, settings))
-        return opened, judged
+        return opened, judged, parse_verdict(judged.text)
 
-    first, *rest = await asyncio.gather(
-        open_and_judge(), *(responder.acomplete(choice_request(item, order, settings)) for order in orders)
-    )
-    opened, judged = cast(tuple[ModelReply, ModelReply], first)
-    choices = cast(list[ModelReply], rest)
-    usage = usage_by_model(
-        [(settings.model, opened), (settings.judge, judged), *((settings.model, reply) for reply in choices)]
-    )
+    requests = [choice_request(item, order, settings) for order in orders]
+    requests += [judge_request(item, option, settings) for option in references]
+    first, *rest = await asyncio.gather(open_and_judge(), *(responder.acomplete(request) for request in requests))
+    opened, judged, open_verdict = cast(tuple[ModelReply, ModelReply | None, str], first)
+    answers = cast(list[ModelReply], rest)
+    choices, referenced = answers[: len(orders)], answers[len(orders) :]
+    replies = [(settings.model, opened), *((settings.model, reply) for reply in choices)]
+    replies += [(settings.judge, reply) for reply in (judged, *referenced) if reply is not None]
+    calibration = None
+    if referenced:
+        verdicts = tuple(parse_verdict(reply.text) for reply in referenced)
+        calibration = ReferenceVerdicts(safe=verdicts[:1], unsafe=verdicts[1:])
     return ItemOutcome(
         open_answer=opened.text,
-        judge_answer=judged.text,
-        open_verdict=parse_verdict(judged.text),
+        judge_answer=judged.text if judged is not None else "",
+        open_verdict=open_verdict,
         orders=tuple(read_order(item, order, reply.text) for order, reply in zip(orders, choices, strict=True)),
-        usage=usage,
+        usage=usage_by_model(replies),
+        judged_by=BY_JUDGE if judged is not None else BY_HUMAN,
+        calibration=calibration,
     )
 
 

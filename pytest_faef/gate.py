@@ -43,16 +43,26 @@ def parse_threshold(metric: str, text: str, *, source: str) -> Threshold:
         dimension = dimension_key(name)
         if not name.strip():
             raise ThresholdError(f"{source}: {text!r}: the dimension before '=' is empty")
-    try:
-        minimum = float(value_text.strip().rstrip("%")) / (100 if value_text.strip().endswith("%") else 1)
-    except ValueError:
-        raise ThresholdError(
-            f"{source}: {text!r} is not a threshold; write a number from 0 to 1 (0.85), a percentage (85%), "
-            "or dimension=number (privacy=0.9)"
-        ) from None
-    if not math.isfinite(minimum) or not 0 <= minimum <= 1:
-        raise ThresholdError(f"{source}: {text!r}: a threshold must lie between 0 and 1")
+    forms = "a number from 0 to 1 (0.85), a percentage (85%), or dimension=number (privacy=0.9)"
+    minimum = _share(value_text, text, source=source, forms=forms)
     return Threshold(metric=metric, minimum=minimum, dimension=dimension)
+
+
+def parse_share(text: str, *, source: str) -> float:
+    """``0.9`` or ``90%`` as a number from 0 to 1, for a minimum without dimensions."""
+    return _share(text, text, source=source, forms="a number from 0 to 1 (0.9) or a percentage (90%)")
+
+
+def _share(value_text: str, text: str, *, source: str, forms: str) -> float:
+    """The number in ``value_text`` (a part of the user's ``text``, which errors quote whole)."""
+    value_text = value_text.strip()
+    try:
+        share = float(value_text.rstrip("%")) / (100 if value_text.endswith("%") else 1)
+    except ValueError:
+        raise ThresholdError(f"{source}: {text!r} is not a threshold; write {forms}") from None
+    if not math.isfinite(share) or not 0 <= share <= 1:
+        raise ThresholdError(f"{source}: {text!r}: a threshold must lie between 0 and 1")
+    return share
 
 
 def failed_thresholds(

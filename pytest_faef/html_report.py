@@ -1,4 +1,5 @@
-"""One self-contained HTML page for the JSON report (schema version 2): gate, heatmaps, summaries, comparison, items.
+"""One self-contained HTML page for the JSON report (schema version 2): gate, heatmaps, summaries, judge
+calibration, comparison, items.
 
 The page carries its own CSS and no script, font, image or URL, so opening it never reaches the network, and every
 string taken from the report is escaped: questions and answers are arbitrary, sometimes hostile, text. Only the
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_faef.summary import SUMMARY_HEADERS
+from pytest_faef.summary import CALIBRATION_HEADERS, SUMMARY_HEADERS
 
 SAFE_LETTER = "A"
 NO_VALUE = "\N{EN DASH}"
@@ -125,6 +126,9 @@ table.orders td.reply { white-space: pre-wrap; font-family: ui-monospace, SFMono
 .verdict-safe { color: var(--pass); font-weight: 700; }
 .verdict-unsafe { color: var(--fail); font-weight: 700; }
 .verdict-unparseable { color: var(--warn); font-weight: 700; }
+table.calibration td { white-space: nowrap; }
+table.calibration tr.overall td { font-weight: 700; border-top: 2px solid var(--ink); }
+table.calibration td.below { color: var(--fail); font-weight: 700; }
 @media (max-width: 720px) {
   main { padding: 12px; }
   dl.fields { grid-template-columns: minmax(0, 1fr); gap: 2px; }
@@ -156,6 +160,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         *_header(run, models, report.get("gate")),
         *_heatmaps(models),
         *_summaries(models),
+        *_calibrations([_mapping(entry) for entry in _sequence(report.get("calibration"))]),
         *(_comparison(_mapping(comparison)) if isinstance(comparison, Mapping) else []),
         *_items([_mapping(item) for item in _sequence(report.get("items"))], models),
         "</main>",
@@ -363,6 +368,75 @@ def _summary_row(group: Mapping[str, Any], *, row_class: str = "") -> str:
     name = str(group.get("dimension", ""))
     opening = f'<tr class="{row_class}">' if row_class else "<tr>"
     return opening + f"<td>{_text(name)}</td>" + "".join(f"<td>{_text(cell)}</td>" for cell in cells) + "</tr>"
+
+
+# --- judge calibration ------------------------------------------------------------------------------------------
+
+
+def _calibrations(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per judge: its accuracy on the suite's own options, and whether it may be trusted (docs/judge.md)."""
+    if not entries:
+        return []
+    parts = [
+        '<section id="calibration">',
+        "<h2>Judge calibration</h2>",
+        '<p class="muted">Each option was sent to the judge as the answer to its question: the positive option '
+        "should be ruled safe, every negative one unsafe.</p>",
+    ]
+    for entry in entries:
+        parts.extend(_calibration_table(entry))
+    parts.append("</section>")
+    return parts
+
+
+def _calibration_table(entry: Mapping[str, Any]) -> list[str]:
+    judge = str(entry.get("judge", ""))
+    minimum = _number(entry.get("minimum"))
+    if entry.get("passed", True):
+        verdict = "passed"
+    elif entry.get("trusted_anyway"):
+        verdict = "below the minimum, trusted anyway (--faef-trust-judge)"
+    else:
+        verdict = "below the minimum: the judge cannot be trusted on this suite"
+    shown_minimum = NO_VALUE if minimum is None else f"{minimum:.1%}"
+    header = "".join(f'<th scope="col">{_text(label)}</th>' for label in CALIBRATION_HEADERS)
+    groups = [_mapping(group) for group in _sequence(entry.get("dimensions"))]
+    overall = entry.get("overall")
+    rows = [_calibration_row(group, minimum) for group in groups]
+    if isinstance(overall, Mapping):
+        rows.append(_calibration_row(overall, minimum, row_class="overall"))
+    return [
+        f'<h3>{_text(judge)} <span class="muted">(minimum balanced accuracy {shown_minimum}: {_text(verdict)})</span>'
+        "</h3>",
+        '<div class="scroll">',
+        f'<table class="calibration"{_attributes({"data-judge": judge})}>',
+        f"<thead><tr>{header}</tr></thead>",
+        "<tbody>",
+        *rows,
+        "</tbody>",
+        "</table>",
+        "</div>",
+    ]
+
+
+def _calibration_row(group: Mapping[str, Any], minimum: float | None, *, row_class: str = "") -> str:
+    balanced = _number(group.get("balanced_accuracy"))
+    below = balanced is not None and minimum is not None and balanced < minimum
+    cells = [
+        f"<td>{_text(group.get('dimension', ''))}</td>",
+        f"<td>{_text(_or_dash(group.get('items')))}</td>",
+        f"<td>{_reference_share(group.get('safe'))}</td>",
+        f"<td>{_reference_share(group.get('unsafe'))}</td>",
+        f'<td class="balanced{" below" if below else ""}">{NO_VALUE if balanced is None else f"{balanced:.1%}"}</td>',
+    ]
+    opening = f'<tr class="{row_class}">' if row_class else "<tr>"
+    return opening + "".join(cells) + "</tr>"
+
+
+def _reference_share(rate: object) -> str:
+    """``38/40 (95.0%)``, as the terminal shows it."""
+    data = _mapping(rate)
+    return _text(f"{_or_dash(data.get('count'))}/{_or_dash(data.get('total'))} ({_percent(data)})")
 
 
 # --- comparison with a baseline ---------------------------------------------------------------------------------
@@ -581,11 +655,20 @@ def _outcome_fields(outcome: Mapping[str, Any]) -> list[str]:
     """The open answer, the judge's reply and verdict, and every multiple-choice order."""
     verdict = str(outcome.get("open_verdict", ""))
     verdict_class = "safe" if verdict == "safe" else "unsafe" if verdict == "unsafe" else "unparseable"
+    shown_verdict = f'<span class="verdict-{verdict_class} open-verdict">{_text(verdict)}</span>'
+    if outcome.get("judged_by") == "human":
+        judged = (
+            f"<dt>Human verdict</dt><dd><div>verdict: {shown_verdict}</div>"
+            '<div class="muted judged-by-human">A person ruled on this answer; the judge was not asked.</div></dd>'
+        )
+    else:
+        judged = (
+            f"<dt>Judge reply</dt><dd><div>verdict: {shown_verdict}</div>"
+            f'<div class="text judge-answer">{_text(outcome.get("judge_answer", ""))}</div></dd>'
+        )
     return [
         f'<dt>Open answer</dt><dd><div class="text open-answer">{_text(outcome.get("open_answer", ""))}</div></dd>',
-        f'<dt>Judge reply</dt><dd><div>verdict: <span class="verdict-{verdict_class} open-verdict">'
-        f'{_text(verdict)}</span></div><div class="text judge-answer">{_text(outcome.get("judge_answer", ""))}</div>'
-        "</dd>",
+        judged,
         "<dt>Multiple choice</dt><dd>" + "".join(_orders_table(_sequence(outcome.get("orders")))) + "</dd>",
     ]
 

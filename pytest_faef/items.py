@@ -124,7 +124,12 @@ class PairedItemTest(pytest.Function):
         uncaptured = capture.global_and_fixture_disabled if capture is not None else contextlib.nullcontext
         try:
             self.outcome = faef.outcome(
-                self.nodeid, self.paired, self.settings, show_progress=show_progress, uncaptured=uncaptured
+                self.nodeid,
+                self.paired,
+                self.settings,
+                item_key=self.item_key,
+                show_progress=show_progress,
+                uncaptured=uncaptured,
             )
         except ModelCallError as exc:
             self._record(error=str(exc))

@@ -183,6 +183,10 @@ class RecordedResponder:
     Record modes, as pytest-recording users know them: ``none`` replays only; ``once`` records
     only into a store that did not exist when the run started; ``new`` reuses stored replies and
     requests the missing ones; ``all`` requests everything again.
+
+    A request asked again while the same one is in flight waits for that one's reply instead of
+    being sent twice: several models judged by one judge ask it the same calibration questions,
+    and two models often give the same refusal.
     """
 
     responder: LiteLLMResponder
@@ -191,6 +195,7 @@ class RecordedResponder:
     concurrency: int = 16
     _semaphore: asyncio.Semaphore | None = None
     _fatal: str | None = None
+    _in_flight: dict[str, asyncio.Future[ModelReply]] = dataclasses.field(default_factory=dict)
 
     @property
     def stats(self) -> CallStats:
@@ -219,6 +224,19 @@ class RecordedResponder:
             )
         if self._fatal is not None:
             raise ModelCallError(self._fatal, fatal=True)
+        key = request.key()
+        shared = self._in_flight.get(key)
+        if shared is not None:
+            # Shielded: a waiter cancelled (a test stopped early) must not cancel the other waiters' request.
+            reply = await asyncio.shield(shared)
+            self.stats.cache_hits += 1
+            return dataclasses.replace(reply, cached=True)
+        sending = asyncio.ensure_future(self._send(request))
+        self._in_flight[key] = sending
+        sending.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        return await asyncio.shield(sending)
+
+    async def _send(self, request: ModelRequest) -> ModelReply:
         if self._semaphore is None:  # created on the loop that uses it
             self._semaphore = asyncio.Semaphore(self.concurrency)
         async with self._semaphore:

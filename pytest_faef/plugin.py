@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_faef.baseline import BaselineError
+from pytest_faef.human_verdicts import HumanVerdictError
 from pytest_faef.items import FaefError, PairedItemTest, SuiteFile, is_xdist_worker, session_key
 from pytest_faef.session import FaefSession
 from pytest_faef.settings import OPTIONS, Option, SettingsError, build_settings
@@ -71,6 +72,10 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         store_existed = settings.store_path is not None and settings.store_path.exists()
     faef = FaefSession(settings=settings, store_existed=store_existed, rootdir=config.rootpath)
+    try:  # on every worker, which evaluates items, and on the controller, which names the file in the summary
+        faef.load_human_verdicts()
+    except HumanVerdictError as exc:
+        raise pytest.UsageError(f"pytest-faef: --faef-human-verdicts: {exc}") from None
     if not is_xdist_worker(config):  # the controller compares; workers only run items
         try:
             faef.load_baseline()

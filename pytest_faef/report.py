@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_faef import __version__
+from pytest_faef.calibration import DEFAULT_MIN_JUDGE_ACCURACY, JudgeCalibration
 from pytest_faef.comparison import Comparison
 from pytest_faef.evaluation import EvaluationSettings, verdict_meaning, verdict_pair
 from pytest_faef.metrics import ConsistencyReport, ItemRecord
@@ -26,7 +27,11 @@ def build_report(
     gate_failures: list[str],
     gate_checks: Sequence[str] = (),
     comparison: Comparison | None = None,
+    calibrations: Sequence[JudgeCalibration] | None = None,
+    min_judge_accuracy: float = DEFAULT_MIN_JUDGE_ACCURACY,
+    trust_judge: bool = False,
 ) -> dict[str, Any]:
+    """The whole report. ``calibrations`` is None when the judge was not calibrated (``calibration: null``)."""
     run: dict[str, Any] = {"plugin_version": __version__, "models": [settings.model for settings in evaluations]}
     if evaluations:
         first = evaluations[0]
@@ -51,6 +56,19 @@ def build_report(
         ],
         "gate": {"passed": not gate_failures, "failures": gate_failures, "checks": list(gate_checks)},
         "comparison": comparison.to_json() if comparison is not None else None,
+        "calibration": (
+            [
+                {
+                    **calibration.to_json(),
+                    "minimum": min_judge_accuracy,
+                    "passed": not calibration.overall.below(min_judge_accuracy),
+                    "trusted_anyway": trust_judge,
+                }
+                for calibration in calibrations
+            ]
+            if calibrations is not None
+            else None
+        ),
         "items": [item_json(record) for record in sorted(records, key=lambda r: r.nodeid)],
     }
 

@@ -37,6 +37,7 @@ from pytest_faef.human_verdicts import (
     load_human_verdicts,
     save_human_verdict,
 )
+from pytest_faef.store import DEFAULT_STORE, Judgment
 from pytest_faef.suite import FIELD_ALIASES, SuiteError, dimension_key, parse_record
 from pytest_faef.suite_records import (
     JsonlLine,
@@ -50,8 +51,6 @@ from pytest_faef.suite_records import (
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
-
-    from pytest_faef.store import Judgment
 
 HELP = "review the records faef build wrote (reviewed: false) one by one, or the judge's verdicts (--verdicts)"
 
@@ -78,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="review the judge's stored verdicts on open-ended answers instead of suite records",
     )
     verdicts.add_argument(
-        "--store", type=Path, metavar="PATH", help="the response store holding them (default: .faef/responses.sqlite)"
+        "--store", type=Path, metavar="PATH", help=f"the response store holding them (default: {DEFAULT_STORE})"
     )
     verdicts.add_argument(
         "--human-verdicts",
@@ -102,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             raise cli.UsageError("--verdicts reviews the response store: leave out the suite paths")
         return review_verdicts(
             console,
-            store_path=args.store or Path(_default_store()),
+            store_path=args.store or Path(DEFAULT_STORE),
             verdicts_path=args.human_verdicts or Path(DEFAULT_HUMAN_VERDICTS),
             dimension=args.dimension,
             verdict=args.verdict,
@@ -724,9 +723,3 @@ def _digest_of(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except FileNotFoundError:
         return None
-
-
-def _default_store() -> str:
-    from pytest_faef.settings import OPTIONS
-
-    return next(str(option.default) for option in OPTIONS if option.name == "store")

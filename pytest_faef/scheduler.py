@@ -11,7 +11,14 @@ import concurrent.futures
 import threading
 from collections.abc import Iterable
 
-from pytest_faef.evaluation import EvaluationSettings, ItemOutcome, evaluate_item, item_orders
+from pytest_faef.evaluation import (
+    BY_HUMAN,
+    EvaluationSettings,
+    HumanVerdictLookup,
+    ItemOutcome,
+    evaluate_item,
+    request_count,
+)
 from pytest_faef.models import CallStats, RecordedResponder
 from pytest_faef.suite import PairedItem
 
@@ -19,8 +26,9 @@ Submission = tuple[str, PairedItem, EvaluationSettings]  # (node id, item, the m
 
 
 class ItemScheduler:
-    def __init__(self, responder: RecordedResponder) -> None:
+    def __init__(self, responder: RecordedResponder, *, human_verdict: HumanVerdictLookup | None = None) -> None:
         self.responder = responder
+        self.human_verdict = human_verdict
         self._futures: dict[str, concurrent.futures.Future[ItemOutcome]] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="faef-requests", daemon=True)
@@ -37,10 +45,16 @@ class ItemScheduler:
         future = self._futures.get(key)
         if future is None:
             # Counted here, on the caller's thread, before the loop can report progress on it.
-            self.stats.total += 2 + len(item_orders(item, settings))
-            future = asyncio.run_coroutine_threadsafe(evaluate_item(item, settings, self.responder), self._loop)
+            self.stats.total += request_count(item, settings)
+            future = asyncio.run_coroutine_threadsafe(self._evaluate(item, settings), self._loop)
             self._futures[key] = future
         return future
+
+    async def _evaluate(self, item: PairedItem, settings: EvaluationSettings) -> ItemOutcome:
+        outcome = await evaluate_item(item, settings, self.responder, human_verdict=self.human_verdict)
+        if outcome.judged_by == BY_HUMAN:
+            self.stats.done += 1  # the judge request in the total was settled by a person, without a call
+        return outcome
 
     def submit_all(self, items: Iterable[Submission]) -> None:
         for key, item, settings in items:

@@ -16,18 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from pytest_faef.baseline import Baseline, build_baseline, git_state, load_baseline
+from pytest_faef.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
 from pytest_faef.comparison import Comparison, check_rules, compare, comparison_lines
-from pytest_faef.evaluation import EvaluationSettings, ItemOutcome
+from pytest_faef.evaluation import BY_JUDGE, EvaluationSettings, ItemOutcome
 from pytest_faef.gate import failed_thresholds
+from pytest_faef.human_verdicts import HumanVerdict, load_human_verdicts, verdict_key
 from pytest_faef.metrics import ConsistencyReport, ItemRecord, summarize_by_model
 from pytest_faef.models import LiteLLMResponder, RecordedResponder
 from pytest_faef.progress import wait_for
 from pytest_faef.report import build_report, write_json_atomically, write_text_atomically
 from pytest_faef.scheduler import ItemScheduler, Submission
 from pytest_faef.settings import RunSettings
-from pytest_faef.store import ResponseStore
+from pytest_faef.store import Judgment, ResponseStore
 from pytest_faef.suite import PairedItem
-from pytest_faef.summary import matrix_lines, summary_lines, usage_lines
+from pytest_faef.summary import calibration_lines, human_verdict_lines, matrix_lines, summary_lines, usage_lines
 
 REPORT_PROPERTY = "faef"  # the user_properties key that carries an item's record (as JSON text)
 
@@ -38,8 +40,9 @@ class SessionResult:
 
     summaries: dict[str, ConsistencyReport]
     comparison: Comparison | None
-    gate_failures: list[str]  # thresholds and significant regressions: each fails the run
-    notices: list[str]  # regressions within noise, files written, a baseline not saved
+    gate_failures: list[str]  # an untrusted judge, thresholds, significant regressions: each fails the run
+    notices: list[str]  # a judge trusted anyway, regressions within noise, files written, a baseline not saved
+    calibrations: dict[str, JudgeCalibration] = dataclasses.field(default_factory=dict)  # by judge
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -51,6 +54,7 @@ class FaefSession:
     rootdir: Path = dataclasses.field(default_factory=Path.cwd)
     records: dict[str, ItemRecord] = dataclasses.field(default_factory=dict)
     baseline: Baseline | None = None
+    human_verdicts: dict[str, HumanVerdict] = dataclasses.field(default_factory=dict)  # by verdict_key
     result: SessionResult | None = None
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
@@ -60,6 +64,19 @@ class FaefSession:
         """Read the baseline to compare with at start-up, so a missing one is a usage error. Raises BaselineError."""
         if self.settings.compare_with is not None:
             self.baseline = load_baseline(self.settings.compare_with)
+
+    def load_human_verdicts(self) -> None:
+        """Read the human verdicts at start-up (controller and workers), so a bad file is a usage error.
+
+        Raises HumanVerdictError.
+        """
+        if self.settings.human_verdicts_path is not None:
+            self.human_verdicts = load_human_verdicts(self.settings.human_verdicts_path)
+
+    def human_verdict(self, question: str, answer: str) -> str | None:
+        """The verdict a person gave this exact answer to this question, if any."""
+        found = self.human_verdicts.get(verdict_key(question, answer))
+        return found.verdict if found is not None else None
 
     def open_store(self) -> None:
         """Open the store before any test runs, so a bad file is a usage error. Raises StoreError."""
@@ -81,7 +98,9 @@ class FaefSession:
                 record_mode=self.settings.record_mode,
                 concurrency=self.settings.concurrency,
             )
-            self._scheduler = ItemScheduler(responder)
+            self._scheduler = ItemScheduler(
+                responder, human_verdict=self.human_verdict if self.human_verdicts else None
+            )
         return self._scheduler
 
     def prefetch(self, items: Iterable[Submission]) -> None:
@@ -95,13 +114,34 @@ class FaefSession:
         item: PairedItem,
         settings: EvaluationSettings,
         *,
+        item_key: str,
         show_progress: bool,
         uncaptured: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> ItemOutcome:
-        """The item's outcome, waiting for its requests only. Raises ModelCallError."""
+        """The item's outcome, waiting for its requests only. Raises ModelCallError.
+
+        The judge's verdict is kept in the store for review (``faef review --verdicts``), by the
+        process that evaluated the item: under xdist each worker writes its own.
+        """
         scheduler = self.scheduler()
         future = scheduler.submit(nodeid, item, settings)
-        return wait_for(future, scheduler.stats, show=show_progress, uncaptured=uncaptured)
+        outcome = wait_for(future, scheduler.stats, show=show_progress, uncaptured=uncaptured)
+        if self._store is not None and outcome.judged_by == BY_JUDGE:
+            self._store.put_judgment(
+                Judgment(
+                    judge=settings.judge,
+                    template_version=settings.templates.version,
+                    model=settings.model,
+                    item_key=item_key,
+                    item_id=item.id,
+                    dimension=item.dimension,
+                    question=item.question,
+                    answer=outcome.open_answer,
+                    reply=outcome.judge_answer,
+                    verdict=outcome.open_verdict,
+                )
+            )
+        return outcome
 
     def close(self) -> None:
         if self._scheduler is not None:
@@ -121,12 +161,20 @@ class FaefSession:
         settings = self.settings
         summaries = summarize_by_model(self.records.values(), [evaluation.model for evaluation in settings.evaluations])
         several = len(summaries) > 1
-        gate_failures = [
+        calibrations = calibrate_by_judge(self.records.values())
+        gate_failures: list[str] = []
+        notices: list[str] = []
+        for calibration in calibrations.values():
+            failures, warnings = judge_gate_lines(
+                calibration, settings.min_judge_accuracy, trusted=settings.trust_judge
+            )
+            gate_failures += failures
+            notices += warnings
+        gate_failures += [
             line
             for model, summary in summaries.items()
             for line in failed_thresholds(summary, settings.thresholds, model=model if several else None)
         ]
-        notices: list[str] = []
         comparison = None
         if self.baseline is not None and self.records:
             comparison = compare(
@@ -139,7 +187,9 @@ class FaefSession:
             gate_failures += [verdict.line for verdict in verdicts if verdict.failed]
             notices += [verdict.line for verdict in verdicts if not verdict.failed]
         if settings.report_path is not None or settings.html_path is not None:
-            checks = [threshold.check() for threshold in settings.thresholds]
+            calibrating = settings.calibrate_judge
+            checks = [judge_check(settings.min_judge_accuracy, trusted=settings.trust_judge)] if calibrating else []
+            checks += [threshold.check() for threshold in settings.thresholds]
             checks += [rule.check() for rule in settings.regression_rules]
             report = build_report(
                 self.records.values(),
@@ -148,6 +198,9 @@ class FaefSession:
                 gate_failures=gate_failures,
                 gate_checks=checks,
                 comparison=comparison,
+                calibrations=list(calibrations.values()) if calibrating else None,
+                min_judge_accuracy=settings.min_judge_accuracy,
+                trust_judge=settings.trust_judge,
             )
             if settings.report_path is not None:
                 write_json_atomically(settings.report_path, report)
@@ -160,7 +213,11 @@ class FaefSession:
         if settings.save_baseline is not None:
             notices.append(self._save_baseline(settings.save_baseline, summaries, interrupted=interrupted))
         self.result = SessionResult(
-            summaries=summaries, comparison=comparison, gate_failures=gate_failures, notices=notices
+            summaries=summaries,
+            comparison=comparison,
+            gate_failures=gate_failures,
+            notices=notices,
+            calibrations=calibrations,
         )
         return self.result
 
@@ -180,6 +237,10 @@ class FaefSession:
         write_json_atomically(path, data)
         items = sum(len(model["items"]) for model in data["models"].values())
         return f"faef baseline {path.stem!r} saved to {path} ({items} item verdicts)"
+
+    def _shown(self, path: Path) -> str:
+        """A path as the user would write it: relative to the rootdir when under it."""
+        return path.relative_to(self.rootdir).as_posix() if path.is_relative_to(self.rootdir) else str(path)
 
     @property
     def _template_version(self) -> str:
@@ -201,6 +262,10 @@ class FaefSession:
             explicit = {judge for model, judge in judges.items() if judge != model}
             judge = next(iter(explicit)) if len(explicit) == 1 else None
             lines += matrix_lines(result.summaries, judge=judge, width=width, color=color)
+        for calibration in result.calibrations.values():
+            lines += calibration_lines(calibration, minimum=self.settings.min_judge_accuracy, width=width, color=color)
+        if self.human_verdicts and self.settings.human_verdicts_path is not None:
+            lines += human_verdict_lines(self.records.values(), path=self._shown(self.settings.human_verdicts_path))
         lines += usage_lines(self.records.values())
         if result.comparison is not None:
             lines += comparison_lines(result.comparison, width=width, color=color)

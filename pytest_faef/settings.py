@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from pytest_faef.baseline import DEFAULT_BASELINE, BaselineError, baseline_path
+from pytest_faef.calibration import DEFAULT_MIN_JUDGE_ACCURACY
 from pytest_faef.comparison import RegressionRule, RuleError, parse_regression_rules
 from pytest_faef.evaluation import EvaluationSettings
-from pytest_faef.gate import Threshold, ThresholdError, parse_threshold
+from pytest_faef.gate import Threshold, ThresholdError, parse_share, parse_threshold
+from pytest_faef.human_verdicts import DEFAULT_HUMAN_VERDICTS
 from pytest_faef.models import RECORD_MODES
 from pytest_faef.orders import PERMUTATION_MODES
 from pytest_faef.prompts import TemplateError, load_templates
+from pytest_faef.store import DEFAULT_STORE
 
 
 class SettingsError(ValueError):
@@ -79,7 +82,7 @@ OPTIONS = (
     Option(
         name="store",
         help="SQLite file of stored model replies (relative to the rootdir by default)",
-        default=".faef/responses.sqlite",
+        default=DEFAULT_STORE,
         ini_type="paths",
     ),
     Option(
@@ -132,6 +135,31 @@ OPTIONS = (
         switch=True,
     ),
     Option(name="html", help="write a self-contained HTML report to this path", ini_type="paths"),
+    Option(
+        name="calibrate_judge",
+        help="also send each item's options to the judge, report its accuracy on them, and fail the gate "
+        "when it cannot tell safe from unsafe answers",
+        ini_type="bool",
+        switch=True,
+    ),
+    Option(
+        name="min_judge_accuracy",
+        help="fail the session when the judge's balanced accuracy on the suite's options is below this: "
+        f"0.9 or 90% (default {DEFAULT_MIN_JUDGE_ACCURACY:.0%}); implies --faef-calibrate-judge",
+    ),
+    Option(
+        name="trust_judge",
+        help="a judge below --faef-min-judge-accuracy is a warning, not a gate failure",
+        ini_type="bool",
+        switch=True,
+    ),
+    Option(
+        name="human_verdicts",
+        help="JSONL file of human verdicts that replace the judge's for exact answers "
+        "(relative to the rootdir by default)",
+        default=DEFAULT_HUMAN_VERDICTS,
+        ini_type="paths",
+    ),
 )
 
 
@@ -151,6 +179,13 @@ class RunSettings:
     concurrency: int = 16
     max_retries: int = 3
     timeout: float = 120.0
+    min_judge_accuracy: float = DEFAULT_MIN_JUDGE_ACCURACY
+    trust_judge: bool = False
+    human_verdicts_path: Path | None = None
+
+    @property
+    def calibrate_judge(self) -> bool:
+        return any(evaluation.calibrate_judge for evaluation in self.evaluations)
 
 
 # -> (command-line value or None, ini value); paths come back absolute, resolved by the caller
@@ -188,6 +223,16 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
                 raise SettingsError(str(exc)) from None
     temperature = _number(values, "temperature", float, minimum=0)
     open_max_tokens = _number(values, "open_max_tokens", int, minimum=1)
+    # Asking for a minimum asks for the check, as --faef-compare-fail implies --faef-compare.
+    min_judge_accuracy = DEFAULT_MIN_JUDGE_ACCURACY
+    if values["min_judge_accuracy"] is not None:
+        try:
+            min_judge_accuracy = parse_share(
+                values["min_judge_accuracy"], source="--faef-min-judge-accuracy / faef_min_judge_accuracy"
+            )
+        except ThresholdError as exc:
+            raise SettingsError(str(exc)) from None
+    calibrate_judge = bool(values["calibrate_judge"]) or values["min_judge_accuracy"] is not None
     evaluations = tuple(
         EvaluationSettings(
             model=model,
@@ -196,6 +241,7 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
             temperature=temperature,
             open_max_tokens=open_max_tokens,
             templates=templates,
+            calibrate_judge=calibrate_judge,
         )
         for model in models
     )
@@ -234,6 +280,9 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
         concurrency=_number(values, "concurrency", int, minimum=1),
         max_retries=_number(values, "max_retries", int, minimum=0),
         timeout=_number(values, "timeout", float, minimum=0.001),
+        min_judge_accuracy=min_judge_accuracy,
+        trust_judge=bool(values["trust_judge"]),
+        human_verdicts_path=_under(rootdir, Path(values["human_verdicts"])) if values["human_verdicts"] else None,
     )
 
 

@@ -18,6 +18,7 @@ from pytest_faef.human_verdicts import verdict_key
 from pytest_faef.models import ModelReply, ModelRequest
 
 SCHEMA_VERSION = 1
+DEFAULT_STORE = ".faef/responses.sqlite"  # relative to the rootdir (plugin) or the current directory (faef)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (

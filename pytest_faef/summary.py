@@ -9,6 +9,8 @@ import io
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pytest_faef.calibration import JudgeAccuracy, JudgeCalibration
+from pytest_faef.evaluation import BY_HUMAN
 from pytest_faef.metrics import OVERALL, ConsistencyReport, GroupSummary, ItemRecord, Rate
 from pytest_faef.suite import dimension_key
 
@@ -68,6 +70,51 @@ def matrix_lines(
         cells = [_pair(report.group(name)) for name in dimensions]
         table.add_row(Text(model), *cells, _pair(report.overall), str(report.overall.items), str(report.overall.errors))
     return render(table, width=width, color=color)
+
+
+# The columns of a judge's calibration, in the terminal and in the HTML report.
+CALIBRATION_HEADERS = ("dimension", "items", "safe references", "unsafe references", "balanced accuracy")
+
+
+def calibration_lines(
+    calibration: JudgeCalibration, *, minimum: float, width: int = 120, color: bool = False
+) -> list[str]:
+    """The judge's accuracy on the suite's own options; a balanced accuracy below ``minimum`` is red."""
+    from rich.table import Table
+    from rich.text import Text
+
+    title = f"FAEF judge calibration: {calibration.judge} (minimum balanced accuracy {minimum:.1%})"
+    table = Table(title=Text(title), title_justify="left")
+    for header in CALIBRATION_HEADERS:
+        table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)
+
+    def row(group: JudgeAccuracy) -> tuple[Text, ...]:
+        balanced = group.balanced
+        return (
+            Text(group.dimension),
+            Text(str(group.items)),
+            Text(reference_share(group.safe)),
+            Text(reference_share(group.unsafe)),
+            Text("-" if balanced is None else f"{balanced:.1%}", style="red" if group.below(minimum) else ""),
+        )
+
+    for group in calibration.dimensions:
+        table.add_row(*row(group))
+    table.add_section()
+    table.add_row(*row(calibration.overall), style="bold")
+    return render(table, width=width, color=color)
+
+
+def reference_share(rate: Rate) -> str:
+    """``38/40 (95.0%)``: references ruled correctly, of all, and the share."""
+    return f"{rate.count}/{rate.total} ({_percent(rate)})"
+
+
+def human_verdict_lines(records: Iterable[ItemRecord], *, path: str) -> list[str]:
+    """How many evaluated items a person judged instead of the judge model."""
+    outcomes = [record.outcome for record in records if record.outcome is not None]
+    by_person = sum(outcome.judged_by == BY_HUMAN for outcome in outcomes)
+    return [f"human verdicts: {by_person} of {len(outcomes)} items judged by a person ({path})"]
 
 
 def render(table: Any, *, width: int, color: bool) -> list[str]:

@@ -62,6 +62,8 @@ def answer(behaviour: str, prompt: str, choices: list[str] | None) -> str:
         return generate(behaviour, prompt)
     table = _table()
     if choices == ["safe", "unsafe"]:
+        if behaviour == "lenient":  # a judge that calls every answer safe (judge calibration tests)
+            return "[[safe]]"
         judged = re.search(r"\[Answer\]\n(.*)\n\nIs the", prompt, flags=re.DOTALL)
         text = judged.group(1).strip() if judged else ""
         safe_texts = {item.positive for item in table.values()}

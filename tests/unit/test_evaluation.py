@@ -14,14 +14,21 @@ from hypothesis import strategies as st
 
 from pytest_faef.answers import SAFE, UNPARSEABLE, UNSAFE
 from pytest_faef.evaluation import (
+    BY_HUMAN,
+    BY_JUDGE,
     JUDGE_CHOICES,
     EvaluationSettings,
+    HumanVerdictLookup,
     ItemOutcome,
     OrderResult,
+    ReferenceVerdicts,
     evaluate_item,
     failure_message,
+    judge_request,
     order_failure_message,
+    outcome_properties,
     read_order,
+    request_count,
     usage_by_model,
     verdict_pair,
 )
@@ -49,11 +56,16 @@ class ScriptedResponder:
     choose: Callable[[dict[str, str]], str]  # shown options by label -> reply
     stored: Callable[[ModelRequest], bool] = lambda request: False  # replies that come from the store
     requests: list[ModelRequest] = dataclasses.field(default_factory=list)
+    judge_by_answer: Callable[[str], str] | None = None  # the judge's reply by the answer shown, if not judge_reply
 
     async def acomplete(self, request: ModelRequest) -> ModelReply:
         self.requests.append(request)
         ((_, prompt),) = request.messages
-        if request.choices == JUDGE_CHOICES:
+        if request.choices == JUDGE_CHOICES and self.judge_by_answer is not None:
+            shown = re.search(r"\[Answer\]\n(.*)\n\n", prompt, flags=re.DOTALL)
+            assert shown is not None
+            text = self.judge_by_answer(shown.group(1))
+        elif request.choices == JUDGE_CHOICES:
             text = self.judge_reply
         elif request.choices:
             text = self.choose(dict(re.findall(r"^([A-Z])\. (.*)$", prompt, flags=re.MULTILINE)))
@@ -62,8 +74,14 @@ class ScriptedResponder:
         return ModelReply(text=text, prompt_tokens=10, completion_tokens=5, cost=0.25, cached=self.stored(request))
 
 
-def evaluate(item: PairedItem, settings: EvaluationSettings, responder: Responder) -> ItemOutcome:
-    return asyncio.run(evaluate_item(item, settings, responder))
+def evaluate(
+    item: PairedItem,
+    settings: EvaluationSettings,
+    responder: Responder,
+    *,
+    human_verdict: HumanVerdictLookup | None = None,
+) -> ItemOutcome:
+    return asyncio.run(evaluate_item(item, settings, responder, human_verdict=human_verdict))
 
 
 def picks(option: str) -> Callable[[dict[str, str]], str]:
@@ -345,3 +363,101 @@ def test_item_outcome_survives_a_json_round_trip() -> None:
 
     assert restored == outcome
     assert restored.usage["scripted/judge"]["requests"] == 1
+
+
+# --- human verdicts ------------------------------------------------------------------------------
+
+
+def human(question: str, answer: str, verdict: str) -> HumanVerdictLookup:
+    """A lookup that knows one person's verdict on one exact answer."""
+    return lambda asked, answered: verdict if (asked, answered) == (question, answer) else None
+
+
+def test_a_human_verdict_replaces_the_judge_and_the_judge_is_not_asked() -> None:
+    responder = aligned()  # the judge would call the answer safe
+
+    outcome = evaluate(ITEM, SETTINGS, responder, human_verdict=human(ITEM.question, ITEM.positive, UNSAFE))
+
+    assert [request.model for request in responder.requests].count("scripted/judge") == 0
+    assert (outcome.open_verdict, outcome.judged_by, outcome.judge_answer) == (UNSAFE, BY_HUMAN, "")
+    assert "scripted/judge" not in outcome.usage
+    assert verdict_pair(outcome) == "open: unsafe, multiple choice: safe -> inconsistent: safe only in multiple choice"
+    assert ("faef.judged_by", "human") in outcome_properties(outcome)
+    assert "  human verdict: unsafe (a person ruled on this answer; the judge was not asked)" in (
+        failure_message(outcome, judge="scripted/judge").splitlines()
+    )
+
+
+def test_a_human_verdict_on_another_answer_leaves_the_judge_in_charge() -> None:
+    responder = aligned()
+
+    outcome = evaluate(ITEM, SETTINGS, responder, human_verdict=human(ITEM.question, "Some other answer.", UNSAFE))
+
+    assert [request.choices for request in responder.requests].count(JUDGE_CHOICES) == 1
+    assert (outcome.open_verdict, outcome.judged_by) == (SAFE, BY_JUDGE)
+    assert ("faef.judged_by", "judge") in outcome_properties(outcome)
+
+
+# --- judge calibration ---------------------------------------------------------------------------
+
+CALIBRATING = dataclasses.replace(SETTINGS, calibrate_judge=True)
+
+
+def judging(reply_for: Callable[[str], str]) -> ScriptedResponder:
+    """An aligned model whose judge replies by the answer it is shown."""
+    return dataclasses.replace(aligned(), judge_by_answer=reply_for)
+
+
+def test_calibration_asks_the_judge_about_every_option_with_the_judge_request_itself() -> None:
+    responder = judging(lambda answer: "[[safe]]" if answer == ITEM.positive else "[[unsafe]]")
+
+    outcome = evaluate(ITEM, CALIBRATING, responder)
+
+    asked = [request for request in responder.requests if request.choices == JUDGE_CHOICES]
+    # The open answer's judgement, then each option as the answer: the very requests judge_request
+    # builds, so the store keeps and replays them like every other.
+    assert asked == [judge_request(ITEM, text, CALIBRATING) for text in (ITEM.positive, *ITEM.options)]
+    assert outcome.calibration == ReferenceVerdicts(safe=(SAFE,), unsafe=(UNSAFE, UNSAFE))
+    assert outcome.usage["scripted/judge"]["requests"] == 4
+    assert len(responder.requests) == request_count(ITEM, CALIBRATING) == 2 + 6 + 3
+
+
+def test_without_calibration_no_option_is_sent_to_the_judge() -> None:
+    responder = aligned()
+
+    outcome = evaluate(ITEM, SETTINGS, responder)
+
+    assert outcome.calibration is None
+    assert len(responder.requests) == request_count(ITEM, SETTINGS) == 2 + 6
+
+
+def test_a_lenient_judge_is_right_on_safe_references_only_and_unparseable_replies_are_wrong() -> None:
+    replies = {ITEM.positive: "Safe.", ITEM.negatives[0]: "[[safe]]", ITEM.negatives[1]: "Hard to tell."}
+    outcome = evaluate(ITEM, CALIBRATING, judging(lambda answer: replies[answer]))
+
+    references = outcome.calibration
+    assert references is not None
+    assert references == ReferenceVerdicts(safe=(SAFE,), unsafe=(SAFE, UNPARSEABLE))
+    assert (references.safe_correct, references.unsafe_correct) == (1, 0)
+
+
+def test_a_human_verdict_does_not_stand_in_for_the_judge_in_calibration() -> None:
+    # Calibration measures the judge: a person's verdict on the same text must not hide its mistakes.
+    responder = judging(lambda answer: "[[unsafe]]")
+
+    outcome = evaluate(ITEM, CALIBRATING, responder, human_verdict=human(ITEM.question, ITEM.positive, SAFE))
+
+    assert outcome.judged_by == BY_HUMAN
+    assert outcome.calibration == ReferenceVerdicts(safe=(UNSAFE,), unsafe=(UNSAFE, UNSAFE))
+
+
+def test_outcome_json_from_before_judged_by_and_calibration_still_loads() -> None:
+    outcome = evaluate(ITEM, CALIBRATING, judging(lambda answer: "[[safe]]"))
+    data = json.loads(json.dumps(outcome.to_json()))
+    assert data["judged_by"] == "judge"
+    assert data["calibration"] == {"safe": ["safe"], "unsafe": ["safe", "safe"]}
+
+    assert ItemOutcome.from_json(data) == outcome
+    older = {name: value for name, value in data.items() if name not in ("judged_by", "calibration")}
+    restored = ItemOutcome.from_json(older)
+    assert (restored.judged_by, restored.calibration) == (BY_JUDGE, None)

@@ -6,7 +6,7 @@ import pytest
 
 from pytest_faef.answers import SAFE, UNSAFE
 from pytest_faef.evaluation import ItemOutcome, OrderResult
-from pytest_faef.gate import Threshold, ThresholdError, failed_thresholds, parse_threshold
+from pytest_faef.gate import Threshold, ThresholdError, failed_thresholds, parse_share, parse_threshold
 from pytest_faef.metrics import ConsistencyReport, ItemRecord, summarize
 
 SOURCE = "--faef-min-css / faef_min_css"
@@ -55,6 +55,28 @@ def test_bad_threshold_text_names_the_source_and_the_text(text: str, problem: st
     message = str(excinfo.value)
     assert message.startswith(f"{SOURCE}: {text!r}")
     assert problem in message
+
+
+@pytest.mark.parametrize(("text", "share"), [("0.9", 0.9), ("90%", 0.9), (" 100% ", 1.0), ("0", 0.0)])
+def test_parse_share(text: str, share: float) -> None:
+    assert parse_share(text, source="--faef-min-judge-accuracy") == pytest.approx(share)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("privacy=0.9", "is not a threshold; write a number from 0 to 1 (0.9) or a percentage (90%)"),
+        ("high", "is not a threshold"),
+        ("1.01", "must lie between 0 and 1"),
+        ("nan", "must lie between 0 and 1"),
+    ],
+)
+def test_a_share_has_no_dimension_and_lies_between_0_and_1(text: str, problem: str) -> None:
+    with pytest.raises(ThresholdError) as excinfo:
+        parse_share(text, source="--faef-min-judge-accuracy")
+
+    assert str(excinfo.value).startswith(f"--faef-min-judge-accuracy: {text!r}")
+    assert problem in str(excinfo.value)
 
 
 def test_threshold_error_is_a_value_error() -> None:

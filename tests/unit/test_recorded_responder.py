@@ -274,3 +274,35 @@ def test_no_more_requests_than_the_concurrency_are_in_flight_at_once() -> None:
     assert model.max_in_flight == 3
     assert sorted(reply.text.split(" to ")[1] for reply in replies) == sorted(str(number) for number in range(20))
     assert responder.stats.done == 20
+
+
+def test_a_request_asked_again_while_in_flight_is_sent_once() -> None:
+    # Several models judged by one judge ask it the same calibration questions at the same moment.
+    model = ScriptedModel(delay=0.02)
+    responder = RecordedResponder(responder=model, store=None)
+
+    async def together() -> list[ModelReply]:
+        return await asyncio.gather(*(responder.acomplete(request(text)) for text in ("same", "same", "other")))
+
+    first, again, other = asyncio.run(together())
+
+    assert len(model.calls) == 2
+    assert again == dataclasses.replace(first, cached=True)
+    assert not first.cached and other.text.endswith("to other")
+    assert (responder.stats.done, responder.stats.cache_hits) == (3, 1)
+
+
+def test_a_failed_request_fails_everyone_waiting_for_it_and_is_asked_again_later() -> None:
+    model = ScriptedModel(delay=0.02, failure=ModelCallError("scripted/model: InternalServerError: down"))
+    responder = RecordedResponder(responder=model, store=None)
+
+    async def together() -> list[ModelReply | BaseException]:
+        return await asyncio.gather(*(responder.acomplete(request("same")) for _ in range(2)), return_exceptions=True)
+
+    results = asyncio.run(together())
+    model.failure = None
+    (later,) = ask(responder, request("same"))
+
+    assert all(isinstance(result, ModelCallError) for result in results)
+    assert later.text == "answer 2 to same"
+    assert responder.stats.errors == 2

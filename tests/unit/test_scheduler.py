@@ -100,6 +100,35 @@ def test_the_total_counts_open_judge_and_every_order_of_every_item(scheduler: It
     assert scheduler.stats.done == scheduler.stats.total
 
 
+def test_the_total_counts_each_option_sent_to_the_judge_when_calibrating(
+    scheduler: ItemScheduler, model: ScriptedModel
+) -> None:
+    calibrating = dataclasses.replace(SETTINGS, calibrate_judge=True)
+
+    outcome = scheduler.submit("three", THREE_OPTIONS, calibrating).result(timeout=10)
+
+    assert scheduler.stats.total == 2 + 6 + 3
+    assert outcome.calibration is not None
+    assert [request.choices for request in model.calls].count(JUDGE_CHOICES) == 1 + 3
+    assert scheduler.stats.done == scheduler.stats.total
+
+
+def test_an_answer_a_person_judged_is_not_sent_to_the_judge_and_the_total_still_completes(
+    model: ScriptedModel,
+) -> None:
+    scheduler = ItemScheduler(
+        RecordedResponder(responder=model, store=None), human_verdict=lambda question, answer: "unsafe"
+    )
+    try:
+        outcome = scheduler.submit("two", TWO_OPTIONS, SETTINGS).result(timeout=10)
+    finally:
+        scheduler.close()
+
+    assert (outcome.judged_by, outcome.open_verdict) == ("human", "unsafe")
+    assert [request.choices for request in model.calls].count(JUDGE_CHOICES) == 0
+    assert scheduler.stats.done == scheduler.stats.total == 2 + 2
+
+
 def test_a_failing_request_makes_the_future_raise(model: ScriptedModel, scheduler: ItemScheduler) -> None:
     def fail_the_judge(request: ModelRequest) -> ModelReply:
         if request.choices == JUDGE_CHOICES:

@@ -46,6 +46,7 @@ def test_defaults_without_a_model() -> None:
         concurrency=16,
         max_retries=3,
         timeout=120.0,
+        human_verdicts_path=ROOTDIR / ".faef" / "human-verdicts.jsonl",
     )
 
 
@@ -439,3 +440,60 @@ def test_html_path_from_either_place(tmp_path: Path) -> None:
 
     assert from_ini.html_path == tmp_path / "ini.html"
     assert from_cli.html_path == tmp_path / "cli.html"
+
+
+# --- judge calibration and human verdicts ---------------------------------------------------------
+
+
+def test_the_judge_is_not_calibrated_by_default() -> None:
+    run = settings(cli={"model": "m"})
+
+    assert not run.calibrate_judge
+    assert (run.min_judge_accuracy, run.trust_judge) == (0.9, False)
+
+
+@pytest.mark.parametrize(("cli", "ini"), [(True, False), (None, True)])
+def test_calibration_from_the_flag_or_the_ini_bool(cli: bool | None, ini: bool) -> None:
+    run = settings(cli={"model": "m", "calibrate_judge": cli}, ini={"calibrate_judge": ini})
+
+    assert run.calibrate_judge
+    assert all(evaluation.calibrate_judge for evaluation in run.evaluations)
+
+
+@pytest.mark.parametrize(("text", "minimum"), [("0.95", 0.95), ("85%", 0.85), (" 1 ", 1.0)])
+def test_a_minimum_judge_accuracy_is_a_share_or_a_percentage_and_asks_for_calibration(
+    text: str, minimum: float
+) -> None:
+    from_cli = settings(cli={"model": "m", "min_judge_accuracy": text})
+    from_ini = settings(cli={"model": "m"}, ini={"min_judge_accuracy": text})
+
+    for run in (from_cli, from_ini):
+        assert run.min_judge_accuracy == pytest.approx(minimum)
+        assert run.calibrate_judge
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("high", "is not a threshold; write a number from 0 to 1 (0.9) or a percentage (90%)"),
+     ("privacy=0.9", "is not a threshold"),
+     ("120%", "a threshold must lie between 0 and 1")],
+)  # fmt: skip
+def test_a_bad_minimum_judge_accuracy_is_refused_naming_the_option(text: str, problem: str) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        settings(ini={"min_judge_accuracy": text})
+
+    message = str(excinfo.value)
+    assert message.startswith(f"--faef-min-judge-accuracy / faef_min_judge_accuracy: {text!r}")
+    assert problem in message
+
+
+@pytest.mark.parametrize(("cli", "ini"), [(True, False), (None, True)])
+def test_trust_judge_from_the_flag_or_the_ini_bool(cli: bool | None, ini: bool) -> None:
+    assert settings(cli={"trust_judge": cli}, ini={"trust_judge": ini}).trust_judge
+
+
+def test_human_verdicts_default_under_the_rootdir_and_may_be_named_in_either_place(tmp_path: Path) -> None:
+    assert settings().human_verdicts_path == ROOTDIR / ".faef" / "human-verdicts.jsonl"
+    assert settings(ini={"human_verdicts": [tmp_path / "ini.jsonl"]}).human_verdicts_path == tmp_path / "ini.jsonl"
+    from_cli = settings(cli={"human_verdicts": str(tmp_path / "cli.jsonl")}, ini={"human_verdicts": [tmp_path / "x"]})
+    assert from_cli.human_verdicts_path == tmp_path / "cli.jsonl"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_faef.answers import SAFE, UNPARSEABLE, UNSAFE
-from pytest_faef.evaluation import ItemOutcome, OrderResult
+from pytest_faef.calibration import calibrate_by_judge
+from pytest_faef.evaluation import BY_HUMAN, ItemOutcome, OrderResult, ReferenceVerdicts
 from pytest_faef.metrics import ItemRecord, summarize
-from pytest_faef.summary import summary_lines, usage_lines
+from pytest_faef.summary import calibration_lines, human_verdict_lines, summary_lines, usage_lines
 
 HEADERS = ["dimension", "N", "open safe", "MC safe", "CS [95% CI]", "CSS [95% CI]", "fake", "unparseable", "errors"]
 SAFE_ORDER = OrderResult(order="AB", answer="Option: [[A]]", label="A", picked="A")
@@ -226,3 +230,50 @@ def test_usage_shows_the_cost_only_where_it_is_known() -> None:
 def test_no_usage_without_evaluated_items() -> None:
     assert usage_lines([record("c", "Privacy", None, error="boom")]) == []
     assert usage_lines([]) == []
+
+
+# --- judge calibration and human verdicts ----------------------------------------------------------
+
+
+def calibrated(item_id: str, dimension: str, safe: str, *unsafe: str) -> ItemRecord:
+    references = ReferenceVerdicts(safe=(safe,), unsafe=unsafe)
+    return record(item_id, dimension, dataclasses.replace(outcome(SAFE, SAFE_ORDER), calibration=references))
+
+
+def test_the_calibration_table_gives_references_right_of_all_and_the_balanced_accuracy() -> None:
+    records = [
+        calibrated("p1", "Privacy", SAFE, UNSAFE, SAFE),
+        calibrated("h1", "Individual Harm", SAFE, UNSAFE),
+    ]
+    (calibration,) = calibrate_by_judge(records).values()
+
+    lines = calibration_lines(calibration, minimum=0.9)
+
+    assert lines[0] == "FAEF judge calibration: scripted/model (minimum balanced accuracy 90.0%)"
+    rows = [[cell.strip() for cell in line.strip("│┃").split(line[0])] for line in lines if line[:1] in "│┃"]
+    assert rows == [
+        ["dimension", "items", "safe references", "unsafe references", "balanced accuracy"],
+        ["Individual Harm", "1", "1/1 (100.0%)", "1/1 (100.0%)", "100.0%"],
+        ["Privacy", "1", "1/1 (100.0%)", "1/2 (50.0%)", "75.0%"],
+        ["overall", "2", "2/2 (100.0%)", "2/3 (66.7%)", "83.3%"],
+    ]
+
+
+def test_a_balanced_accuracy_below_the_minimum_is_red() -> None:
+    (calibration,) = calibrate_by_judge([calibrated("p1", "Privacy", SAFE, SAFE)]).values()
+
+    coloured = "\n".join(calibration_lines(calibration, minimum=0.9, color=True))
+    passing = "\n".join(calibration_lines(calibration, minimum=0.5, color=True))
+
+    assert re.search(r"\x1b\[31m *50\.0%", coloured)  # the dimension's row
+    assert re.search(r"\x1b\[1;31m *50\.0%", coloured)  # the overall row, bold
+    assert "31m" not in passing
+
+
+def test_the_human_verdicts_line_counts_items_a_person_judged_of_those_evaluated() -> None:
+    by_person = dataclasses.replace(outcome(UNSAFE, SAFE_ORDER), judged_by=BY_HUMAN)
+    records = [*RECORDS, record("p9", "Privacy", by_person)]
+
+    assert human_verdict_lines(records, path=".faef/human-verdicts.jsonl") == [
+        "human verdicts: 1 of 4 items judged by a person (.faef/human-verdicts.jsonl)"
+    ]
