@@ -14,7 +14,6 @@ import asyncio
 import csv
 import dataclasses
 import hashlib
-import json
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ from pytest_faef.generation import (
     generate_options,
 )
 from pytest_faef.store import DEFAULT_STORE
-from pytest_faef.suite import load_suite
+from pytest_faef.suite import jsonl_objects, load_suite
 from pytest_faef.suite_records import (
     append_records,
     read_lines,
@@ -183,7 +182,7 @@ def read_questions(path: Path) -> tuple[list[Question], list[str]]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise cli.UsageError(f"{path}: cannot read: {exc}") from None
-    rows = _csv_rows(text, path) if path.suffix == ".csv" else _jsonl_rows(text, path)
+    rows = _csv_rows(text) if path.suffix == ".csv" else jsonl_objects(text)
     questions: list[Question] = []
     errors: list[str] = []
     first_source: dict[str, str] = {}
@@ -205,19 +204,7 @@ def read_questions(path: Path) -> tuple[list[Question], list[str]]:
     return questions, errors
 
 
-def _jsonl_rows(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, f"invalid JSON: {exc.msg} at column {exc.colno}"
-            continue
-        yield number, row if isinstance(row, dict) else "a record must be a JSON object"
-
-
-def _csv_rows(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     reader = csv.DictReader(text.splitlines(keepends=True))
     if not reader.fieldnames:
         return

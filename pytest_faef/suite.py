@@ -138,21 +138,25 @@ def parse_record(record: Mapping[str, Any], *, path: str, line: int) -> PairedIt
 _RawRecord = tuple[Mapping[str, Any], int, Mapping[str, int]]
 
 
-def _jsonl_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
+def jsonl_objects(text: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, the object) for each non-blank line, or (line number, what is wrong with it)."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield SuiteError(
-                path=shown, line=number, field=None, message=f"invalid JSON: {exc.msg} at column {exc.colno}"
-            )
+            yield number, f"invalid JSON: {exc.msg} at column {exc.colno}"
             continue
-        if not isinstance(record, dict):
-            yield SuiteError(path=shown, line=number, field=None, message="a record must be a JSON object")
-            continue
-        yield record, number, {}
+        yield number, record if isinstance(record, dict) else "a record must be a JSON object"
+
+
+def _jsonl_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
+    for number, record in jsonl_objects(text):
+        if isinstance(record, str):
+            yield SuiteError(path=shown, line=number, field=None, message=record)
+        else:
+            yield record, number, {}
 
 
 def _yaml_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
