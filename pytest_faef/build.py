@@ -109,6 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings, checks = _settings(args)
     if args.from_suite is not None:
+        if args.input is not None:
+            raise cli.UsageError("give either an input file of questions or --from-suite SUITE, not both")
         return _add_negatives(args, settings, checks)
     if args.input is None or args.output is None:
         raise cli.UsageError("give an input file of questions and -o OUTPUT.faef.jsonl (or --from-suite SUITE)")
