@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import scripted_model
 from suites import CONFTEST, TESTS_DIR
+from terminal import Terminal
 
 from pytest_faef import cli
 from pytest_faef.suite import load_suite
@@ -319,6 +320,22 @@ def test_an_interrupted_build_resumes_without_asking_twice(workdir: Path) -> Non
 
     assert generator_calls() == 9 - stored
     assert len(records(workdir / "out.faef.jsonl")) == 3
+
+
+def test_a_build_in_a_terminal_shows_its_progress(workdir: Path) -> None:
+    write_questions(workdir / "questions.jsonl", QUESTIONS)
+    script = (
+        f"import sys; sys.path.insert(0, {str(TESTS_DIR)!r}); import scripted_model; scripted_model.register();"
+        "from pytest_faef.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    command = ["build", "questions.jsonl", "-o", "out.faef.jsonl", *GENERATORS, "--concurrency", "1"]
+    env = {"FAEF_SCRIPTED_DELAY": "0.2", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+
+    with Terminal([sys.executable, "-c", script, *command], cwd=workdir, env=env) as terminal:
+        terminal.expect("1/3")  # questions done of all, with the requests sent so far
+        terminal.expect("sent, 0 from the store")
+        terminal.expect("3 questions: 3 built")
+        assert terminal.wait() == cli.EXIT_OK
 
 
 def stored_replies(store: Path) -> int:
