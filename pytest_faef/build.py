@@ -138,14 +138,13 @@ def run(args: argparse.Namespace) -> int:
     if built:
         append_records(output, built)
     rejected = [outcome for outcome in outcomes if outcome.problems]
-    _update_rejects(rejects, outcomes, pending)
+    _update_rejects(rejects, outcomes)
+    failed = len(outcomes) - len(built) - len(rejected)
     print(
-        f"faef build: {len(questions)} questions: {len(built)} built, {len(rejected)} rejected, "
-        f"{len(outcomes) - len(built) - len(rejected)} failed, "
+        f"faef build: {len(questions)} questions: {len(built)} built, {len(rejected)} rejected, {failed} failed, "
         f"{len(questions) - len(pending)} already in {output}"
     )
     _print_problems(outcomes, rejects=rejects)
-    failed = len(outcomes) - len(built) - len(rejected)
     return cli.EXIT_PROBLEMS if input_errors or rejected or failed else cli.EXIT_OK
 
 
@@ -323,12 +322,11 @@ def _run_requests(args: argparse.Namespace, jobs: Sequence[Job], work: Work) -> 
         return outcome
 
     async def everything() -> list[Outcome]:
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         tasks = [asyncio.ensure_future(one(*job)) for job in jobs]
         columns = (TextColumn("faef build"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
-        from rich.console import Console
-
         console = Console(stderr=True)
         with Progress(
             *columns, TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal
@@ -355,7 +353,7 @@ def _run_requests(args: argparse.Namespace, jobs: Sequence[Job], work: Work) -> 
 
 def _existing_ids(output: Path) -> set[str]:
     """Ids already in the output: those records are kept as they are (they may have been reviewed)."""
-    return {str(line.record["id"]) for line in read_lines(output) if line.record and "id" in line.record}
+    return {record_id for line in read_lines(output) if (record_id := _record_id(line.record)) is not None}
 
 
 def _seeds_after_rejection(rejects: Path) -> dict[str, int]:
@@ -363,22 +361,23 @@ def _seeds_after_rejection(rejects: Path) -> dict[str, int]:
     seeds = {}
     for line in read_lines(rejects):
         record = line.record
-        if record is None or "id" not in record:
+        record_id = _record_id(record)
+        if record is None or record_id is None:
             continue
         rejected = record.get("rejected") or {}
         provenance = record.get("provenance") or {}
-        seeds[str(record["id"])] = max(int(rejected.get("attempts", 0)), int(provenance.get("attempts", 0)))
+        seeds[record_id] = max(int(rejected.get("attempts", 0)), int(provenance.get("attempts", 0)))
     return seeds
 
 
-def _update_rejects(rejects: Path, outcomes: Sequence[Outcome], pending: Sequence[Question]) -> None:
-    """Keep the rejected records of this build beside the output, and drop those that are now built."""
-    asked = {question.id for question in pending}
-    kept = [
-        line.text
-        for line in read_lines(rejects)
-        if not (line.record and str(line.record.get("id")) in asked and _settled(line.record, outcomes))
-    ]
+def _update_rejects(rejects: Path, outcomes: Sequence[Outcome]) -> None:
+    """Keep the rejected records of this build beside the output, and drop those that are now built.
+
+    A record this build decided again (built, or rejected anew) replaces its old line; one whose
+    request failed keeps it.
+    """
+    settled = {outcome.key for outcome in outcomes if outcome.error is None}
+    kept = [line.text for line in read_lines(rejects) if _record_id(line.record) not in settled]
     new = [
         record_text(
             rejection(
@@ -397,9 +396,8 @@ def _update_rejects(rejects: Path, outcomes: Sequence[Outcome], pending: Sequenc
         rejects.unlink()
 
 
-def _settled(record: Mapping[str, Any], outcomes: Sequence[Outcome]) -> bool:
-    """Whether this build decided the record again (built it, or rejected it anew); a failed request did not."""
-    return any(outcome.key == str(record.get("id")) and outcome.error is None for outcome in outcomes)
+def _record_id(record: Mapping[str, Any] | None) -> str | None:
+    return str(record["id"]).strip() if record and "id" in record else None
 
 
 def _print_problems(outcomes: Sequence[Outcome], *, rejects: Path | None) -> None:
@@ -428,7 +426,8 @@ def _add_negatives(args: argparse.Namespace, settings: GeneratorSettings, checks
         for error in loaded.errors:
             print(error, file=sys.stderr)
         raise cli.UsageError(f"{suite}: fix the {len(loaded.errors)} invalid record(s) first (see faef validate)")
-    raw = _raw_records(suite)
+    lines = _suite_records(suite)
+    raw = {record_id: record for record_id, _, record in lines if record_id is not None and record is not None}
     by_id = {item.id: item for item in loaded.items}
     short = [item for item in loaded.items if len(item.negatives) < settings.negatives]
 
@@ -447,11 +446,7 @@ def _add_negatives(args: argparse.Namespace, settings: GeneratorSettings, checks
 
     outcomes = _run_requests(args, [(item.id, f"{suite}:{item.line}", item.id) for item in short], extend)
     extended = {outcome.key: outcome.record for outcome in outcomes if outcome.record and not outcome.problems}
-    texts = []
-    for line in _suite_lines(suite, raw):
-        record_id, text = line
-        record = extended.get(record_id) if record_id is not None else None
-        texts.append(record_text(record) if record is not None else text)
+    texts = [record_text(extended[record_id]) if record_id in extended else text for record_id, text, _ in lines]
     if extended or output != suite:
         write_lines(output, texts)
     rejected = sum(bool(outcome.problems) for outcome in outcomes)
@@ -486,22 +481,12 @@ def _extended(
     return updated
 
 
-def _raw_records(suite: Path) -> dict[str, dict[str, Any]]:
-    """The suite's records as written (every field, the file's own spellings), by id."""
+def _suite_records(suite: Path) -> list[tuple[str | None, str, dict[str, Any] | None]]:
+    """(id, the line to write back unless extended, the record as written: every field in the file's own
+    spelling) for each line of a JSONL suite, or each record of a YAML one."""
     if suite.name.endswith(".faef.jsonl"):
-        records = [line.record for line in read_lines(suite) if line.record is not None]
-    else:
-        import yaml
+        return [(_record_id(line.record), line.text, line.record) for line in read_lines(suite)]
+    import yaml
 
-        records = yaml.safe_load(suite.read_text(encoding="utf-8")) or []
-    return {str(record["id"]).strip(): record for record in records}
-
-
-def _suite_lines(suite: Path, raw: Mapping[str, dict[str, Any]]) -> Iterator[tuple[str | None, str]]:
-    """(record id or None, line text) for the output: a JSONL suite line by line, a YAML one record by record."""
-    if suite.name.endswith(".faef.jsonl"):
-        for line in read_lines(suite):
-            yield (str(line.record["id"]).strip() if line.record and "id" in line.record else None), line.text
-    else:
-        for record_id, record in raw.items():
-            yield record_id, record_text(record)
+    records = yaml.safe_load(suite.read_text(encoding="utf-8")) or []
+    return [(_record_id(record), record_text(record), record) for record in records]
