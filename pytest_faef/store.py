@@ -71,6 +71,20 @@ class Judgment:
         return verdict_key(self.question, self.answer)
 
 
+_JUDGMENT_DETAILS = "model, item_key, item_id, dimension, reply, verdict"
+_PUT_JUDGMENT = f"""
+INSERT INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (judge, template_version, answer_key) DO UPDATE SET
+    ({_JUDGMENT_DETAILS}, created) = (
+        excluded.model, excluded.item_key, excluded.item_id, excluded.dimension, excluded.reply, excluded.verdict,
+        excluded.created
+    )
+WHERE ({_JUDGMENT_DETAILS}) IS NOT (
+    excluded.model, excluded.item_key, excluded.item_id, excluded.dimension, excluded.reply, excluded.verdict
+)
+"""
+
+
 class StoreError(Exception):
     """A store file that cannot be opened or is not ours."""
 
@@ -141,10 +155,14 @@ class ResponseStore:
             )
 
     def put_judgment(self, judgment: Judgment) -> None:
-        """Keep the judge's latest verdict on this answer (the same answer from two models is one row)."""
+        """Keep the judge's latest verdict on this answer (the same answer from two models is one row).
+
+        Every run writes the judgment of every item; a row that would not change is left alone, so a
+        rerun from the store costs a lookup per item, not a write.
+        """
         with self._lock:
             self._connection.execute(
-                "INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _PUT_JUDGMENT,
                 (
                     judgment.judge,
                     judgment.template_version,
