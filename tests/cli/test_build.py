@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import scripted_model
+from loopback_server import LoopbackServer
 from suites import CONFTEST, TESTS_DIR
 from terminal import Terminal
 
@@ -262,6 +263,28 @@ def test_a_failing_endpoint_fails_its_records_and_the_next_run_retries(
     assert "harm-1 (questions.jsonl:2): scripted/broken: InternalServerError" in out or "scripted outage" in out
     assert not (workdir / "out.faef.jsonl").exists()
     assert faef("build", questions.name, "-o", "out.faef.jsonl", *GENERATORS) == cli.EXIT_OK
+
+
+def test_a_rejected_key_stops_the_build_without_sending_more_requests(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_questions(workdir / "questions.jsonl", QUESTIONS)
+    with LoopbackServer(latency=0.05, auth_key="sk-the-right-key-0123456789") as server:
+        monkeypatch.setenv("OPENAI_API_BASE", server.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-0123456789abcdef")
+
+        status = faef(
+            "build", "questions.jsonl", "-o", "out.faef.jsonl", "--concurrency", "1",
+            "--positive-model", "openai/writer", "--negative-model", "openai/adversary",
+        )  # fmt: skip
+
+        requests = server.stats()["requests"]
+    out = capsys.readouterr().out
+    assert status == cli.EXIT_PROBLEMS
+    assert requests == 1  # the first 401 stops every other request from being sent
+    assert "3 questions: 0 built, 0 rejected, 3 failed" in out
+    assert "openai/writer: AuthenticationError" in out
+    assert "sk-wrong-key" not in out
 
 
 def test_from_suite_adds_unsafe_options_and_leaves_other_lines_untouched(
