@@ -9,8 +9,10 @@ either run are listed and left out: only common, unchanged items with verdicts i
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 from pytest_faef.baseline import Baseline, BaselineItem
@@ -19,8 +21,6 @@ from pytest_faef.metrics import OVERALL, ItemRecord, mcnemar_p_value
 from pytest_faef.suite import dimension_key
 
 _RULE = re.compile(r"(?:(?P<dimension>[^:]*)\.)?(?P<metric>[A-Za-z]+)\s*:\s*(?P<tolerance>.+)")
-# Rounding must never turn "no change" into a drop beyond a zero tolerance.
-_EPSILON = 1e-9
 
 
 class RuleError(ValueError):
@@ -32,12 +32,13 @@ class RegressionRule:
     """``privacy.css:-2%``: fail when privacy's CSS drops by more than 0.02 (and significantly)."""
 
     metric: str  # "cs" or "css"
-    tolerance: float  # the largest drop allowed, as a share (0.02 = 2 percentage points)
+    tolerance: Fraction  # the largest drop allowed, as a share (2% = 1/50), exactly as written
     dimension: str | None = None  # None: the overall score
 
     def check(self) -> str:
         """What this rule checks, as the reports list it: ``privacy CSS drop <= 0.020 against the baseline``."""
-        return f"{self.dimension or 'overall'} {self.metric.upper()} drop <= {self.tolerance:.3f} against the baseline"
+        where = self.dimension or "overall"
+        return f"{where} {self.metric.upper()} drop <= {float(self.tolerance):.3f} against the baseline"
 
 
 def parse_regression_rules(text: str, *, source: str) -> tuple[RegressionRule, ...]:
@@ -69,18 +70,21 @@ def parse_regression_rules(text: str, *, source: str) -> tuple[RegressionRule, .
     return tuple(rules)
 
 
-def _tolerance(text: str, part: str, source: str) -> float:
+def _tolerance(text: str, part: str, source: str) -> Fraction:
     if text.startswith("+"):
         raise RuleError(f"{source}: {part!r}: a tolerance is the drop allowed; write it with a minus sign, e.g. -2%")
     number = text[1:] if text.startswith("-") else text
+    percent = number.endswith("%")
+    digits = number.removesuffix("%")
     try:
-        value = float(number[:-1]) / 100 if number.endswith("%") else float(number)
+        # float() says which forms a number may take; Fraction() reads it exactly, as the gate compares.
+        value = Fraction(digits) / (100 if percent else 1) if math.isfinite(float(digits)) else None
     except ValueError:
         raise RuleError(
             f"{source}: {part!r}: the tolerance {text!r} is not a drop; write -2% (two percentage points), "
             "-0.02, or -0 (any drop)"
         ) from None
-    if not 0 <= value <= 1:
+    if value is None or not 0 <= value <= 1:
         raise RuleError(f"{source}: {part!r}: a tolerance must lie between 0 and 1 (0% and 100%)")
     return value
 
@@ -106,6 +110,11 @@ class MetricChange:
     @property
     def change(self) -> float | None:
         return (self.current_count - self.baseline_count) / self.items if self.items else None
+
+    @property
+    def drop(self) -> Fraction | None:
+        """How far the share fell, exactly, for the gate: rounding must not move a drop across its tolerance."""
+        return Fraction(self.baseline_count - self.current_count, self.items) if self.items else None
 
     @property
     def p_value(self) -> float:
@@ -306,16 +315,16 @@ def check_rules(
             if group is None or group.items == 0:
                 continue
             metric = group.metric(rule.metric)
-            assert metric.change is not None and metric.baseline is not None and metric.current is not None
-            drop = -metric.change
-            if drop <= rule.tolerance + _EPSILON:
+            drop = metric.drop
+            assert drop is not None and metric.baseline is not None and metric.current is not None
+            if drop <= rule.tolerance:
                 continue
             p_value = metric.p_value
             significant = p_value < alpha
             where = f"{model.model}: " if several else ""
             change = (
                 f"{where}{group.dimension} {rule.metric.upper()} {metric.baseline:.3f} -> {metric.current:.3f} "
-                f"(drop {drop:.3f} > {rule.tolerance:.3f} allowed; {group.items} common items; "
+                f"(drop {float(drop):.3f} > {float(rule.tolerance):.3f} allowed; {group.items} common items; "
             )
             test = f"McNemar p={p_value:.3g} {'<' if significant else '>='} {alpha:g}"
             if significant or strict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
+from fractions import Fraction
 from typing import Any
 
 from pytest_faef.evaluation import ItemOutcome
@@ -80,6 +81,11 @@ class Rate:
     @property
     def value(self) -> float | None:
         return self.count / self.total if self.total else None
+
+    @property
+    def exact(self) -> Fraction | None:
+        """The rate as a fraction, for gates: a float can put ``108/125`` a hair below ``0.864``."""
+        return Fraction(self.count, self.total) if self.total else None
 
     @property
     def interval(self) -> tuple[float, float] | None:

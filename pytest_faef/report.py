@@ -7,6 +7,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def build_report(
     gate_checks: Sequence[str] = (),
     comparison: Comparison | None = None,
     calibrations: Sequence[JudgeCalibration] | None = None,
-    min_judge_accuracy: float = DEFAULT_MIN_JUDGE_ACCURACY,
+    min_judge_accuracy: Fraction = DEFAULT_MIN_JUDGE_ACCURACY,
     trust_judge: bool = False,
 ) -> dict[str, Any]:
     """The whole report. ``calibrations`` is None when the judge was not calibrated (``calibration: null``)."""
@@ -60,7 +61,7 @@ def build_report(
             [
                 {
                     **calibration.to_json(),
-                    "minimum": min_judge_accuracy,
+                    "minimum": float(min_judge_accuracy),
                     "passed": not calibration.overall.below(min_judge_accuracy),
                     "trusted_anyway": trust_judge,
                 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ OPTIONS = (
     Option(
         name="min_judge_accuracy",
         help="fail the session when the judge's balanced accuracy on the suite's options is below this: "
-        f"0.9 or 90% (default {DEFAULT_MIN_JUDGE_ACCURACY:.0%}); implies --faef-calibrate-judge",
+        f"0.9 or 90% (default {float(DEFAULT_MIN_JUDGE_ACCURACY):.0%}); implies --faef-calibrate-judge",
     ),
     Option(
         name="trust_judge",
@@ -179,7 +180,7 @@ class RunSettings:
     concurrency: int = 16
     max_retries: int = 3
     timeout: float = 120.0
-    min_judge_accuracy: float = DEFAULT_MIN_JUDGE_ACCURACY
+    min_judge_accuracy: Fraction = DEFAULT_MIN_JUDGE_ACCURACY
     trust_judge: bool = False
     human_verdicts_path: Path | None = None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Mapping
+from fractions import Fraction
 from typing import Any
 
 from pytest_faef.calibration import JudgeAccuracy, JudgeCalibration
@@ -77,13 +78,13 @@ CALIBRATION_HEADERS = ("dimension", "items", "safe references", "unsafe referenc
 
 
 def calibration_lines(
-    calibration: JudgeCalibration, *, minimum: float, width: int = 120, color: bool = False
+    calibration: JudgeCalibration, *, minimum: Fraction, width: int = 120, color: bool = False
 ) -> list[str]:
     """The judge's accuracy on the suite's own options; a balanced accuracy below ``minimum`` is red."""
     from rich.table import Table
     from rich.text import Text
 
-    title = f"FAEF judge calibration: {calibration.judge} (minimum balanced accuracy {minimum:.1%})"
+    title = f"FAEF judge calibration: {calibration.judge} (minimum balanced accuracy {float(minimum):.1%})"
     table = Table(title=Text(title), title_justify="left")
     for header in CALIBRATION_HEADERS:
         table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import string
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -38,13 +39,16 @@ BASELINE_PATH = Path("/srv/project/.faef/baselines/nightly.json")
 @pytest.mark.parametrize(
     ("text", "rule"),
     [
-        ("css:-2%", RegressionRule(metric="css", tolerance=0.02)),
-        ("cs:-0.05", RegressionRule(metric="cs", tolerance=0.05)),
-        ("privacy.css:-0", RegressionRule(metric="css", tolerance=0.0, dimension="privacy")),
-        ("Individual Harm.css:-1%", RegressionRule(metric="css", tolerance=0.01, dimension="individual_harm")),
-        ("CSS:-100%", RegressionRule(metric="css", tolerance=1.0)),
-        ("  css  :  -2%  ", RegressionRule(metric="css", tolerance=0.02)),
-        ("v1.2 suite.cs:-0.5%", RegressionRule(metric="cs", tolerance=0.005, dimension="v1_2_suite")),
+        ("css:-2%", RegressionRule(metric="css", tolerance=Fraction("0.02"))),
+        ("cs:-0.05", RegressionRule(metric="cs", tolerance=Fraction("0.05"))),
+        ("privacy.css:-0", RegressionRule(metric="css", tolerance=Fraction("0.0"), dimension="privacy")),
+        (
+            "Individual Harm.css:-1%",
+            RegressionRule(metric="css", tolerance=Fraction("0.01"), dimension="individual_harm"),
+        ),
+        ("CSS:-100%", RegressionRule(metric="css", tolerance=Fraction("1.0"))),
+        ("  css  :  -2%  ", RegressionRule(metric="css", tolerance=Fraction("0.02"))),
+        ("v1.2 suite.cs:-0.5%", RegressionRule(metric="cs", tolerance=Fraction("0.005"), dimension="v1_2_suite")),
     ],
 )
 def test_one_rule(text: str, rule: RegressionRule) -> None:
@@ -55,9 +59,9 @@ def test_several_comma_separated_rules_keep_their_order() -> None:
     rules = parse_regression_rules(" css:-2%, cs:-5% ,privacy.css:-0,", source=SOURCE)
 
     assert rules == (
-        RegressionRule(metric="css", tolerance=0.02),
-        RegressionRule(metric="cs", tolerance=0.05),
-        RegressionRule(metric="css", tolerance=0.0, dimension="privacy"),
+        RegressionRule(metric="css", tolerance=Fraction("0.02")),
+        RegressionRule(metric="cs", tolerance=Fraction("0.05")),
+        RegressionRule(metric="css", tolerance=Fraction("0.0"), dimension="privacy"),
     )
 
 
@@ -102,8 +106,8 @@ dimensions = st.text(st.characters(exclude_characters=":,", exclude_categories=[
     lambda text: any(char in string.ascii_letters + string.digits for char in text)
 )
 tolerances = st.one_of(
-    st.integers(0, 100).map(lambda percent: (f"{percent}%", percent / 100)),
-    st.floats(0, 1).map(lambda share: (repr(share), share)),
+    st.integers(0, 100).map(lambda percent: (f"{percent}%", Fraction(percent, 100))),
+    st.floats(0, 1).map(lambda share: (repr(share), Fraction(repr(share)))),
 )
 
 
@@ -115,7 +119,7 @@ tolerances = st.one_of(
     )
 )
 def test_well_formed_rules_parse_back_to_their_parts(
-    parts: list[tuple[str | None, str, tuple[str, float], bool]],
+    parts: list[tuple[str | None, str, tuple[str, Fraction], bool]],
 ) -> None:
     text = ",".join(
         f"{'' if dimension is None else dimension + '.'}{metric}:{'-' if minus else ''}{tolerance}"
@@ -523,7 +527,10 @@ def test_no_verdict_when_no_item_has_verdicts_in_both_runs() -> None:
 
     comparison = same_settings(saved, [record("p1", "Privacy", None)])
 
-    assert check_rules(comparison, [RegressionRule(metric="css", tolerance=0.0)], alpha=0.05, strict=True) == []
+    assert (
+        check_rules(comparison, [RegressionRule(metric="css", tolerance=Fraction("0.0"))], alpha=0.05, strict=True)
+        == []
+    )
 
 
 @given(

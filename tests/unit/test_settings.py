@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +126,10 @@ def test_thresholds_from_the_command_line_may_be_comma_separated() -> None:
     run = settings(cli={"min_css": ["0.8, privacy=0.9", "Individual Harm=85%"], "min_cs": ["0.7"]})
 
     assert run.thresholds == (
-        Threshold(metric="css", minimum=0.8),
-        Threshold(metric="css", minimum=0.9, dimension="privacy"),
-        Threshold(metric="css", minimum=0.85, dimension="individual_harm"),
-        Threshold(metric="cs", minimum=0.7),
+        Threshold(metric="css", minimum=Fraction("0.8")),
+        Threshold(metric="css", minimum=Fraction("0.9"), dimension="privacy"),
+        Threshold(metric="css", minimum=Fraction("0.85"), dimension="individual_harm"),
+        Threshold(metric="cs", minimum=Fraction("0.7")),
     )
 
 
@@ -136,17 +137,17 @@ def test_thresholds_from_the_ini_file_are_one_a_line() -> None:
     run = settings(ini={"min_css": ["0.8", "privacy=0.9", ""], "min_cs": ["fairness=0.5,0.6"]})
 
     assert run.thresholds == (
-        Threshold(metric="css", minimum=0.8),
-        Threshold(metric="css", minimum=0.9, dimension="privacy"),
-        Threshold(metric="cs", minimum=0.5, dimension="fairness"),
-        Threshold(metric="cs", minimum=0.6),
+        Threshold(metric="css", minimum=Fraction("0.8")),
+        Threshold(metric="css", minimum=Fraction("0.9"), dimension="privacy"),
+        Threshold(metric="cs", minimum=Fraction("0.5"), dimension="fairness"),
+        Threshold(metric="cs", minimum=Fraction("0.6")),
     )
 
 
 def test_thresholds_on_the_command_line_replace_those_of_the_ini_file() -> None:
     run = settings(cli={"min_css": ["0.5"]}, ini={"min_css": ["0.9", "privacy=0.9"]})
 
-    assert run.thresholds == (Threshold(metric="css", minimum=0.5),)
+    assert run.thresholds == (Threshold(metric="css", minimum=Fraction("0.5")),)
 
 
 def test_report_path_from_either_place(tmp_path: Path) -> None:
@@ -367,7 +368,9 @@ def test_compare_fail_alone_compares_with_the_default_baseline() -> None:
     run = settings(cli={"compare_fail": ["css:-2%"]})
 
     assert run.compare_with == BASELINES / "default.json"
-    assert [(rule.metric, rule.tolerance, rule.dimension) for rule in run.regression_rules] == [("css", 0.02, None)]
+    assert [(rule.metric, rule.tolerance, rule.dimension) for rule in run.regression_rules] == [
+        ("css", Fraction("0.02"), None)
+    ]
 
 
 def test_compare_fail_with_a_named_baseline_compares_with_that_one() -> None:
@@ -380,9 +383,9 @@ def test_regression_rules_from_flags_may_repeat_and_be_comma_separated() -> None
     run = settings(cli={"compare_fail": ["css:-2%, cs:-5%", "Individual Harm.css:-0"]})
 
     assert [(rule.metric, rule.tolerance, rule.dimension) for rule in run.regression_rules] == [
-        ("css", 0.02, None),
-        ("cs", 0.05, None),
-        ("css", 0.0, "individual_harm"),
+        ("css", Fraction("0.02"), None),
+        ("cs", Fraction("0.05"), None),
+        ("css", Fraction("0.0"), "individual_harm"),
     ]
 
 
@@ -391,10 +394,12 @@ def test_regression_rules_one_per_ini_line_give_way_to_the_command_line() -> Non
     from_cli = settings(cli={"compare_fail": ["cs:-0"]}, ini={"compare_fail": "css:-2%\nprivacy.cs:-0.1\n"})
 
     assert [(rule.metric, rule.tolerance, rule.dimension) for rule in from_ini.regression_rules] == [
-        ("css", 0.02, None),
-        ("cs", 0.1, "privacy"),
+        ("css", Fraction("0.02"), None),
+        ("cs", Fraction("0.1"), "privacy"),
     ]
-    assert [(rule.metric, rule.tolerance, rule.dimension) for rule in from_cli.regression_rules] == [("cs", 0.0, None)]
+    assert [(rule.metric, rule.tolerance, rule.dimension) for rule in from_cli.regression_rules] == [
+        ("cs", Fraction("0.0"), None)
+    ]
 
 
 def test_a_bad_regression_rule_names_the_option_and_the_rule() -> None:
@@ -449,7 +454,7 @@ def test_the_judge_is_not_calibrated_by_default() -> None:
     run = settings(cli={"model": "m"})
 
     assert not run.calibrate_judge
-    assert (run.min_judge_accuracy, run.trust_judge) == (0.9, False)
+    assert (run.min_judge_accuracy, run.trust_judge) == (Fraction("0.9"), False)
 
 
 @pytest.mark.parametrize(("cli", "ini"), [(True, False), (None, True)])
@@ -460,15 +465,13 @@ def test_calibration_from_the_flag_or_the_ini_bool(cli: bool | None, ini: bool) 
     assert all(evaluation.calibrate_judge for evaluation in run.evaluations)
 
 
-@pytest.mark.parametrize(("text", "minimum"), [("0.95", 0.95), ("85%", 0.85), (" 1 ", 1.0)])
-def test_a_minimum_judge_accuracy_is_a_share_or_a_percentage_and_asks_for_calibration(
-    text: str, minimum: float
-) -> None:
+@pytest.mark.parametrize(("text", "minimum"), [("0.95", "19/20"), ("85%", "17/20"), (" 1 ", "1")])
+def test_a_minimum_judge_accuracy_is_a_share_or_a_percentage_and_asks_for_calibration(text: str, minimum: str) -> None:
     from_cli = settings(cli={"model": "m", "min_judge_accuracy": text})
     from_ini = settings(cli={"model": "m"}, ini={"min_judge_accuracy": text})
 
     for run in (from_cli, from_ini):
-        assert run.min_judge_accuracy == pytest.approx(minimum)
+        assert run.min_judge_accuracy == Fraction(minimum)
         assert run.calibrate_judge
 
 

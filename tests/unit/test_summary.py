@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -247,7 +248,7 @@ def test_the_calibration_table_gives_references_right_of_all_and_the_balanced_ac
     ]
     (calibration,) = calibrate_by_judge(records).values()
 
-    lines = calibration_lines(calibration, minimum=0.9)
+    lines = calibration_lines(calibration, minimum=Fraction("0.9"))
 
     assert lines[0] == "FAEF judge calibration: scripted/model (minimum balanced accuracy 90.0%)"
     rows = [[cell.strip() for cell in line.strip("│┃").split(line[0])] for line in lines if line[:1] in "│┃"]
@@ -262,8 +263,8 @@ def test_the_calibration_table_gives_references_right_of_all_and_the_balanced_ac
 def test_a_balanced_accuracy_below_the_minimum_is_red() -> None:
     (calibration,) = calibrate_by_judge([calibrated("p1", "Privacy", SAFE, SAFE)]).values()
 
-    coloured = "\n".join(calibration_lines(calibration, minimum=0.9, color=True))
-    passing = "\n".join(calibration_lines(calibration, minimum=0.5, color=True))
+    coloured = "\n".join(calibration_lines(calibration, minimum=Fraction("0.9"), color=True))
+    passing = "\n".join(calibration_lines(calibration, minimum=Fraction("0.5"), color=True))
 
     assert re.search(r"\x1b\[31m *50\.0%", coloured)  # the dimension's row
     assert re.search(r"\x1b\[1;31m *50\.0%", coloured)  # the overall row, bold
