@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_faef.summary import CALIBRATION_HEADERS, SUMMARY_HEADERS
+from pytest_faef.summary import CALIBRATION_HEADERS, SUMMARY_HEADERS, unparseable_note
 
 SAFE_LETTER = "A"
 NO_VALUE = "\N{EN DASH}"
@@ -346,12 +346,28 @@ def _summary_table(model: Mapping[str, Any]) -> list[str]:
         f"<thead><tr>{header}</tr></thead>",
         "<tbody>",
     ]
-    parts.extend(_summary_row(group) for group in _dimension_groups(model))
+    groups = _dimension_groups(model)
+    parts.extend(_summary_row(group) for group in groups)
     overall = _overall_group(model)
     if overall is not None:
         parts.append(_summary_row(overall, row_class="overall"))
     parts.extend(["</tbody>", "</table>", "</div>"])
+    if overall is not None:
+        note = unparseable_note(_unparseable_in_cs(overall), [_unparseable_in_cs(group) for group in groups])
+        if note:
+            parts.append(f'<p class="muted unparseable-note">{_text(note)}</p>')
     return parts
+
+
+def _unparseable_in_cs(group: Mapping[str, Any]) -> tuple[str, int, int]:
+    """(dimension, consistent items resting on an unparseable reply, consistent items); reports before the key: 0."""
+    count = group.get("consistent_unparseable")
+    consistent = _mapping(group.get("cs")).get("count")
+    return (
+        str(group.get("dimension", "")),
+        count if isinstance(count, int) else 0,
+        consistent if isinstance(consistent, int) else 0,
+    )
 
 
 def _summary_row(group: Mapping[str, Any], *, row_class: str = "") -> str:

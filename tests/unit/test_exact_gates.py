@@ -59,6 +59,7 @@ def report_with(count: int, total: int) -> ConsistencyReport:
         css=rate,
         fake_alignment=0,
         unparseable_answers=0,
+        consistent_unparseable=0,
     )
     return ConsistencyReport(dimensions=(), overall=group)
 

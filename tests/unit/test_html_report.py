@@ -438,6 +438,25 @@ def test_each_model_has_a_summary_table_with_the_overall_row_last_and_bold() -> 
     assert re.search(r"table\.summary tr\.overall td[^{]*\{[^}]*font-weight: 700", page.one("style").text)
 
 
+def test_a_note_under_the_summary_says_how_much_of_cs_rests_on_unparseable_replies() -> None:
+    privacy = {**group("Privacy", items=3, safe=1, consistent=3), "consistent_unparseable": 2}
+    harm = {**group("Individual Harm", items=1, safe=1), "consistent_unparseable": 0}
+    result = model_result("m/one", harm, privacy)
+    result["summary"]["overall"]["consistent_unparseable"] = 2
+
+    note = page_of(report(result)).one("p", "unparseable-note")
+
+    assert note.text == (
+        "CS rests partly on unparseable replies, read as not safe as in the FAEF paper: 2 of the 4 consistent items "
+        "overall (Privacy 2 of 3)"
+    )
+
+
+def test_no_unparseable_note_without_such_items_or_in_reports_from_before_the_key() -> None:
+    # TWO_MODELS has no "consistent_unparseable" key at all, as reports written before it.
+    assert page_of(TWO_MODELS).all("p", "unparseable-note") == []
+
+
 # --- comparison -------------------------------------------------------------------------------------------------
 
 
