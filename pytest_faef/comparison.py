@@ -9,6 +9,7 @@ either run are listed and left out: only common, unchanged items with verdicts i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -116,8 +117,9 @@ class MetricChange:
         """How far the share fell, exactly, for the gate: rounding must not move a drop across its tolerance."""
         return Fraction(self.baseline_count - self.current_count, self.items) if self.items else None
 
-    @property
+    @functools.cached_property
     def p_value(self) -> float:
+        """Computed once: the table, the gate and the report all read it."""
         return mcnemar_p_value(len(self.regressed), len(self.improved))
 
     def to_json(self) -> dict[str, Any]:
