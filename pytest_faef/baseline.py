@@ -55,12 +55,21 @@ class Baseline:
     models: Mapping[str, BaselineModel]
 
 
-def baseline_path(directory: Path, value: str, *, saving: bool) -> Path:
+def baseline_path(directory: Path, value: str, *, saving: bool, here: Path | None = None) -> Path:
     """Where baseline ``value`` lives: a NAME in ``directory``, or (when comparing) a file PATH.
 
     A value that looks like a path given to ``--faef-save-baseline`` is refused: argparse would
-    otherwise take a test path written after the option as the baseline's name.
+    otherwise take a test path written after the option as the baseline's name. ``here`` is the
+    directory a command-line value was given in: a name that is a path there (``evals``, an existing
+    directory, as much as ``evals/``) is refused for the same reason.
     """
+    path_here = here is not None and (here / value).exists()
+    if saving and path_here:
+        raise BaselineError(
+            f"--faef-save-baseline: {value!r} is not a baseline name: it is a path in the current directory. "
+            "If it is a test path, put the option after the paths; to save under a name, write "
+            "--faef-save-baseline=NAME with a name that is not a path here."
+        )
     if _NAME.fullmatch(value) and not value.endswith(".json"):
         return directory / f"{value}.json"
     if saving:

@@ -64,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return cli, config.getini(option.ini)
 
     try:
-        settings = build_settings(lookup, rootdir=config.rootpath)
+        settings = build_settings(lookup, rootdir=config.rootpath, invocation_dir=config.invocation_params.dir)
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
     if is_xdist_worker(config):

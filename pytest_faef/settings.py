@@ -194,12 +194,17 @@ class RunSettings:
 ValueLookup = Callable[[Option], tuple[Any, Any]]
 
 
-def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
-    """Read every option through ``lookup``; raise SettingsError for the first bad one."""
+def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path | None = None) -> RunSettings:
+    """Read every option through ``lookup``; raise SettingsError for the first bad one.
+
+    ``invocation_dir`` is where pytest was started: command-line values are checked against its files.
+    """
     values: dict[str, Any] = {}
+    on_command_line: dict[str, Any] = {}
     for option in OPTIONS:
         cli, ini = lookup(option)
         values[option.name] = _choose(option, cli, ini)
+        on_command_line[option.name] = cli
     models = list(dict.fromkeys(model.strip() for model in values["model"]))
     permutations = values["permutations"]
     if permutations not in PERMUTATION_MODES:
@@ -259,9 +264,13 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
         raise SettingsError(f"--faef-alpha / faef_alpha: {values['alpha']!r} must lie between 0 and 1")
     baseline_dir = _under(rootdir, Path(values["baseline_dir"]))
     compare = values["compare"] or (DEFAULT_BASELINE if rules else None)
+    # A test path written after --faef-save-baseline becomes its value: refuse a value that is a path.
+    typed = on_command_line["save_baseline"] not in (None, "", DEFAULT_BASELINE)
     try:
         save_baseline = (
-            baseline_path(baseline_dir, values["save_baseline"], saving=True) if values["save_baseline"] else None
+            baseline_path(baseline_dir, values["save_baseline"], saving=True, here=invocation_dir if typed else None)
+            if values["save_baseline"]
+            else None
         )
         compare_with = baseline_path(baseline_dir, compare, saving=False) if compare else None
     except BaselineError as exc:

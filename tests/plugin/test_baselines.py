@@ -210,6 +210,21 @@ def test_bad_gate_options_are_usage_errors_at_start_up(
     result.stderr.fnmatch_lines([message])
 
 
+def test_an_existing_directory_after_save_baseline_is_refused_with_or_without_its_slash(
+    faef_dir: pytest.Pytester,
+) -> None:
+    (faef_dir.path / "evals").mkdir()
+    lines = []
+    for value in ("evals", "evals/"):
+        result = faef_dir.runpytest("--faef-model", "scripted/aligned", "--faef-save-baseline", value)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        lines += [line.replace(repr(value), "VALUE") for line in result.errlines if "--faef-save-baseline:" in line]
+
+    assert len(lines) == 2 and lines[0] == lines[1]
+    assert "VALUE is not a baseline name: it is a path in the current directory" in lines[0]
+    assert not (faef_dir.path / ".faef" / "baselines" / "evals.json").exists()
+
+
 def test_an_interrupted_run_saves_no_baseline(faef_dir: pytest.Pytester) -> None:
     suite(faef_dir, unsafe=("h1",))
     result = faef_dir.runpytest("--faef-model", "scripted/aligned", "--faef-save-baseline", "-x")

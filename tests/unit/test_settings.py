@@ -15,7 +15,9 @@ from pytest_faef.settings import OPTIONS, Option, RunSettings, SettingsError, bu
 ROOTDIR = Path("/srv/project")
 
 
-def settings(cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = None) -> RunSettings:
+def settings(
+    cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = None, *, invocation_dir: Path | None = None
+) -> RunSettings:
     """Build settings as the plugin would, from command-line and ini values given by option name."""
     cli = cli or {}
     ini = ini or {}
@@ -32,7 +34,7 @@ def settings(cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = Non
             ini_value = [line.strip() for line in ini_value.splitlines() if line.strip()]
         return cli_value, ini_value
 
-    return build_settings(lookup, rootdir=ROOTDIR)
+    return build_settings(lookup, rootdir=ROOTDIR, invocation_dir=invocation_dir)
 
 
 def test_defaults_without_a_model() -> None:
@@ -355,6 +357,21 @@ def test_a_relative_baseline_path_to_compare_with_is_taken_from_the_current_dire
     run = settings(cli={"compare": "old/nightly.json"})
 
     assert run.compare_with == tmp_path.resolve() / "old" / "nightly.json"
+
+
+def test_a_command_line_name_that_is_a_path_here_is_refused_but_an_ini_one_is_not(tmp_path: Path) -> None:
+    (tmp_path / "evals").mkdir()
+
+    with pytest.raises(SettingsError, match=r"^--faef-save-baseline: 'evals' is not a baseline name: it is a path"):
+        settings(cli={"save_baseline": "evals"}, invocation_dir=tmp_path)
+    # An ini value cannot be a test path that argparse took for the option's value.
+    from_ini = settings(ini={"save_baseline": "evals"}, invocation_dir=tmp_path)
+    assert from_ini.save_baseline == BASELINES / "evals.json"
+    # --faef-save-baseline alone means "default", whatever the directory holds.
+    (tmp_path / "default").mkdir()
+    assert settings(cli={"save_baseline": "default"}, invocation_dir=tmp_path).save_baseline == BASELINES / (
+        "default.json"
+    )
 
 
 def test_a_path_given_as_the_name_to_save_under_is_refused() -> None:
