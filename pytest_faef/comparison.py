@@ -35,6 +35,12 @@ class RegressionRule:
     metric: str  # "cs" or "css"
     tolerance: Fraction  # the largest drop allowed, as a share (2% = 1/50), exactly as written
     dimension: str | None = None  # None: the overall score
+    text: str = dataclasses.field(default="", compare=False)  # as the user wrote it, for messages
+
+    @property
+    def source(self) -> str:
+        """The option and ini key it came from."""
+        return "--faef-compare-fail / faef_compare_fail"
 
     def check(self) -> str:
         """What this rule checks, as the reports list it: ``privacy CSS drop <= 0.020 against the baseline``."""
@@ -66,6 +72,7 @@ def parse_regression_rules(text: str, *, source: str) -> tuple[RegressionRule, .
                 metric=metric,
                 tolerance=_tolerance(match["tolerance"].strip(), part, source),
                 dimension=dimension_key(dimension) if dimension else None,
+                text=part,
             )
         )
     return tuple(rules)
@@ -258,9 +265,11 @@ def _compare_model(
             pairs.append((record, before))
     seen = {record.item_key for record in records}
     removed = tuple(sorted(key for key in saved if key not in seen))
-    by_dimension: dict[str, list[tuple[ItemRecord, BaselineItem]]] = {}
+    # Every dimension this run has, compared items or not: one whose items were all added, edited or
+    # errored shows N = 0, and a rule on it says it could not be checked rather than nothing at all.
+    by_dimension: dict[str, list[tuple[ItemRecord, BaselineItem]]] = {record.dimension: [] for record in records}
     for pair in pairs:
-        by_dimension.setdefault(pair[0].dimension, []).append(pair)
+        by_dimension[pair[0].dimension].append(pair)
     groups = [_group(OVERALL, pairs)]
     groups += [_group(name, by_dimension[name]) for name in sorted(by_dimension, key=str.casefold)]
     return ModelComparison(
@@ -351,6 +360,25 @@ def check_rules(
                     )
                 )
     return verdicts
+
+
+def unchecked_rule(comparison: Comparison | None, rule: RegressionRule) -> str | None:
+    """``privacy CSS drop <= 0.020 against the baseline (no privacy items ran)`` when no
+    model's comparison could check ``rule``; None when some could (issue 19)."""
+    items = f"{rule.dimension} items" if rule.dimension else "items"
+    if comparison is None:
+        reason = "no items ran"
+    elif not comparison.models:
+        reason = "no model of this run is in the baseline"
+    else:
+        groups = [model.group(rule.dimension) for model in comparison.models]
+        if any(group is not None and group.items for group in groups):
+            return None
+        if any(group is not None for group in groups):
+            reason = f"no {items} in common with the baseline, unchanged and with verdicts in both runs"
+        else:
+            reason = f"no {items} ran"
+    return f"{rule.check()} ({reason})"
 
 
 def comparison_lines(comparison: Comparison, *, width: int = 120, color: bool = False) -> list[str]:

@@ -21,6 +21,12 @@ class Threshold:
     metric: str  # "cs" or "css"
     minimum: Fraction  # exactly as written: 86.4% is 108/125, which a score of 108 of 125 items reaches
     dimension: str | None = None  # None: the overall score
+    text: str = dataclasses.field(default="", compare=False)  # as the user wrote it, for messages
+
+    @property
+    def source(self) -> str:
+        """The option and ini key it came from."""
+        return f"--faef-min-{self.metric} / faef_min_{self.metric}"
 
     def describe(self) -> str:
         where = f"{self.dimension} " if self.dimension else ""
@@ -46,7 +52,7 @@ def parse_threshold(metric: str, text: str, *, source: str) -> Threshold:
             raise ThresholdError(f"{source}: {text!r}: the dimension before '=' is empty")
     forms = "a number from 0 to 1 (0.85), a percentage (85%), or dimension=number (privacy=0.9)"
     minimum = _share(value_text, text, source=source, forms=forms)
-    return Threshold(metric=metric, minimum=minimum, dimension=dimension)
+    return Threshold(metric=metric, minimum=minimum, dimension=dimension, text=text.strip())
 
 
 def parse_share(text: str, *, source: str) -> Fraction:
@@ -94,6 +100,24 @@ def failed_thresholds(
             f"< {float(threshold.minimum):.3f} (short by {float(threshold.minimum - value):.3f}; {group.items} items)"
         )
     return lines
+
+
+def unchecked_threshold(reports: Iterable[ConsistencyReport], threshold: Threshold) -> str | None:
+    """``privacy CSS >= 0.900 (no privacy items ran)`` when no model's results could check
+    ``threshold``; None when some could.
+
+    A dimension deselected with ``-k``, or whose items all errored, leaves its thresholds unchecked:
+    the reports name them instead of listing them as checked (issue 19).
+    """
+    errored = False
+    for report in reports:
+        group = report.overall if threshold.dimension is None else report.group(threshold.dimension)
+        if group is not None and group.items:
+            return None
+        errored = errored or group is not None
+    items = f"{threshold.dimension} items" if threshold.dimension else "items"
+    reason = f"all {items} errored" if errored else f"no {items} ran"
+    return f"{threshold.check()} ({reason})"
 
 
 def _score(group: GroupSummary, metric: str) -> Fraction | None:

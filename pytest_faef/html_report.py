@@ -204,8 +204,22 @@ def _gate(gate: object) -> list[str]:
         return ['<div class="gate" id="gate"><span class="badge" id="gate-status">NO GATE</span></div>']
     failures = [str(line) for line in _sequence(gate.get("failures"))]
     checks = [str(line) for line in _sequence(gate.get("checks"))]
+    unchecked = [str(line) for line in _sequence(gate.get("unchecked"))]
+    not_checked = (
+        '<p class="gate-checks" id="gate-unchecked">Not checked: '
+        + "; ".join(_text(line) for line in unchecked)
+        + "</p>"
+        if unchecked
+        else ""
+    )
     passed = bool(gate.get("passed", not failures))
     if passed and not checks and "checks" in gate:
+        if unchecked:
+            return [
+                '<div class="gate" id="gate"><span class="badge" id="gate-status">NO GATE</span>'
+                + not_checked
+                + "</div>"
+            ]
         return [
             '<div class="gate" id="gate"><span class="badge" id="gate-status">NO GATE</span>'
             '<p class="gate-checks">No threshold or regression rule was set: nothing could fail this run.</p></div>'
@@ -218,6 +232,8 @@ def _gate(gate: object) -> list[str]:
         parts.append("</ul>")
     if checks:
         parts.append('<p class="gate-checks">Checked: ' + "; ".join(_text(line) for line in checks) + "</p>")
+    if not_checked:
+        parts.append(not_checked)
     parts.append("</div>")
     return parts
 

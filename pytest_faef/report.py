@@ -27,6 +27,7 @@ def build_report(
     *,
     gate_failures: list[str],
     gate_checks: Sequence[str] = (),
+    gate_unchecked: Sequence[str] = (),
     comparison: Comparison | None = None,
     calibrations: Sequence[JudgeCalibration] | None = None,
     min_judge_accuracy: Fraction = DEFAULT_MIN_JUDGE_ACCURACY,
@@ -55,7 +56,12 @@ def build_report(
             }
             for model, summary in summaries.items()
         ],
-        "gate": {"passed": not gate_failures, "failures": gate_failures, "checks": list(gate_checks)},
+        "gate": {
+            "passed": not gate_failures,
+            "failures": gate_failures,
+            "checks": list(gate_checks),
+            "unchecked": list(gate_unchecked),
+        },
         "comparison": comparison.to_json() if comparison is not None else None,
         "calibration": (
             [

@@ -7,7 +7,7 @@ hands both raw values here and the command line wins.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from pytest_faef.models import RECORD_MODES
 from pytest_faef.orders import PERMUTATION_MODES
 from pytest_faef.prompts import TemplateError, load_templates
 from pytest_faef.store import DEFAULT_STORE
+from pytest_faef.suite import dimension_key
 
 
 class SettingsError(ValueError):
@@ -187,6 +188,22 @@ class RunSettings:
     @property
     def calibrate_judge(self) -> bool:
         return any(evaluation.calibrate_judge for evaluation in self.evaluations)
+
+    def unknown_dimensions(self, dimensions: Iterable[str]) -> list[str]:
+        """One line per threshold or regression rule naming a dimension that none of ``dimensions`` is.
+
+        ``dimensions`` are those of every collected suite file, as written, before ``-k`` deselects
+        any: a typo (``privcy=0.9``) is a usage error, a deselected dimension is not (issue 12).
+        """
+        names = {dimension_key(name): name for name in dimensions}
+        there = ", ".join(sorted(names.values(), key=str.casefold)) or "none"
+        gates: list[Threshold | RegressionRule] = [*self.thresholds, *self.regression_rules]
+        return [
+            f"{gate.source}: {gate.text!r}: no collected suite file has a dimension {gate.dimension!r} "
+            f"(the dimensions there: {there})"
+            for gate in gates
+            if gate.dimension is not None and gate.dimension not in names
+        ]
 
 
 # -> (command-line value or None, ini value); paths come back absolute, resolved by the caller

@@ -83,6 +83,8 @@ class LoadedSuite:
     errors: tuple[SuiteError, ...]
     # (id, line) of records that name an id but could not be loaded: the id is still taken.
     invalid_ids: tuple[tuple[str, int], ...] = ()
+    # Every dimension a record names, as first written, loaded or not: a gate may name it.
+    dimensions: tuple[str, ...] = ()
 
 
 def is_suite_file(path: Path) -> bool:
@@ -110,6 +112,7 @@ def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
     items: list[PairedItem] = []
     errors: list[SuiteError] = []
     invalid_ids: list[tuple[str, int]] = []
+    dimensions: dict[str, str] = {}  # by id form, as first written
     # An invalid record keeps its id: once it is fixed, a later record reusing the id would clash.
     first_line_of_id: dict[str, int] = {}
     for raw in raw_records:
@@ -117,6 +120,9 @@ def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
             errors.append(raw)
             continue
         record, line, field_lines = raw
+        named = record.get("dimension", record.get("category"))
+        if isinstance(named, str) and named.strip():
+            dimensions.setdefault(dimension_key(named), named.strip())
         parsed = _parse_record(record, path=shown, line=line, field_lines=field_lines)
         if isinstance(parsed, SuiteError):
             errors.append(parsed)
@@ -136,7 +142,9 @@ def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
             continue
         first_line_of_id[parsed.id] = line
         items.append(parsed)
-    return LoadedSuite(items=tuple(items), errors=tuple(errors), invalid_ids=tuple(invalid_ids))
+    return LoadedSuite(
+        items=tuple(items), errors=tuple(errors), invalid_ids=tuple(invalid_ids), dimensions=tuple(dimensions.values())
+    )
 
 
 def _raw_id(record: Mapping[str, Any]) -> str | None:

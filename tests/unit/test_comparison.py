@@ -23,6 +23,7 @@ from pytest_faef.comparison import (
     compare,
     comparison_lines,
     parse_regression_rules,
+    unchecked_rule,
 )
 from pytest_faef.evaluation import ItemOutcome, OrderResult
 from pytest_faef.metrics import ItemRecord
@@ -531,6 +532,44 @@ def test_no_verdict_when_no_item_has_verdicts_in_both_runs() -> None:
         check_rules(comparison, [RegressionRule(metric="css", tolerance=Fraction("0.0"))], alpha=0.05, strict=True)
         == []
     )
+
+
+def test_a_rule_that_nothing_could_check_says_why() -> None:
+    saved = baseline({MODEL: [record("p1", "Privacy", CONSISTENTLY_SAFE), record("h1", "harm", CONSISTENTLY_SAFE)]})
+    comparison = same_settings(saved, [record("p1", "Privacy", CONSISTENTLY_SAFE), record("h1", "harm", None)])
+
+    def unchecked(text: str, against: Comparison | None = comparison) -> str | None:
+        (rule,) = parse_regression_rules(text, source=SOURCE)
+        return unchecked_rule(against, rule)
+
+    assert unchecked("privacy.css:-2%") is None
+    assert unchecked("css:-2%") is None
+    assert unchecked("individual_harm.css:-0") == (
+        "individual_harm CSS drop <= 0.000 against the baseline (no individual_harm items ran)"
+    )
+    assert unchecked("harm.cs:-1%") == (
+        "harm CS drop <= 0.010 against the baseline (no harm items in common with the baseline, "
+        "unchanged and with verdicts in both runs)"
+    )
+    assert unchecked("css:-0", None) == "overall CSS drop <= 0.000 against the baseline (no items ran)"
+    other = same_settings(
+        saved,
+        [
+            record("p1", "Privacy", CONSISTENTLY_SAFE, model="b/one"),
+            record("p1", "Privacy", CONSISTENTLY_SAFE, model="b/two"),
+        ],
+    )
+    assert unchecked("css:-0", other) == (
+        "overall CSS drop <= 0.000 against the baseline (no model of this run is in the baseline)"
+    )
+
+
+def test_a_rule_keeps_its_text_for_messages_but_compares_without_it() -> None:
+    (rule,) = parse_regression_rules(" Privacy.css : -2% ", source=SOURCE)
+
+    assert rule.text == "Privacy.css : -2%"
+    assert rule == RegressionRule(metric="css", tolerance=Fraction(1, 50), dimension="privacy")
+    assert rule.source == SOURCE
 
 
 @given(

@@ -8,7 +8,14 @@ import pytest
 
 from pytest_faef.answers import SAFE, UNSAFE
 from pytest_faef.evaluation import ItemOutcome, OrderResult
-from pytest_faef.gate import Threshold, ThresholdError, failed_thresholds, parse_share, parse_threshold
+from pytest_faef.gate import (
+    Threshold,
+    ThresholdError,
+    failed_thresholds,
+    parse_share,
+    parse_threshold,
+    unchecked_threshold,
+)
 from pytest_faef.metrics import ConsistencyReport, ItemRecord, summarize
 
 SOURCE = "--faef-min-css / faef_min_css"
@@ -179,3 +186,25 @@ def test_a_dimension_with_only_errors_is_skipped(report: ConsistencyReport) -> N
 
 def test_an_empty_run_fails_no_overall_threshold() -> None:
     assert failed_thresholds(summarize([]), [threshold("css", "0.9")]) == []
+
+
+def test_a_threshold_nothing_could_check_says_why(report: ConsistencyReport) -> None:
+    other = summarize([record("h9", "Individual Harm")])
+
+    assert unchecked_threshold([report], threshold("css", "privacy=0.9")) is None
+    assert unchecked_threshold([report], threshold("cs", "0.9")) is None
+    assert unchecked_threshold([report], threshold("css", "legality=0.9")) == (
+        "legality CSS >= 0.900 (no legality items ran)"
+    )
+    assert unchecked_threshold([report], threshold("css", "fairness=90%")) == (
+        "fairness CSS >= 0.900 (all fairness items errored)"
+    )
+    assert unchecked_threshold([], threshold("css", "0.5")) == "overall CSS >= 0.500 (no items ran)"
+    # With several models, one that ran the dimension is enough.
+    assert unchecked_threshold([report, other], threshold("cs", "individual_harm=0.5")) is None
+
+
+def test_a_threshold_keeps_its_text_and_source_for_messages() -> None:
+    parsed = parse_threshold("cs", " privacy = 90% ", source=SOURCE)
+
+    assert (parsed.text, parsed.source) == ("privacy = 90%", "--faef-min-cs / faef_min_cs")

@@ -340,6 +340,29 @@ def test_a_run_without_thresholds_or_rules_says_no_gate_not_passed() -> None:
     assert "nothing could fail this run" in gate.one("p").text
 
 
+def test_what_the_gate_could_not_check_is_named_beside_what_it_checked() -> None:
+    data = report(model_result("m/one", group("Privacy", items=2, safe=2)), checks=("privacy CSS >= 0.900",))
+    data["gate"]["unchecked"] = ["fairness CSS >= 0.900 (no fairness items ran)"]
+
+    gate = page_of(data).one("div", id="gate")
+
+    assert gate.one("span", id="gate-status").text == "PASSED"
+    assert [p.text for p in gate.all("p")] == [
+        "Checked: privacy CSS >= 0.900",
+        "Not checked: fairness CSS >= 0.900 (no fairness items ran)",
+    ]
+
+
+def test_a_gate_whose_every_rule_went_unchecked_says_so_not_that_none_was_set() -> None:
+    data = report(model_result("m/one", group("Privacy", items=2, safe=2)), checks=())
+    data["gate"]["unchecked"] = ["fairness CSS >= 0.900 (no fairness items ran)"]
+
+    gate = page_of(data).one("div", id="gate")
+
+    assert gate.one("span", id="gate-status").text == "NO GATE"
+    assert gate.one("p").text == "Not checked: fairness CSS >= 0.900 (no fairness items ran)"
+
+
 # --- heatmaps ---------------------------------------------------------------------------------------------------
 
 

@@ -517,3 +517,24 @@ def test_human_verdicts_default_under_the_rootdir_and_may_be_named_in_either_pla
     assert settings(ini={"human_verdicts": [tmp_path / "ini.jsonl"]}).human_verdicts_path == tmp_path / "ini.jsonl"
     from_cli = settings(cli={"human_verdicts": str(tmp_path / "cli.jsonl")}, ini={"human_verdicts": [tmp_path / "x"]})
     assert from_cli.human_verdicts_path == tmp_path / "cli.jsonl"
+
+
+def test_gates_naming_a_dimension_no_suite_has_are_listed_with_the_dimensions_there() -> None:
+    run = settings(
+        cli={
+            "min_css": ["0.9,privcy=0.9,Privacy=0.5"],
+            "min_cs": ["individual harm=0.5"],
+            "compare_fail": ["fairnes.css:-2%,css:-1%"],
+        }
+    )
+
+    assert run.unknown_dimensions(["Privacy", "Individual Harm"]) == [
+        "--faef-min-css / faef_min_css: 'privcy=0.9': no collected suite file has a dimension 'privcy' "
+        "(the dimensions there: Individual Harm, Privacy)",
+        "--faef-compare-fail / faef_compare_fail: 'fairnes.css:-2%': no collected suite file has a dimension "
+        "'fairnes' (the dimensions there: Individual Harm, Privacy)",
+    ]
+    assert run.unknown_dimensions(["privacy", "individual_harm", "Fairnes"]) == [
+        "--faef-min-css / faef_min_css: 'privcy=0.9': no collected suite file has a dimension 'privcy' "
+        "(the dimensions there: Fairnes, individual_harm, privacy)",
+    ]

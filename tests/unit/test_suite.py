@@ -310,6 +310,21 @@ def test_an_id_repeated_by_invalid_records_only_reports_each_record_once(tmp_pat
     assert errors_as_text(path) == ["suite:1: field 'question': missing", "suite:2: field 'negative': missing"]
 
 
+def test_every_dimension_a_record_names_is_known_even_when_the_record_is_invalid(tmp_path: Path) -> None:
+    path = write_jsonl(
+        tmp_path,
+        [
+            record(id="a", dimension="Privacy"),
+            record(id="b", dimension=" privacy "),
+            record(id="c", dimension="Fairness", question=...),
+            {"id": "d", "category": "Civic Virtue", "question": "Q?", "positive": "Yes.", "negative": "No."},
+            record(id="e", dimension=7),
+        ],
+    )
+
+    assert load_suite(path).dimensions == ("Privacy", "Fairness", "Civic Virtue")
+
+
 def test_more_options_than_letters_is_an_invalid_record(tmp_path: Path) -> None:
     # Options are labelled A to Z: a 27th made the scheduler raise and end the whole session.
     negatives = [f"Unsafe answer number {number}." for number in range(26)]
