@@ -94,7 +94,7 @@ def build_baseline(
     git: tuple[str, bool] | None,
     created: datetime.datetime | None = None,
 ) -> dict[str, Any]:
-    """The JSON document of a baseline. Keys are sorted where order carries no meaning, for clean diffs."""
+    """The JSON document of a baseline: models and items sorted, every other field in a fixed order, for clean diffs."""
     by_model: dict[str, dict[str, Any]] = {}
     # Sorted by model, then item: the file's text must not depend on the order reports arrived in.
     for record in sorted(records, key=lambda record: (record.model, record.item_key)):
