@@ -549,7 +549,8 @@ def _comparison_row(group: Mapping[str, Any]) -> str:
         _before_after(css),
         f"{len(_sequence(cs.get('regressed')))} / {len(_sequence(css.get('regressed')))}",
         f"{len(_sequence(cs.get('improved')))} / {len(_sequence(css.get('improved')))}",
-        f"{_p_value(cs.get('p_value'))} / {_p_value(css.get('p_value'))}",
+        # No compared items (all new, edited or errored): no test was made, as in the terminal's table.
+        f"{_p_value(cs.get('p_value'))} / {_p_value(css.get('p_value'))}" if group.get("items") else NO_VALUE,
     ]
     opening = '<tr class="overall">' if name == "overall" else "<tr>"
     return opening + f"<td>{_text(name)}</td>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"

@@ -520,6 +520,20 @@ def test_a_comparison_shows_the_baseline_the_changes_and_the_moved_items() -> No
     assert "Improved: none" in section.text
 
 
+def test_a_dimension_without_compared_items_shows_no_p_value() -> None:
+    data = comparison_for("m/one")
+    groups = data["models"][0]["groups"]
+    groups.append({**groups[-1], "dimension": "Fairness", "items": 0})
+    for metric in ("cs", "css"):
+        groups[-1][metric] = {**groups[-1][metric], "baseline": None, "current": None, "change": None, "p_value": 1.0}
+
+    section = page_of({**TWO_MODELS, "comparison": data}).one("section", id="comparison")
+
+    rows = {row.all("td")[0].text: [cell.text for cell in row.all("td")] for row in section.one("tbody").all("tr")}
+    assert rows["Fairness"][1] == "0"
+    assert rows["Fairness"][-1] == DASH
+
+
 def test_the_comparison_comes_after_the_summaries_and_before_the_items() -> None:
     page = render_html({**TWO_MODELS, "comparison": comparison_for("m/one"), "items": [item("p1")]})
 
