@@ -64,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return cli, config.getini(option.ini)
 
     try:
-        settings = build_settings(lookup, rootdir=config.rootpath)
+        settings = build_settings(lookup, rootdir=config.rootpath, invocation_dir=config.invocation_params.dir)
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
     if is_xdist_worker(config):
@@ -93,7 +93,25 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+# The key under which an xdist worker hands its usage error to the controller (see XdistController).
+USAGE_ERROR_OUTPUT = "faef_usage_error"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker sends its collection: a usage error schedules nothing
 def pytest_collection_finish(session: pytest.Session) -> None:
+    try:
+        _check_collection(session)
+    except pytest.UsageError as exc:
+        if is_xdist_worker(session.config):
+            session.config.workeroutput[USAGE_ERROR_OUTPUT] = str(exc)  # type: ignore[attr-defined]
+        raise
+
+
+def _check_collection(session: pytest.Session) -> None:
+    """Usage errors only collection can reveal: a gate naming no collected dimension, no model, no store."""
+    faef = session.config.stash[session_key]
+    if problems := faef.dimension_errors():
+        raise pytest.UsageError("\n".join(f"pytest-faef: {problem}" for problem in problems))
     selected = [item for item in session.items if isinstance(item, PairedItemTest)]
     if not selected or session.config.option.collectonly:
         return
@@ -128,13 +146,21 @@ def pytest_runtest_makereport(
 
 
 class XdistController:
-    """Tells each xdist worker what the controller saw before any worker could create the store."""
+    """Tells each xdist worker what the controller saw before any worker could create the store, and
+    stops the run with a worker's usage error: the controller collects nothing, so only workers find them."""
 
     def __init__(self, store_existed: bool) -> None:
         self.store_existed = store_existed
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["faef_store_existed"] = self.store_existed
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        # Without this, xdist sees a worker that finished without running what it was given and
+        # stops with an INTERNALERROR; with it, the run ends as it does without xdist: status 4.
+        message = getattr(node, "workeroutput", {}).get(USAGE_ERROR_OUTPUT)
+        if message:
+            raise pytest.UsageError(message)
 
 
 class FaefReporter:
@@ -176,7 +202,8 @@ class FaefReporter:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.faef.close()
-        if is_xdist_worker(self.config):  # the controller gates and reports
+        # The controller gates and reports; a usage error (a typo in a gate, no model) leaves no report.
+        if is_xdist_worker(self.config) or session.exitstatus == pytest.ExitCode.USAGE_ERROR:
             return
         # A run cut short (-x, a rejected key, Ctrl-C) is no baseline: it would hide the items it skipped.
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(
