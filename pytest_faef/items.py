@@ -120,6 +120,8 @@ class PairedItemTest(pytest.Function):
             and self.config.get_terminal_writer().hasmarkup
             and not is_xdist_worker(self.config)
         )
+        if faef.refusal is not None:
+            raise FaefError(faef.refusal)
         capture = self.config.pluginmanager.getplugin("capturemanager")
         uncaptured = capture.global_and_fixture_disabled if capture is not None else contextlib.nullcontext
         try:

@@ -14,6 +14,7 @@ import pytest
 from pytest_faef.baseline import BaselineError
 from pytest_faef.human_verdicts import HumanVerdictError
 from pytest_faef.items import FaefError, PairedItemTest, SuiteFile, is_xdist_worker, session_key
+from pytest_faef.models import MissingCredentials
 from pytest_faef.session import FaefSession
 from pytest_faef.settings import OPTIONS, Option, SettingsError, build_settings
 from pytest_faef.store import StoreError
@@ -67,11 +68,14 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = build_settings(lookup, rootdir=config.rootpath)
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
-    if is_xdist_worker(config):
-        store_existed = bool(config.workerinput.get("faef_store_existed"))  # type: ignore[attr-defined]
+    faef = FaefSession(settings=settings, rootdir=config.rootpath)
+    if is_xdist_worker(config):  # one run: what the controller saw and when it started
+        workerinput = config.workerinput  # type: ignore[attr-defined]
+        faef.store_existed = bool(workerinput["faef_store_existed"])
+        faef.run_id = workerinput["faef_run_id"]
+        faef.started = workerinput["faef_started"]
     else:
-        store_existed = settings.store_path is not None and settings.store_path.exists()
-    faef = FaefSession(settings=settings, store_existed=store_existed, rootdir=config.rootpath)
+        faef.store_existed = settings.store_path is not None and settings.store_path.exists()
     try:  # on every worker, which evaluates items, and on the controller, which names the file in the summary
         faef.load_human_verdicts()
     except HumanVerdictError as exc:
@@ -84,7 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[session_key] = faef
     config.pluginmanager.register(FaefReporter(config), "faef-reporter")
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistController(store_existed), "faef-xdist")
+        config.pluginmanager.register(XdistController(faef), "faef-xdist")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -110,10 +114,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 raise pytest.UsageError(f"pytest-faef: {exc}") from None
     if session.config.pluginmanager.hasplugin("dsession"):
         return  # an xdist controller runs no items; its workers open the store
+    faef = session.config.stash[session_key]
     try:
-        session.config.stash[session_key].open_store()
+        faef.open_store()
+        faef.prepare([(item.nodeid, item.paired, item.settings) for item in selected])
     except StoreError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
+    except MissingCredentials as exc:
+        message = f"pytest-faef: {exc}. Set it, or replay only what the store holds with --faef-record-mode=none."
+        if not is_xdist_worker(session.config):
+            raise pytest.UsageError(message) from None
+        # A worker cannot end the run with a usage error (xdist takes it for a crash): its first item
+        # errors with the message, sending nothing, and the run stops there, as for a rejected key.
+        faef.refusal = message
+        session.shouldstop = message
 
 
 @pytest.hookimpl(wrapper=True)
@@ -128,13 +142,22 @@ def pytest_runtest_makereport(
 
 
 class XdistController:
-    """Tells each xdist worker what the controller saw before any worker could create the store."""
+    """Makes one run of the controller and its xdist workers.
 
-    def __init__(self, store_existed: bool) -> None:
-        self.store_existed = store_existed
+    Each worker is told what the controller saw before any worker could create the store, and when
+    the run started; each worker's drift checks come back when it finishes.
+    """
+
+    def __init__(self, faef: FaefSession) -> None:
+        self.faef = faef
 
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput["faef_store_existed"] = self.store_existed
+        node.workerinput.update(
+            faef_store_existed=self.faef.store_existed, faef_run_id=self.faef.run_id, faef_started=self.faef.started
+        )
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        self.faef.add_drift_report(getattr(node, "workeroutput", {}).get("faef_drift"))
 
 
 class FaefReporter:
@@ -177,6 +200,7 @@ class FaefReporter:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.faef.close()
         if is_xdist_worker(self.config):  # the controller gates and reports
+            self.config.workeroutput["faef_drift"] = self.faef.drift_report()  # type: ignore[attr-defined]
             return
         # A run cut short (-x, a rejected key, Ctrl-C) is no baseline: it would hide the items it skipped.
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(
