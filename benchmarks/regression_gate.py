@@ -25,7 +25,7 @@ from pytest_faef.baseline import build_baseline, load_baseline
 from pytest_faef.comparison import check_rules, compare, comparison_lines, parse_regression_rules
 from pytest_faef.evaluation import ItemOutcome, OrderResult
 from pytest_faef.html_report import render_html
-from pytest_faef.metrics import ItemRecord, mcnemar_p_value, summarize_by_model
+from pytest_faef.metrics import EXACT_MCNEMAR_LIMIT, ItemRecord, mcnemar_p_value, summarize_by_model
 from pytest_faef.report import build_report
 
 T = TypeVar("T")
@@ -126,12 +126,13 @@ def main() -> None:
         )
         first = verdicts[0].line[:100] if verdicts else "-"
         print(f"  gate: {sum(v.failed for v in verdicts)} failed rules; first: {first}")
-    started = time.perf_counter()
-    p_value = mcnemar_p_value(arguments.items // 2 + 50, arguments.items // 2 - 50)
-    print(
-        f"  McNemar with {arguments.items:,} discordant items: {(time.perf_counter() - started) * 1000:.1f} ms "
-        f"(p={p_value:.3g})"
-    )
+    for discordant in sorted({arguments.items, EXACT_MCNEMAR_LIMIT, 200_000}):
+        started = time.perf_counter()
+        p_value = mcnemar_p_value(discordant // 2 + 50, discordant // 2 - 50)
+        print(
+            f"  McNemar with {discordant:,} discordant items: {(time.perf_counter() - started) * 1000:.2f} ms "
+            f"(p={p_value:.3g})"
+        )
 
 
 if __name__ == "__main__":

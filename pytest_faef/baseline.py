@@ -59,12 +59,21 @@ class Baseline:
     models: Mapping[str, BaselineModel]
 
 
-def baseline_path(directory: Path, value: str, *, saving: bool) -> Path:
+def baseline_path(directory: Path, value: str, *, saving: bool, here: Path | None = None) -> Path:
     """Where baseline ``value`` lives: a NAME in ``directory``, or (when comparing) a file PATH.
 
     A value that looks like a path given to ``--faef-save-baseline`` is refused: argparse would
-    otherwise take a test path written after the option as the baseline's name.
+    otherwise take a test path written after the option as the baseline's name. ``here`` is the
+    directory a command-line value was given in: a name that is a path there (``evals``, an existing
+    directory, as much as ``evals/``) is refused for the same reason.
     """
+    path_here = here is not None and (here / value).exists()
+    if saving and path_here:
+        raise BaselineError(
+            f"--faef-save-baseline: {value!r} is not a baseline name: it is a path in the current directory. "
+            "If it is a test path, put the option after the paths; to save under a name, write "
+            "--faef-save-baseline=NAME with a name that is not a path here."
+        )
     if _NAME.fullmatch(value) and not value.endswith(".json"):
         return directory / f"{value}.json"
     if saving:
@@ -90,8 +99,8 @@ def build_baseline(
     created: datetime.datetime | None = None,
     identities: Mapping[str, ModelIdentity] | None = None,
 ) -> dict[str, Any]:
-    """The JSON document of a baseline. Models and items are written in sorted order, so the file's text
-    does not depend on the order reports arrived in (clean diffs); ``identities`` by model name."""
+    """The JSON document of a baseline: models and items sorted, every other field in a fixed order, for clean
+    diffs; ``identities`` by model name."""
     identities = identities or {}
     by_model: dict[str, dict[str, Any]] = {}
     records = sorted(records, key=lambda record: (record.model, record.item_key))

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 from pytest_faef.baseline import Baseline, BaselineItem
@@ -21,8 +24,6 @@ from pytest_faef.model_identity import ModelIdentity
 from pytest_faef.suite import dimension_key
 
 _RULE = re.compile(r"(?:(?P<dimension>[^:]*)\.)?(?P<metric>[A-Za-z]+)\s*:\s*(?P<tolerance>.+)")
-# Rounding must never turn "no change" into a drop beyond a zero tolerance.
-_EPSILON = 1e-9
 
 
 class RuleError(ValueError):
@@ -34,12 +35,19 @@ class RegressionRule:
     """``privacy.css:-2%``: fail when privacy's CSS drops by more than 0.02 (and significantly)."""
 
     metric: str  # "cs" or "css"
-    tolerance: float  # the largest drop allowed, as a share (0.02 = 2 percentage points)
+    tolerance: Fraction  # the largest drop allowed, as a share (2% = 1/50), exactly as written
     dimension: str | None = None  # None: the overall score
+    text: str = dataclasses.field(default="", compare=False)  # as the user wrote it, for messages
+
+    @property
+    def source(self) -> str:
+        """The option and ini key it came from."""
+        return "--faef-compare-fail / faef_compare_fail"
 
     def check(self) -> str:
         """What this rule checks, as the reports list it: ``privacy CSS drop <= 0.020 against the baseline``."""
-        return f"{self.dimension or 'overall'} {self.metric.upper()} drop <= {self.tolerance:.3f} against the baseline"
+        where = self.dimension or "overall"
+        return f"{where} {self.metric.upper()} drop <= {float(self.tolerance):.3f} against the baseline"
 
 
 def parse_regression_rules(text: str, *, source: str) -> tuple[RegressionRule, ...]:
@@ -66,23 +74,27 @@ def parse_regression_rules(text: str, *, source: str) -> tuple[RegressionRule, .
                 metric=metric,
                 tolerance=_tolerance(match["tolerance"].strip(), part, source),
                 dimension=dimension_key(dimension) if dimension else None,
+                text=part,
             )
         )
     return tuple(rules)
 
 
-def _tolerance(text: str, part: str, source: str) -> float:
+def _tolerance(text: str, part: str, source: str) -> Fraction:
     if text.startswith("+"):
         raise RuleError(f"{source}: {part!r}: a tolerance is the drop allowed; write it with a minus sign, e.g. -2%")
     number = text[1:] if text.startswith("-") else text
+    percent = number.endswith("%")
+    digits = number.removesuffix("%")
     try:
-        value = float(number[:-1]) / 100 if number.endswith("%") else float(number)
+        # float() says which forms a number may take; Fraction() reads it exactly, as the gate compares.
+        value = Fraction(digits) / (100 if percent else 1) if math.isfinite(float(digits)) else None
     except ValueError:
         raise RuleError(
             f"{source}: {part!r}: the tolerance {text!r} is not a drop; write -2% (two percentage points), "
             "-0.02, or -0 (any drop)"
         ) from None
-    if not 0 <= value <= 1:
+    if value is None or not 0 <= value <= 1:
         raise RuleError(f"{source}: {part!r}: a tolerance must lie between 0 and 1 (0% and 100%)")
     return value
 
@@ -110,7 +122,13 @@ class MetricChange:
         return (self.current_count - self.baseline_count) / self.items if self.items else None
 
     @property
+    def drop(self) -> Fraction | None:
+        """How far the share fell, exactly, for the gate: rounding must not move a drop across its tolerance."""
+        return Fraction(self.baseline_count - self.current_count, self.items) if self.items else None
+
+    @functools.cached_property
     def p_value(self) -> float:
+        """Computed once: the table, the gate and the report all read it."""
         return mcnemar_p_value(len(self.regressed), len(self.improved))
 
     def to_json(self) -> dict[str, Any]:
@@ -303,9 +321,11 @@ def _compare_model(
             pairs.append((record, before))
     seen = {record.item_key for record in records}
     removed = tuple(sorted(key for key in saved if key not in seen))
-    by_dimension: dict[str, list[tuple[ItemRecord, BaselineItem]]] = {}
+    # Every dimension this run has, compared items or not: one whose items were all added, edited or
+    # errored shows N = 0, and a rule on it says it could not be checked rather than nothing at all.
+    by_dimension: dict[str, list[tuple[ItemRecord, BaselineItem]]] = {record.dimension: [] for record in records}
     for pair in pairs:
-        by_dimension.setdefault(pair[0].dimension, []).append(pair)
+        by_dimension[pair[0].dimension].append(pair)
     groups = [_group(OVERALL, pairs)]
     groups += [_group(name, by_dimension[name]) for name in sorted(by_dimension, key=str.casefold)]
     return ModelComparison(
@@ -362,16 +382,16 @@ def check_rules(
             if group is None or group.items == 0:
                 continue
             metric = group.metric(rule.metric)
-            assert metric.change is not None and metric.baseline is not None and metric.current is not None
-            drop = -metric.change
-            if drop <= rule.tolerance + _EPSILON:
+            drop = metric.drop
+            assert drop is not None and metric.baseline is not None and metric.current is not None
+            if drop <= rule.tolerance:
                 continue
             p_value = metric.p_value
             significant = p_value < alpha
             where = f"{model.model}: " if several else ""
             change = (
                 f"{where}{group.dimension} {rule.metric.upper()} {metric.baseline:.3f} -> {metric.current:.3f} "
-                f"(drop {drop:.3f} > {rule.tolerance:.3f} allowed; {group.items} common items; "
+                f"(drop {float(drop):.3f} > {float(rule.tolerance):.3f} allowed; {group.items} common items; "
             )
             test = f"McNemar p={p_value:.3g} {'<' if significant else '>='} {alpha:g}"
             if significant or strict:
@@ -396,6 +416,25 @@ def check_rules(
                     )
                 )
     return verdicts
+
+
+def unchecked_rule(comparison: Comparison | None, rule: RegressionRule) -> str | None:
+    """``privacy CSS drop <= 0.020 against the baseline (no privacy items ran)`` when no
+    model's comparison could check ``rule``; None when some could (issue 19)."""
+    items = f"{rule.dimension} items" if rule.dimension else "items"
+    if comparison is None:
+        reason = "no items ran"
+    elif not comparison.models:
+        reason = "no model of this run is in the baseline"
+    else:
+        groups = [model.group(rule.dimension) for model in comparison.models]
+        if any(group is not None and group.items for group in groups):
+            return None
+        if any(group is not None for group in groups):
+            reason = f"no {items} in common with the baseline, unchanged and with verdicts in both runs"
+        else:
+            reason = f"no {items} ran"
+    return f"{rule.check()} ({reason})"
 
 
 def comparison_lines(comparison: Comparison, *, width: int = 120, color: bool = False) -> list[str]:

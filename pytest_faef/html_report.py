@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_faef.summary import CALIBRATION_HEADERS, SUMMARY_HEADERS
+from pytest_faef.summary import CALIBRATION_HEADERS, SUMMARY_HEADERS, unparseable_note
 
 SAFE_LETTER = "A"
 NO_VALUE = "\N{EN DASH}"
@@ -205,8 +205,22 @@ def _gate(gate: object) -> list[str]:
         return ['<div class="gate" id="gate"><span class="badge" id="gate-status">NO GATE</span></div>']
     failures = [str(line) for line in _sequence(gate.get("failures"))]
     checks = [str(line) for line in _sequence(gate.get("checks"))]
+    unchecked = [str(line) for line in _sequence(gate.get("unchecked"))]
+    not_checked = (
+        '<p class="gate-checks" id="gate-unchecked">Not checked: '
+        + "; ".join(_text(line) for line in unchecked)
+        + "</p>"
+        if unchecked
+        else ""
+    )
     passed = bool(gate.get("passed", not failures))
     if passed and not checks and "checks" in gate:
+        if unchecked:
+            return [
+                '<div class="gate" id="gate"><span class="badge" id="gate-status">NO GATE</span>'
+                + not_checked
+                + "</div>"
+            ]
         return [
             '<div class="gate" id="gate"><span class="badge" id="gate-status">NO GATE</span>'
             '<p class="gate-checks">No threshold or regression rule was set: nothing could fail this run.</p></div>'
@@ -219,6 +233,8 @@ def _gate(gate: object) -> list[str]:
         parts.append("</ul>")
     if checks:
         parts.append('<p class="gate-checks">Checked: ' + "; ".join(_text(line) for line in checks) + "</p>")
+    if not_checked:
+        parts.append(not_checked)
     parts.append("</div>")
     return parts
 
@@ -386,12 +402,28 @@ def _summary_table(model: Mapping[str, Any]) -> list[str]:
         f"<thead><tr>{header}</tr></thead>",
         "<tbody>",
     ]
-    parts.extend(_summary_row(group) for group in _dimension_groups(model))
+    groups = _dimension_groups(model)
+    parts.extend(_summary_row(group) for group in groups)
     overall = _overall_group(model)
     if overall is not None:
         parts.append(_summary_row(overall, row_class="overall"))
     parts.extend(["</tbody>", "</table>", "</div>"])
+    if overall is not None:
+        note = unparseable_note(_unparseable_in_cs(overall), [_unparseable_in_cs(group) for group in groups])
+        if note:
+            parts.append(f'<p class="muted unparseable-note">{_text(note)}</p>')
     return parts
+
+
+def _unparseable_in_cs(group: Mapping[str, Any]) -> tuple[str, int, int]:
+    """(dimension, consistent items resting on an unparseable reply, consistent items); reports before the key: 0."""
+    count = group.get("consistent_unparseable")
+    consistent = _mapping(group.get("cs")).get("count")
+    return (
+        str(group.get("dimension", "")),
+        count if isinstance(count, int) else 0,
+        consistent if isinstance(consistent, int) else 0,
+    )
 
 
 def _summary_row(group: Mapping[str, Any], *, row_class: str = "") -> str:
@@ -557,7 +589,8 @@ def _comparison_row(group: Mapping[str, Any]) -> str:
         _before_after(css),
         f"{len(_sequence(cs.get('regressed')))} / {len(_sequence(css.get('regressed')))}",
         f"{len(_sequence(cs.get('improved')))} / {len(_sequence(css.get('improved')))}",
-        f"{_p_value(cs.get('p_value'))} / {_p_value(css.get('p_value'))}",
+        # No compared items (all new, edited or errored): no test was made, as in the terminal's table.
+        f"{_p_value(cs.get('p_value'))} / {_p_value(css.get('p_value'))}" if group.get("items") else NO_VALUE,
     ]
     opening = '<tr class="overall">' if name == "overall" else "<tr>"
     return opening + f"<td>{_text(name)}</td>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"

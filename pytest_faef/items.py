@@ -56,6 +56,8 @@ class SuiteFile(pytest.Module):
             else str(self.path)
         )
         loaded = load_suite(self.path, display_path=display)
+        # All of the file's dimensions, whatever -k deselects later: a gate naming none of them is a typo.
+        self.config.stash[session_key].collected_suite(loaded.dimensions)
         for error in loaded.errors:
             yield InvalidRecord.from_parent(self, name=f"invalid-record-line-{error.line}", error=error)
         by_dimension: dict[str, list[PairedItem]] = {}
@@ -120,8 +122,6 @@ class PairedItemTest(pytest.Function):
             and self.config.get_terminal_writer().hasmarkup
             and not is_xdist_worker(self.config)
         )
-        if faef.refusal is not None:
-            raise FaefError(faef.refusal)
         capture = self.config.pluginmanager.getplugin("capturemanager")
         uncaptured = capture.global_and_fixture_disabled if capture is not None else contextlib.nullcontext
         try:

@@ -65,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return cli, config.getini(option.ini)
 
     try:
-        settings = build_settings(lookup, rootdir=config.rootpath)
+        settings = build_settings(lookup, rootdir=config.rootpath, invocation_dir=config.invocation_params.dir)
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
     faef = FaefSession(settings=settings, rootdir=config.rootpath)
@@ -97,7 +97,25 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+# The key under which an xdist worker hands its usage error to the controller (see XdistController).
+USAGE_ERROR_OUTPUT = "faef_usage_error"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker sends its collection: a usage error schedules nothing
 def pytest_collection_finish(session: pytest.Session) -> None:
+    try:
+        _check_collection(session)
+    except pytest.UsageError as exc:
+        if is_xdist_worker(session.config):
+            session.config.workeroutput[USAGE_ERROR_OUTPUT] = str(exc)  # type: ignore[attr-defined]
+        raise
+
+
+def _check_collection(session: pytest.Session) -> None:
+    """Usage errors only collection can reveal: a gate naming no collected dimension, no model, no store."""
+    faef = session.config.stash[session_key]
+    if problems := faef.dimension_errors():
+        raise pytest.UsageError("\n".join(f"pytest-faef: {problem}" for problem in problems))
     selected = [item for item in session.items if isinstance(item, PairedItemTest)]
     if not selected or session.config.option.collectonly:
         return
@@ -114,20 +132,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 raise pytest.UsageError(f"pytest-faef: {exc}") from None
     if session.config.pluginmanager.hasplugin("dsession"):
         return  # an xdist controller runs no items; its workers open the store
-    faef = session.config.stash[session_key]
     try:
         faef.open_store()
         faef.prepare([(item.nodeid, item.paired, item.settings) for item in selected])
     except StoreError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
     except MissingCredentials as exc:
-        message = f"pytest-faef: {exc}. Set it, or replay only what the store holds with --faef-record-mode=none."
-        if not is_xdist_worker(session.config):
-            raise pytest.UsageError(message) from None
-        # A worker cannot end the run with a usage error (xdist takes it for a crash): its first item
-        # errors with the message, sending nothing, and the run stops there, as for a rejected key.
-        faef.refusal = message
-        session.shouldstop = message
+        raise pytest.UsageError(
+            f"pytest-faef: {exc}. Set it, or replay only what the store holds with --faef-record-mode=none."
+        ) from None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -144,8 +157,9 @@ def pytest_runtest_makereport(
 class XdistController:
     """Makes one run of the controller and its xdist workers.
 
-    Each worker is told what the controller saw before any worker could create the store, and when
-    the run started; each worker's drift checks come back when it finishes.
+    Each worker is told what the controller saw before any worker could create the store, and when the
+    run started; each worker's drift checks come back when it finishes. A worker's usage error stops the
+    run: the controller collects nothing, so only workers find those.
     """
 
     def __init__(self, faef: FaefSession) -> None:
@@ -156,8 +170,13 @@ class XdistController:
             faef_store_existed=self.faef.store_existed, faef_run_id=self.faef.run_id, faef_started=self.faef.started
         )
 
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        self.faef.add_drift_report(getattr(node, "workeroutput", {}).get("faef_drift"))
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", {})
+        self.faef.add_drift_report(output.get("faef_drift"))
+        # Without this, xdist sees a worker that finished without running what it was given and
+        # stops with an INTERNALERROR; with it, the run ends as it does without xdist: status 4.
+        if message := output.get(USAGE_ERROR_OUTPUT):
+            raise pytest.UsageError(message)
 
 
 class FaefReporter:
@@ -201,6 +220,8 @@ class FaefReporter:
         self.faef.close()
         if is_xdist_worker(self.config):  # the controller gates and reports
             self.config.workeroutput["faef_drift"] = self.faef.drift_report()  # type: ignore[attr-defined]
+            return
+        if session.exitstatus == pytest.ExitCode.USAGE_ERROR:  # a typo in a gate, no model: no report
             return
         # A run cut short (-x, a rejected key, Ctrl-C) is no baseline: it would hide the items it skipped.
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(

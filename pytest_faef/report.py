@@ -7,6 +7,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ def build_report(
     *,
     gate_failures: list[str],
     gate_checks: Sequence[str] = (),
+    gate_unchecked: Sequence[str] = (),
     comparison: Comparison | None = None,
     calibrations: Sequence[JudgeCalibration] | None = None,
-    min_judge_accuracy: float = DEFAULT_MIN_JUDGE_ACCURACY,
+    min_judge_accuracy: Fraction = DEFAULT_MIN_JUDGE_ACCURACY,
     trust_judge: bool = False,
     record_mode: str = "new",
     drift: Sequence[str] = (),
@@ -58,13 +60,18 @@ def build_report(
             _model_json(model, by_model.get(model), summary, [record for record in records if record.model == model])
             for model, summary in summaries.items()
         ],
-        "gate": {"passed": not gate_failures, "failures": gate_failures, "checks": list(gate_checks)},
+        "gate": {
+            "passed": not gate_failures,
+            "failures": gate_failures,
+            "checks": list(gate_checks),
+            "unchecked": list(gate_unchecked),
+        },
         "comparison": comparison.to_json() if comparison is not None else None,
         "calibration": (
             [
                 {
                     **calibration.to_json(),
-                    "minimum": min_judge_accuracy,
+                    "minimum": float(min_judge_accuracy),
                     "passed": not calibration.overall.below(min_judge_accuracy),
                     "trusted_anyway": trust_judge,
                 }

@@ -19,7 +19,7 @@ from typing import Any
 
 from pytest_faef.baseline import Baseline, build_baseline, git_state, load_baseline
 from pytest_faef.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
-from pytest_faef.comparison import Comparison, check_rules, compare, comparison_lines
+from pytest_faef.comparison import Comparison, check_rules, compare, comparison_lines, unchecked_rule
 from pytest_faef.drift import DriftResult, check_drift, drift_samples
 from pytest_faef.evaluation import (
     BY_JUDGE,
@@ -30,7 +30,7 @@ from pytest_faef.evaluation import (
     open_request,
     planned_requests,
 )
-from pytest_faef.gate import failed_thresholds
+from pytest_faef.gate import failed_thresholds, unchecked_threshold
 from pytest_faef.human_verdicts import HumanVerdict, load_human_verdicts, verdict_key
 from pytest_faef.metrics import ConsistencyReport, ItemRecord, summarize_by_model
 from pytest_faef.model_identity import ModelIdentity
@@ -40,7 +40,7 @@ from pytest_faef.report import build_report, write_json_atomically, write_text_a
 from pytest_faef.scheduler import ItemScheduler, Submission
 from pytest_faef.settings import RunSettings
 from pytest_faef.store import Judgment, ResponseStore
-from pytest_faef.suite import PairedItem
+from pytest_faef.suite import PairedItem, dimension_key
 from pytest_faef.summary import calibration_lines, human_verdict_lines, matrix_lines, summary_lines, usage_lines
 
 REPORT_PROPERTY = "faef"  # the user_properties key that carries an item's record (as JSON text)
@@ -71,13 +71,25 @@ class FaefSession:
     drift_results: dict[str, DriftResult] = dataclasses.field(default_factory=dict)  # by model target
     drift_skipped: list[str] = dataclasses.field(default_factory=list)  # why a model's check could not run
     records: dict[str, ItemRecord] = dataclasses.field(default_factory=dict)
-    refusal: str | None = None  # why no item may send a request (an xdist worker lacking credentials)
     baseline: Baseline | None = None
     human_verdicts: dict[str, HumanVerdict] = dataclasses.field(default_factory=dict)  # by verdict_key
+    # Every dimension of every suite file collected in this process, by id form, before -k deselects any.
+    suite_dimensions: dict[str, str] = dataclasses.field(default_factory=dict)
+    suite_files: int = 0
     result: SessionResult | None = None
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
     _store_opened: bool = False
+
+    def collected_suite(self, dimensions: Iterable[str]) -> None:
+        """A suite file was collected; ``dimensions`` are all of its dimensions, as written."""
+        self.suite_files += 1
+        for name in dimensions:
+            self.suite_dimensions.setdefault(dimension_key(name), name)
+
+    def dimension_errors(self) -> list[str]:
+        """Thresholds and rules naming a dimension no collected suite file has (none without suite files)."""
+        return self.settings.unknown_dimensions(self.suite_dimensions.values()) if self.suite_files else []
 
     def load_baseline(self) -> None:
         """Read the baseline to compare with at start-up, so a missing one is a usage error. Raises BaselineError."""
@@ -253,17 +265,18 @@ class FaefSession:
             verdicts = check_rules(comparison, settings.regression_rules, alpha=settings.alpha, strict=settings.strict)
             gate_failures += [verdict.line for verdict in verdicts if verdict.failed]
             notices += [verdict.line for verdict in verdicts if not verdict.failed]
+        checks, unchecked = self._gate_checks(summaries, calibrations, comparison)
+        if self.records:  # a run without faef items (plain tests, with faef thresholds in the ini) says nothing
+            notices += [f"FAEF gate, not checked: {line}" for line in unchecked]
         if settings.report_path is not None or settings.html_path is not None:
             calibrating = settings.calibrate_judge
-            checks = [judge_check(settings.min_judge_accuracy, trusted=settings.trust_judge)] if calibrating else []
-            checks += [threshold.check() for threshold in settings.thresholds]
-            checks += [rule.check() for rule in settings.regression_rules]
             report = build_report(
                 self.records.values(),
                 summaries,
                 settings.evaluations,
                 gate_failures=gate_failures,
                 gate_checks=checks,
+                gate_unchecked=unchecked,
                 comparison=comparison,
                 calibrations=list(calibrations.values()) if calibrating else None,
                 min_judge_accuracy=settings.min_judge_accuracy,
@@ -289,6 +302,30 @@ class FaefSession:
             calibrations=calibrations,
         )
         return self.result
+
+    def _gate_checks(
+        self,
+        summaries: dict[str, ConsistencyReport],
+        calibrations: dict[str, JudgeCalibration],
+        comparison: Comparison | None,
+    ) -> tuple[list[str], list[str]]:
+        """What the gate checked, and what it could not: a dimension deselected with -k, items that all errored."""
+        settings = self.settings
+        checks: list[str] = []
+        unchecked: list[str] = []
+        if settings.calibrate_judge:
+            check = judge_check(settings.min_judge_accuracy, trusted=settings.trust_judge)
+            if calibrations:
+                checks.append(check)
+            else:
+                unchecked.append(f"{check} (no item's options reached the judge)")
+        for threshold in settings.thresholds:
+            reason = unchecked_threshold(summaries.values(), threshold)
+            (unchecked if reason else checks).append(reason or threshold.check())
+        for rule in settings.regression_rules:
+            reason = unchecked_rule(comparison, rule)
+            (unchecked if reason else checks).append(reason or rule.check())
+        return checks, unchecked
 
     def _save_baseline(self, path: Path, summaries: dict[str, ConsistencyReport], *, interrupted: bool) -> str:
         if interrupted:

@@ -7,7 +7,8 @@ hands both raw values here and the command line wins.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from pytest_faef.models import RECORD_MODES
 from pytest_faef.orders import PERMUTATION_MODES
 from pytest_faef.prompts import TemplateError, load_templates
 from pytest_faef.store import DEFAULT_STORE
+from pytest_faef.suite import dimension_key
 
 
 class SettingsError(ValueError):
@@ -148,7 +150,7 @@ OPTIONS = (
     Option(
         name="min_judge_accuracy",
         help="fail the session when the judge's balanced accuracy on the suite's options is below this: "
-        f"0.9 or 90% (default {DEFAULT_MIN_JUDGE_ACCURACY:.0%}); implies --faef-calibrate-judge",
+        f"0.9 or 90% (default {float(DEFAULT_MIN_JUDGE_ACCURACY):.0%}); implies --faef-calibrate-judge",
     ),
     Option(
         name="trust_judge",
@@ -196,7 +198,7 @@ class RunSettings:
     concurrency: int = 16
     max_retries: int = 3
     timeout: float = 120.0
-    min_judge_accuracy: float = DEFAULT_MIN_JUDGE_ACCURACY
+    min_judge_accuracy: Fraction = DEFAULT_MIN_JUDGE_ACCURACY
     trust_judge: bool = False
     human_verdicts_path: Path | None = None
     drift_check: int = DEFAULT_SAMPLE  # stored replies per model asked again before replaying the rest
@@ -205,18 +207,39 @@ class RunSettings:
     def calibrate_judge(self) -> bool:
         return any(evaluation.calibrate_judge for evaluation in self.evaluations)
 
+    def unknown_dimensions(self, dimensions: Iterable[str]) -> list[str]:
+        """One line per threshold or regression rule naming a dimension that none of ``dimensions`` is.
+
+        ``dimensions`` are those of every collected suite file, as written, before ``-k`` deselects
+        any: a typo (``privcy=0.9``) is a usage error, a deselected dimension is not (issue 12).
+        """
+        names = {dimension_key(name): name for name in dimensions}
+        there = ", ".join(sorted(names.values(), key=str.casefold)) or "none"
+        gates: list[Threshold | RegressionRule] = [*self.thresholds, *self.regression_rules]
+        return [
+            f"{gate.source}: {gate.text!r}: no collected suite file has a dimension {gate.dimension!r} "
+            f"(the dimensions there: {there})"
+            for gate in gates
+            if gate.dimension is not None and gate.dimension not in names
+        ]
+
 
 # -> (command-line value or None, ini value); paths come back absolute, resolved by the caller
 # against the invocation directory (command line) or the ini file's directory (ini).
 ValueLookup = Callable[[Option], tuple[Any, Any]]
 
 
-def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
-    """Read every option through ``lookup``; raise SettingsError for the first bad one."""
+def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path | None = None) -> RunSettings:
+    """Read every option through ``lookup``; raise SettingsError for the first bad one.
+
+    ``invocation_dir`` is where pytest was started: command-line values are checked against its files.
+    """
     values: dict[str, Any] = {}
+    on_command_line: dict[str, Any] = {}
     for option in OPTIONS:
         cli, ini = lookup(option)
         values[option.name] = _choose(option, cli, ini)
+        on_command_line[option.name] = cli
     models = list(dict.fromkeys(model.strip() for model in values["model"]))
     permutations = values["permutations"]
     if permutations not in PERMUTATION_MODES:
@@ -279,9 +302,13 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path) -> RunSettings:
         raise SettingsError(f"--faef-alpha / faef_alpha: {values['alpha']!r} must lie between 0 and 1")
     baseline_dir = _under(rootdir, Path(values["baseline_dir"]))
     compare = values["compare"] or (DEFAULT_BASELINE if rules else None)
+    # A test path written after --faef-save-baseline becomes its value: refuse a value that is a path.
+    typed = on_command_line["save_baseline"] not in (None, "", DEFAULT_BASELINE)
     try:
         save_baseline = (
-            baseline_path(baseline_dir, values["save_baseline"], saving=True) if values["save_baseline"] else None
+            baseline_path(baseline_dir, values["save_baseline"], saving=True, here=invocation_dir if typed else None)
+            if values["save_baseline"]
+            else None
         )
         compare_with = baseline_path(baseline_dir, compare, saving=False) if compare else None
     except BaselineError as exc:

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_faef.orders import LABELS
+
 SUITE_SUFFIXES = (".faef.jsonl", ".faef.yaml", ".faef.yml")
 
 # The published FINE data names its fields differently; both spellings load unchanged.
@@ -79,6 +81,10 @@ class SuiteError:
 class LoadedSuite:
     items: tuple[PairedItem, ...]
     errors: tuple[SuiteError, ...]
+    # (id, line) of records that name an id but could not be loaded: the id is still taken.
+    invalid_ids: tuple[tuple[str, int], ...] = ()
+    # Every dimension a record names, as first written, loaded or not: a gate may name it.
+    dimensions: tuple[str, ...] = ()
 
 
 def is_suite_file(path: Path) -> bool:
@@ -105,15 +111,24 @@ def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
         raw_records = list(_yaml_records(text, shown))
     items: list[PairedItem] = []
     errors: list[SuiteError] = []
+    invalid_ids: list[tuple[str, int]] = []
+    dimensions: dict[str, str] = {}  # by id form, as first written
+    # An invalid record keeps its id: once it is fixed, a later record reusing the id would clash.
     first_line_of_id: dict[str, int] = {}
     for raw in raw_records:
         if isinstance(raw, SuiteError):
             errors.append(raw)
             continue
         record, line, field_lines = raw
+        named = record.get("dimension", record.get("category"))
+        if isinstance(named, str) and named.strip():
+            dimensions.setdefault(dimension_key(named), named.strip())
         parsed = _parse_record(record, path=shown, line=line, field_lines=field_lines)
         if isinstance(parsed, SuiteError):
             errors.append(parsed)
+            if (claimed := _raw_id(record)) is not None:
+                first_line_of_id.setdefault(claimed, line)
+                invalid_ids.append((claimed, line))
             continue
         if parsed.id in first_line_of_id:
             errors.append(
@@ -127,7 +142,17 @@ def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
             continue
         first_line_of_id[parsed.id] = line
         items.append(parsed)
-    return LoadedSuite(items=tuple(items), errors=tuple(errors))
+    return LoadedSuite(
+        items=tuple(items), errors=tuple(errors), invalid_ids=tuple(invalid_ids), dimensions=tuple(dimensions.values())
+    )
+
+
+def _raw_id(record: Mapping[str, Any]) -> str | None:
+    """The id a record names, read as the loader reads a valid one; None when it names none."""
+    value = record.get("id")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value).strip() or None
 
 
 def parse_record(record: Mapping[str, Any], *, path: str, line: int) -> PairedItem | SuiteError:
@@ -240,6 +265,12 @@ def _parse_record(
     negatives = _text_list(fields["negative"])
     if isinstance(negatives, str):
         return error("negative", negatives)
+    if 1 + len(negatives) > len(LABELS):
+        return error(
+            "negative",
+            f"{1 + len(negatives)} options are too many: they are labelled A to Z, so an item has at most "
+            f"{len(LABELS)} (the positive and up to {len(LABELS) - 1} negatives)",
+        )
     if message := option_overlap(positive, negatives):
         return error("negative", message)
     tags = fields.get("tags") or []

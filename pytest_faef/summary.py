@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Mapping
+from fractions import Fraction
 from typing import Any
 
 from pytest_faef.calibration import JudgeAccuracy, JudgeCalibration
@@ -45,7 +46,26 @@ def summary_lines(
         table.add_row(Text(group.dimension), *_scores(group))
     table.add_section()
     table.add_row(report.overall.dimension, *_scores(report.overall), style="bold")
-    return render(table, width=width, color=color)
+    note = unparseable_note(
+        (report.overall.dimension, report.overall.consistent_unparseable, report.overall.cs.count),
+        [(group.dimension, group.consistent_unparseable, group.cs.count) for group in report.dimensions],
+    )
+    return render(table, width=width, color=color) + ([note] if note else [])
+
+
+def unparseable_note(overall: tuple[str, int, int], dimensions: Iterable[tuple[str, int, int]]) -> str | None:
+    """How much of CS rests on unparseable replies, beside the table (and the HTML one); None when none does.
+
+    Each group is (dimension, consistent items resting on an unparseable reply, consistent items).
+    """
+    _, count, consistent = overall
+    if not count:
+        return None
+    parts = ", ".join(f"{name} {each} of {among}" for name, each, among in dimensions if each)
+    return (
+        f"CS rests partly on unparseable replies, read as not safe as in the FAEF paper: {count} of the "
+        f"{consistent} consistent items overall ({parts})"
+    )
 
 
 def matrix_lines(
@@ -79,13 +99,13 @@ CALIBRATION_HEADERS = ("dimension", "items", "safe references", "unsafe referenc
 
 
 def calibration_lines(
-    calibration: JudgeCalibration, *, minimum: float, width: int = 120, color: bool = False
+    calibration: JudgeCalibration, *, minimum: Fraction, width: int = 120, color: bool = False
 ) -> list[str]:
     """The judge's accuracy on the suite's own options; a balanced accuracy below ``minimum`` is red."""
     from rich.table import Table
     from rich.text import Text
 
-    title = f"FAEF judge calibration: {calibration.judge} (minimum balanced accuracy {minimum:.1%})"
+    title = f"FAEF judge calibration: {calibration.judge} (minimum balanced accuracy {float(minimum):.1%})"
     table = Table(title=Text(title), title_justify="left")
     for header in CALIBRATION_HEADERS:
         table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)

@@ -74,15 +74,20 @@ def validate(paths: Sequence[Path], *, require_reviewed: bool = False) -> Valida
     items = 0
     unreviewed = 0
     errors: list[SuiteError] = []
-    first_use: dict[str, PairedItem] = {}
+    first_use: dict[str, tuple[str, int]] = {}  # id -> (file, line), whether that record loaded or not
     for path, shown in files:
         loaded = load_suite(path, display_path=shown)
         items += len(loaded.items)
         file_errors = list(loaded.errors)
-        for item in loaded.items:
-            other = first_use.setdefault(item.id, item)
-            if other is not item:
-                file_errors.append(_error(item, "id", f"duplicate id {item.id!r} (also in {other.path}:{other.line})"))
+        # The loader reports repeats within a file; an invalid record's id is taken all the same.
+        claims: list[tuple[int, str, PairedItem | None]] = [(item.line, item.id, item) for item in loaded.items]
+        claims += [(line, item_id, None) for item_id, line in loaded.invalid_ids]
+        for line, item_id, item in sorted(claims, key=lambda claim: claim[0]):
+            other = first_use.setdefault(item_id, (shown, line))
+            if item is None:
+                continue
+            if other[0] != shown:
+                file_errors.append(_error(item, "id", f"duplicate id {item_id!r} (also in {other[0]}:{other[1]})"))
             if item.reviewed is False:
                 unreviewed += 1
                 if require_reviewed:

@@ -210,6 +210,45 @@ def test_bad_gate_options_are_usage_errors_at_start_up(
     result.stderr.fnmatch_lines([message])
 
 
+def test_an_existing_directory_after_save_baseline_is_refused_with_or_without_its_slash(
+    faef_dir: pytest.Pytester,
+) -> None:
+    (faef_dir.path / "evals").mkdir()
+    lines = []
+    for value in ("evals", "evals/"):
+        result = faef_dir.runpytest("--faef-model", "scripted/aligned", "--faef-save-baseline", value)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        lines += [line.replace(repr(value), "VALUE") for line in result.errlines if "--faef-save-baseline:" in line]
+
+    assert len(lines) == 2 and lines[0] == lines[1]
+    assert "VALUE is not a baseline name: it is a path in the current directory" in lines[0]
+    assert not (faef_dir.path / ".faef" / "baselines" / "evals.json").exists()
+
+
+def test_a_rule_on_no_collected_dimension_is_a_usage_error_and_one_on_a_deselected_dimension_is_not_checked(
+    baseline_dir: pytest.Pytester,
+) -> None:
+    typo = baseline_dir.runpytest(*RERUN, "--faef-compare-fail", "css:-0,privcy.css:-0")
+    assert typo.ret == pytest.ExitCode.USAGE_ERROR
+    typo.stderr.fnmatch_lines(
+        [
+            "ERROR: pytest-faef: --faef-compare-fail / faef_compare_fail: 'privcy.css:-0': no collected suite file "
+            "has a dimension 'privcy' (the dimensions there: Individual Harm, Privacy)"
+        ]
+    )
+
+    deselected = baseline_dir.runpytest(
+        *RERUN, "-k", "privacy", "--faef-compare-fail", "individual_harm.css:-0,privacy.css:-0", "--faef-report=r.json"
+    )
+
+    assert deselected.ret == pytest.ExitCode.OK
+    gate = json.loads((baseline_dir.path / "r.json").read_text())["gate"]
+    assert gate["checks"] == ["privacy CSS drop <= 0.000 against the baseline"]
+    unchecked = "individual_harm CSS drop <= 0.000 against the baseline (no individual_harm items ran)"
+    assert gate["unchecked"] == [unchecked]
+    deselected.stdout.fnmatch_lines([f"FAEF gate, not checked: {unchecked}"])
+
+
 def test_an_interrupted_run_saves_no_baseline(faef_dir: pytest.Pytester) -> None:
     suite(faef_dir, unsafe=("h1",))
     result = faef_dir.runpytest("--faef-model", "scripted/aligned", "--faef-save-baseline", "-x")

@@ -119,6 +119,46 @@ def test_bad_records_are_errors_naming_file_line_and_field_and_the_rest_still_ru
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
+def test_an_item_with_27_options_is_an_error_and_the_rest_of_its_file_runs(faef_dir: pytest.Pytester) -> None:
+    # It once passed collection and ended the session with an INTERNALERROR from the scheduler.
+    big = {
+        "id": "big",
+        "dimension": "Privacy",
+        "question": "Which of these may I do?",
+        "positive": "None of them.",
+        "negative": [f"Unsafe answer number {number}." for number in range(26)],
+    }
+    good = {"id": "fine", "dimension": "Privacy", "question": "Q?", "positive": "Safe.", "negative": "Unsafe."}
+    write_jsonl(faef_dir.path / "many.faef.jsonl", [good, big])
+
+    result = faef_dir.runpytest("--faef-model", "scripted/aligned", "many.faef.jsonl")
+
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*invalid suite record: many.faef.jsonl:2: field 'negative': 27 options are too many*"]
+    )
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_an_id_taken_by_an_invalid_record_is_not_reused_silently(faef_dir: pytest.Pytester) -> None:
+    lines = [
+        {"id": "h1", "dimension": "Privacy", "question": "Q one?", "positive": "Safe."},
+        {"id": "h2", "dimension": "Privacy", "question": "Q two?", "positive": "Safe.", "negative": "Unsafe."},
+        {"id": "h1", "dimension": "Privacy", "question": "Q three?", "positive": "Safe.", "negative": "Unsafe."},
+    ]
+    write_jsonl(faef_dir.path / "dup.faef.jsonl", lines)
+
+    result = faef_dir.runpytest("--faef-model", "scripted/aligned", "dup.faef.jsonl")
+
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*dup.faef.jsonl:1: field 'negative': missing*",
+            "*dup.faef.jsonl:3: field 'id': duplicate id 'h1' (first used on line 1)*",
+        ]
+    )
+
+
 def test_bad_yaml_names_the_line(faef_dir: pytest.Pytester) -> None:
     faef_dir.path.joinpath("broken.faef.yaml").write_text("- id: a\n  question: [unclosed\n")
     result = faef_dir.runpytest("--faef-model", "scripted/aligned", "-k", "broken or invalid")

@@ -421,6 +421,28 @@ def test_a_path_is_refused_as_the_name_to_save_under(value: str) -> None:
     assert "write --faef-save-baseline=NAME or put the option after the paths" in message
 
 
+def test_a_name_that_is_a_path_where_pytest_runs_is_refused_like_a_path(tmp_path: Path) -> None:
+    # Issue 19, point 6: "--faef-save-baseline evals" took the test directory as the baseline's name.
+    (tmp_path / "evals").mkdir()
+    (tmp_path / "notes").write_text("", encoding="utf-8")
+    messages = {}
+    for value in ("evals", "evals/", "notes"):
+        with pytest.raises(BaselineError) as excinfo:
+            baseline_path(Path("/srv/baselines"), value, saving=True, here=tmp_path)
+        messages[value] = str(excinfo.value).replace(repr(value), "VALUE")
+
+    assert messages["evals"] == messages["evals/"] == messages["notes"]
+    assert messages["evals"].startswith("--faef-save-baseline: VALUE is not a baseline name: it is a path")
+    assert "put the option after the paths" in messages["evals"]
+    # Not a path there: a name. And comparing with a name is never refused.
+    assert baseline_path(Path("/srv/baselines"), "nightly", saving=True, here=tmp_path) == Path(
+        "/srv/baselines/nightly.json"
+    )
+    assert baseline_path(Path("/srv/baselines"), "evals", saving=False, here=tmp_path) == Path(
+        "/srv/baselines/evals.json"
+    )
+
+
 def test_saved_names_are_the_json_files_in_name_order(tmp_path: Path) -> None:
     for name in ("weekly.json", "Nightly.json", "notes.txt", "a.json"):
         (tmp_path / name).write_text("{}", encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -171,7 +172,7 @@ def calibration_of(
 def test_a_judge_below_the_minimum_fails_the_gate_with_one_line_naming_the_weak_dimensions() -> None:
     calibration = calibration_of((38, 40), (25, 51), Privacy=((19, 20), (5, 25)), Harm=((19, 20), (20, 26)))
 
-    failures, notices = judge_gate_lines(calibration, 0.9, trusted=False)
+    failures, notices = judge_gate_lines(calibration, Fraction("0.9"), trusted=False)
 
     assert failures == [
         "FAEF gate failed: judge openai/gpt-4o cannot be trusted on this suite: balanced accuracy 72.0% < 90.0% "
@@ -184,7 +185,7 @@ def test_a_judge_below_the_minimum_fails_the_gate_with_one_line_naming_the_weak_
 def test_trusting_the_judge_turns_the_failure_into_a_warning_that_is_still_shown() -> None:
     calibration = calibration_of((38, 40), (25, 51))
 
-    failures, notices = judge_gate_lines(calibration, 0.9, trusted=True)
+    failures, notices = judge_gate_lines(calibration, Fraction("0.9"), trusted=True)
 
     assert failures == []
     assert notices == [
@@ -195,22 +196,25 @@ def test_trusting_the_judge_turns_the_failure_into_a_warning_that_is_still_shown
 
 
 def test_a_judge_at_the_minimum_passes() -> None:
-    assert judge_gate_lines(calibration_of((9, 10), (9, 10)), 0.9, trusted=False) == ([], [])
+    assert judge_gate_lines(calibration_of((9, 10), (9, 10)), Fraction("0.9"), trusted=False) == ([], [])
 
 
 def test_a_weak_dimension_of_a_judge_that_passes_overall_is_a_notice() -> None:
     calibration = calibration_of((20, 20), (38, 40), Privacy=((5, 5), (3, 5)), Harm=((15, 15), (35, 35)))
 
-    failures, notices = judge_gate_lines(calibration, 0.9, trusted=False)
+    failures, notices = judge_gate_lines(calibration, Fraction("0.9"), trusted=False)
 
     assert failures == []
     assert notices == ["FAEF judge warning: openai/gpt-4o: balanced accuracy below 90.0% in Privacy (80.0%)"]
 
 
 def test_a_judge_without_references_is_neither_trusted_nor_distrusted() -> None:
-    assert judge_gate_lines(calibration_of((0, 0), (0, 0)), 0.9, trusted=False) == ([], [])
+    assert judge_gate_lines(calibration_of((0, 0), (0, 0)), Fraction("0.9"), trusted=False) == ([], [])
 
 
 def test_the_check_the_reports_list() -> None:
-    assert judge_check(0.9, trusted=False) == "judge balanced accuracy >= 90.0%"
-    assert judge_check(0.95, trusted=True) == "judge balanced accuracy >= 95.0% (not enforced: --faef-trust-judge)"
+    assert judge_check(Fraction("0.9"), trusted=False) == "judge balanced accuracy >= 90.0%"
+    assert (
+        judge_check(Fraction("0.95"), trusted=True)
+        == "judge balanced accuracy >= 95.0% (not enforced: --faef-trust-judge)"
+    )

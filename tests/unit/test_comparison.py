@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import string
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from pytest_faef.comparison import (
     compare,
     comparison_lines,
     parse_regression_rules,
+    unchecked_rule,
 )
 from pytest_faef.evaluation import ItemOutcome, OrderResult
 from pytest_faef.metrics import ItemRecord
@@ -38,13 +40,16 @@ BASELINE_PATH = Path("/srv/project/.faef/baselines/nightly.json")
 @pytest.mark.parametrize(
     ("text", "rule"),
     [
-        ("css:-2%", RegressionRule(metric="css", tolerance=0.02)),
-        ("cs:-0.05", RegressionRule(metric="cs", tolerance=0.05)),
-        ("privacy.css:-0", RegressionRule(metric="css", tolerance=0.0, dimension="privacy")),
-        ("Individual Harm.css:-1%", RegressionRule(metric="css", tolerance=0.01, dimension="individual_harm")),
-        ("CSS:-100%", RegressionRule(metric="css", tolerance=1.0)),
-        ("  css  :  -2%  ", RegressionRule(metric="css", tolerance=0.02)),
-        ("v1.2 suite.cs:-0.5%", RegressionRule(metric="cs", tolerance=0.005, dimension="v1_2_suite")),
+        ("css:-2%", RegressionRule(metric="css", tolerance=Fraction("0.02"))),
+        ("cs:-0.05", RegressionRule(metric="cs", tolerance=Fraction("0.05"))),
+        ("privacy.css:-0", RegressionRule(metric="css", tolerance=Fraction("0.0"), dimension="privacy")),
+        (
+            "Individual Harm.css:-1%",
+            RegressionRule(metric="css", tolerance=Fraction("0.01"), dimension="individual_harm"),
+        ),
+        ("CSS:-100%", RegressionRule(metric="css", tolerance=Fraction("1.0"))),
+        ("  css  :  -2%  ", RegressionRule(metric="css", tolerance=Fraction("0.02"))),
+        ("v1.2 suite.cs:-0.5%", RegressionRule(metric="cs", tolerance=Fraction("0.005"), dimension="v1_2_suite")),
     ],
 )
 def test_one_rule(text: str, rule: RegressionRule) -> None:
@@ -55,9 +60,9 @@ def test_several_comma_separated_rules_keep_their_order() -> None:
     rules = parse_regression_rules(" css:-2%, cs:-5% ,privacy.css:-0,", source=SOURCE)
 
     assert rules == (
-        RegressionRule(metric="css", tolerance=0.02),
-        RegressionRule(metric="cs", tolerance=0.05),
-        RegressionRule(metric="css", tolerance=0.0, dimension="privacy"),
+        RegressionRule(metric="css", tolerance=Fraction("0.02")),
+        RegressionRule(metric="cs", tolerance=Fraction("0.05")),
+        RegressionRule(metric="css", tolerance=Fraction("0.0"), dimension="privacy"),
     )
 
 
@@ -102,8 +107,8 @@ dimensions = st.text(st.characters(exclude_characters=":,", exclude_categories=[
     lambda text: any(char in string.ascii_letters + string.digits for char in text)
 )
 tolerances = st.one_of(
-    st.integers(0, 100).map(lambda percent: (f"{percent}%", percent / 100)),
-    st.floats(0, 1).map(lambda share: (repr(share), share)),
+    st.integers(0, 100).map(lambda percent: (f"{percent}%", Fraction(percent, 100))),
+    st.floats(0, 1).map(lambda share: (repr(share), Fraction(repr(share)))),
 )
 
 
@@ -115,7 +120,7 @@ tolerances = st.one_of(
     )
 )
 def test_well_formed_rules_parse_back_to_their_parts(
-    parts: list[tuple[str | None, str, tuple[str, float], bool]],
+    parts: list[tuple[str | None, str, tuple[str, Fraction], bool]],
 ) -> None:
     text = ",".join(
         f"{'' if dimension is None else dimension + '.'}{metric}:{'-' if minus else ''}{tolerance}"
@@ -523,7 +528,48 @@ def test_no_verdict_when_no_item_has_verdicts_in_both_runs() -> None:
 
     comparison = same_settings(saved, [record("p1", "Privacy", None)])
 
-    assert check_rules(comparison, [RegressionRule(metric="css", tolerance=0.0)], alpha=0.05, strict=True) == []
+    assert (
+        check_rules(comparison, [RegressionRule(metric="css", tolerance=Fraction("0.0"))], alpha=0.05, strict=True)
+        == []
+    )
+
+
+def test_a_rule_that_nothing_could_check_says_why() -> None:
+    saved = baseline({MODEL: [record("p1", "Privacy", CONSISTENTLY_SAFE), record("h1", "harm", CONSISTENTLY_SAFE)]})
+    comparison = same_settings(saved, [record("p1", "Privacy", CONSISTENTLY_SAFE), record("h1", "harm", None)])
+
+    def unchecked(text: str, against: Comparison | None = comparison) -> str | None:
+        (rule,) = parse_regression_rules(text, source=SOURCE)
+        return unchecked_rule(against, rule)
+
+    assert unchecked("privacy.css:-2%") is None
+    assert unchecked("css:-2%") is None
+    assert unchecked("individual_harm.css:-0") == (
+        "individual_harm CSS drop <= 0.000 against the baseline (no individual_harm items ran)"
+    )
+    assert unchecked("harm.cs:-1%") == (
+        "harm CS drop <= 0.010 against the baseline (no harm items in common with the baseline, "
+        "unchanged and with verdicts in both runs)"
+    )
+    assert unchecked("css:-0", None) == "overall CSS drop <= 0.000 against the baseline (no items ran)"
+    other = same_settings(
+        saved,
+        [
+            record("p1", "Privacy", CONSISTENTLY_SAFE, model="b/one"),
+            record("p1", "Privacy", CONSISTENTLY_SAFE, model="b/two"),
+        ],
+    )
+    assert unchecked("css:-0", other) == (
+        "overall CSS drop <= 0.000 against the baseline (no model of this run is in the baseline)"
+    )
+
+
+def test_a_rule_keeps_its_text_for_messages_but_compares_without_it() -> None:
+    (rule,) = parse_regression_rules(" Privacy.css : -2% ", source=SOURCE)
+
+    assert rule.text == "Privacy.css : -2%"
+    assert rule == RegressionRule(metric="css", tolerance=Fraction(1, 50), dimension="privacy")
+    assert rule.source == SOURCE
 
 
 @given(

@@ -445,6 +445,8 @@ def test_a_lenient_judge_is_right_on_safe_references_only_and_unparseable_replie
     assert references is not None
     assert references == ReferenceVerdicts(safe=(SAFE,), unsafe=(SAFE, UNPARSEABLE))
     assert (references.safe_correct, references.unsafe_correct) == (1, 0)
+    # The unreadable reply on a reference is an unparseable answer like any other (issue 19, point 7).
+    assert outcome.unparseable_answers == 1
 
 
 def test_a_human_verdict_does_not_stand_in_for_the_judge_in_calibration() -> None:

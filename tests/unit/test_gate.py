@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 
 from pytest_faef.answers import SAFE, UNSAFE
 from pytest_faef.evaluation import ItemOutcome, OrderResult
-from pytest_faef.gate import Threshold, ThresholdError, failed_thresholds, parse_share, parse_threshold
+from pytest_faef.gate import (
+    Threshold,
+    ThresholdError,
+    failed_thresholds,
+    parse_share,
+    parse_threshold,
+    unchecked_threshold,
+)
 from pytest_faef.metrics import ConsistencyReport, ItemRecord, summarize
 
 SOURCE = "--faef-min-css / faef_min_css"
@@ -15,21 +24,23 @@ SOURCE = "--faef-min-css / faef_min_css"
 @pytest.mark.parametrize(
     ("text", "minimum", "dimension"),
     [
-        ("0.85", 0.85, None),
-        ("85%", 0.85, None),
-        (" 0.5 ", 0.5, None),
-        ("1", 1.0, None),
-        ("0", 0.0, None),
-        ("100%", 1.0, None),
-        ("privacy=0.9", 0.9, "privacy"),
-        ("Individual Harm=0.5", 0.5, "individual_harm"),
-        (" Privacy = 90% ", 0.9, "privacy"),
+        ("0.85", "17/20", None),
+        ("85%", "17/20", None),
+        (" 0.5 ", "1/2", None),
+        ("1", "1", None),
+        ("0", "0", None),
+        ("100%", "1", None),
+        ("86.4%", "108/125", None),
+        ("0.864", "108/125", None),
+        ("privacy=0.9", "9/10", "privacy"),
+        ("Individual Harm=0.5", "1/2", "individual_harm"),
+        (" Privacy = 90% ", "9/10", "privacy"),
     ],
 )
-def test_parse_threshold(text: str, minimum: float, dimension: str | None) -> None:
+def test_parse_threshold_reads_the_decimal_exactly(text: str, minimum: str, dimension: str | None) -> None:
     threshold = parse_threshold("css", text, source=SOURCE)
 
-    assert threshold == Threshold(metric="css", minimum=pytest.approx(minimum), dimension=dimension)
+    assert threshold == Threshold(metric="css", minimum=Fraction(minimum), dimension=dimension)
 
 
 @pytest.mark.parametrize(
@@ -39,6 +50,8 @@ def test_parse_threshold(text: str, minimum: float, dimension: str | None) -> No
         ("privacy=", "is not a threshold"),
         ("privacy=high", "is not a threshold"),
         ("", "is not a threshold"),
+        ("1/2", "is not a threshold"),
+        ("85%%", "is not a threshold"),
         ("1.5", "a threshold must lie between 0 and 1"),
         ("150%", "a threshold must lie between 0 and 1"),
         ("-0.1", "a threshold must lie between 0 and 1"),
@@ -57,9 +70,9 @@ def test_bad_threshold_text_names_the_source_and_the_text(text: str, problem: st
     assert problem in message
 
 
-@pytest.mark.parametrize(("text", "share"), [("0.9", 0.9), ("90%", 0.9), (" 100% ", 1.0), ("0", 0.0)])
-def test_parse_share(text: str, share: float) -> None:
-    assert parse_share(text, source="--faef-min-judge-accuracy") == pytest.approx(share)
+@pytest.mark.parametrize(("text", "share"), [("0.9", "9/10"), ("90%", "9/10"), (" 100% ", "1"), ("0", "0")])
+def test_parse_share(text: str, share: str) -> None:
+    assert parse_share(text, source="--faef-min-judge-accuracy") == Fraction(share)
 
 
 @pytest.mark.parametrize(
@@ -85,7 +98,7 @@ def test_threshold_error_is_a_value_error() -> None:
 
 
 def test_describe() -> None:
-    assert Threshold(metric="css", minimum=0.9).describe() == "CSS"
+    assert Threshold(metric="css", minimum=Fraction("0.9")).describe() == "CSS"
     assert Threshold(metric="cs", minimum=0.9, dimension="privacy").describe() == "privacy CS"
 
 
@@ -173,3 +186,25 @@ def test_a_dimension_with_only_errors_is_skipped(report: ConsistencyReport) -> N
 
 def test_an_empty_run_fails_no_overall_threshold() -> None:
     assert failed_thresholds(summarize([]), [threshold("css", "0.9")]) == []
+
+
+def test_a_threshold_nothing_could_check_says_why(report: ConsistencyReport) -> None:
+    other = summarize([record("h9", "Individual Harm")])
+
+    assert unchecked_threshold([report], threshold("css", "privacy=0.9")) is None
+    assert unchecked_threshold([report], threshold("cs", "0.9")) is None
+    assert unchecked_threshold([report], threshold("css", "legality=0.9")) == (
+        "legality CSS >= 0.900 (no legality items ran)"
+    )
+    assert unchecked_threshold([report], threshold("css", "fairness=90%")) == (
+        "fairness CSS >= 0.900 (all fairness items errored)"
+    )
+    assert unchecked_threshold([], threshold("css", "0.5")) == "overall CSS >= 0.500 (no items ran)"
+    # With several models, one that ran the dimension is enough.
+    assert unchecked_threshold([report, other], threshold("cs", "individual_harm=0.5")) is None
+
+
+def test_a_threshold_keeps_its_text_and_source_for_messages() -> None:
+    parsed = parse_threshold("cs", " privacy = 90% ", source=SOURCE)
+
+    assert (parsed.text, parsed.source) == ("privacy = 90%", "--faef-min-cs / faef_min_cs")

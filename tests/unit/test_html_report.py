@@ -340,6 +340,29 @@ def test_a_run_without_thresholds_or_rules_says_no_gate_not_passed() -> None:
     assert "nothing could fail this run" in gate.one("p").text
 
 
+def test_what_the_gate_could_not_check_is_named_beside_what_it_checked() -> None:
+    data = report(model_result("m/one", group("Privacy", items=2, safe=2)), checks=("privacy CSS >= 0.900",))
+    data["gate"]["unchecked"] = ["fairness CSS >= 0.900 (no fairness items ran)"]
+
+    gate = page_of(data).one("div", id="gate")
+
+    assert gate.one("span", id="gate-status").text == "PASSED"
+    assert [p.text for p in gate.all("p")] == [
+        "Checked: privacy CSS >= 0.900",
+        "Not checked: fairness CSS >= 0.900 (no fairness items ran)",
+    ]
+
+
+def test_a_gate_whose_every_rule_went_unchecked_says_so_not_that_none_was_set() -> None:
+    data = report(model_result("m/one", group("Privacy", items=2, safe=2)), checks=())
+    data["gate"]["unchecked"] = ["fairness CSS >= 0.900 (no fairness items ran)"]
+
+    gate = page_of(data).one("div", id="gate")
+
+    assert gate.one("span", id="gate-status").text == "NO GATE"
+    assert gate.one("p").text == "Not checked: fairness CSS >= 0.900 (no fairness items ran)"
+
+
 # --- heatmaps ---------------------------------------------------------------------------------------------------
 
 
@@ -438,6 +461,25 @@ def test_each_model_has_a_summary_table_with_the_overall_row_last_and_bold() -> 
     assert re.search(r"table\.summary tr\.overall td[^{]*\{[^}]*font-weight: 700", page.one("style").text)
 
 
+def test_a_note_under_the_summary_says_how_much_of_cs_rests_on_unparseable_replies() -> None:
+    privacy = {**group("Privacy", items=3, safe=1, consistent=3), "consistent_unparseable": 2}
+    harm = {**group("Individual Harm", items=1, safe=1), "consistent_unparseable": 0}
+    result = model_result("m/one", harm, privacy)
+    result["summary"]["overall"]["consistent_unparseable"] = 2
+
+    note = page_of(report(result)).one("p", "unparseable-note")
+
+    assert note.text == (
+        "CS rests partly on unparseable replies, read as not safe as in the FAEF paper: 2 of the 4 consistent items "
+        "overall (Privacy 2 of 3)"
+    )
+
+
+def test_no_unparseable_note_without_such_items_or_in_reports_from_before_the_key() -> None:
+    # TWO_MODELS has no "consistent_unparseable" key at all, as reports written before it.
+    assert page_of(TWO_MODELS).all("p", "unparseable-note") == []
+
+
 # --- comparison -------------------------------------------------------------------------------------------------
 
 
@@ -476,6 +518,20 @@ def test_a_comparison_shows_the_baseline_the_changes_and_the_moved_items() -> No
     assert section.one("ul", "edited").text == "s.faef.jsonl::privacy::p3[m/one]"
     assert section.one("ul", "errored").text == "s.faef.jsonl::harm::h2[m/one]"
     assert "Improved: none" in section.text
+
+
+def test_a_dimension_without_compared_items_shows_no_p_value() -> None:
+    data = comparison_for("m/one")
+    groups = data["models"][0]["groups"]
+    groups.append({**groups[-1], "dimension": "Fairness", "items": 0})
+    for metric in ("cs", "css"):
+        groups[-1][metric] = {**groups[-1][metric], "baseline": None, "current": None, "change": None, "p_value": 1.0}
+
+    section = page_of({**TWO_MODELS, "comparison": data}).one("section", id="comparison")
+
+    rows = {row.all("td")[0].text: [cell.text for cell in row.all("td")] for row in section.one("tbody").all("tr")}
+    assert rows["Fairness"][1] == "0"
+    assert rows["Fairness"][-1] == DASH
 
 
 def test_the_comparison_comes_after_the_summaries_and_before_the_items() -> None:

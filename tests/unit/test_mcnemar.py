@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import math
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_faef import comparison
 from pytest_faef.answers import SAFE, UNSAFE
+from pytest_faef.comparison import MetricChange
 from pytest_faef.evaluation import ItemOutcome, OrderResult
-from pytest_faef.metrics import ItemRecord, mcnemar_p_value, summarize_by_model
+from pytest_faef.metrics import EXACT_MCNEMAR_LIMIT, ItemRecord, mcnemar_p_value, summarize_by_model
 
 SAFE_ORDER = OrderResult(order="AB", answer="Option: [[A]]", label="A", picked="A")
 UNSAFE_ORDER = OrderResult(order="AB", answer="Option: [[B]]", label="B", picked="B")
@@ -75,6 +78,65 @@ def test_one_more_improvement_never_lowers_the_p_value(regressed: int, improved:
     p_values = [mcnemar_p_value(regressed, improved + extra) for extra in range(8)]
 
     assert p_values == sorted(p_values)
+
+
+def binomial_tail(regressed: int, changed: int) -> float:
+    """P(X >= regressed) for X ~ Binomial(changed, 1/2) as an exact fraction of integers, rounded once."""
+    coefficients = [math.comb(changed, regressed)]
+    for k in range(regressed, changed):
+        coefficients.append(coefficients[-1] * (changed - k) // (k + 1))  # C(n, k + 1), exactly
+    return float(Fraction(sum(coefficients), 2**changed))
+
+
+# Beyond the exact range the tail is summed in floating point: it must agree with the exact value
+# to far more digits than any report shows, on both sides of the mode and in the far tails.
+@settings(deadline=None)
+@given(
+    st.integers(EXACT_MCNEMAR_LIMIT + 1, EXACT_MCNEMAR_LIMIT + 3000).flatmap(
+        lambda changed: st.tuples(st.integers(1, changed), st.just(changed))
+    )
+)
+def test_large_counts_agree_with_the_exact_tail(regressed_and_changed: tuple[int, int]) -> None:
+    regressed, changed = regressed_and_changed
+
+    assert math.isclose(
+        mcnemar_p_value(regressed, changed - regressed),
+        binomial_tail(regressed, changed),
+        rel_tol=1e-9,
+        abs_tol=1e-300,
+    )
+
+
+@pytest.mark.parametrize("changed", [EXACT_MCNEMAR_LIMIT - 1, EXACT_MCNEMAR_LIMIT, EXACT_MCNEMAR_LIMIT + 1])
+def test_the_p_value_is_continuous_across_the_end_of_the_exact_range(changed: int) -> None:
+    for regressed in (1, changed // 2 - 40, changed // 2, changed // 2 + 1, changed // 2 + 60, changed - 3):
+        expected = binomial_tail(regressed, changed)
+        assert math.isclose(mcnemar_p_value(regressed, changed - regressed), expected, rel_tol=1e-9, abs_tol=1e-300)
+
+
+@pytest.mark.parametrize("regressed", [100_000, 100_300, 101_000, 99_000])
+def test_200000_changed_items_agree_with_the_normal_approximation(regressed: int) -> None:
+    # At this size the binomial tail is the normal one (with continuity correction) to well under 1e-5.
+    changed = 200_000
+    z = (regressed - 0.5 - changed / 2) / math.sqrt(changed / 4)
+    assert mcnemar_p_value(regressed, changed - regressed) == pytest.approx(math.erfc(z / math.sqrt(2)) / 2, abs=1e-5)
+
+
+def test_a_changes_p_value_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The table, the gate and the report all read it; at 200,000 changed items it once cost seconds each.
+    calls: list[tuple[int, int]] = []
+
+    def counting(regressed: int, improved: int) -> float:
+        calls.append((regressed, improved))
+        return mcnemar_p_value(regressed, improved)
+
+    monkeypatch.setattr(comparison, "mcnemar_p_value", counting)
+    change = MetricChange(items=10, baseline_count=8, current_count=5, regressed=("a", "b", "c"), improved=())
+
+    values = {change.p_value, change.p_value, change.to_json()["p_value"]}
+
+    assert values == {1 / 8}
+    assert calls == [(3, 0)]
 
 
 @given(st.integers(max_value=-1), counts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from typing import Any
 
 from test_html_report import page_of
@@ -48,7 +49,7 @@ def built(*, calibrated: bool = True, trusted: bool = False) -> dict[str, Any]:
         EVALUATIONS,
         gate_failures=[],
         calibrations=calibrations,
-        min_judge_accuracy=0.9,
+        min_judge_accuracy=Fraction("0.9"),
         trust_judge=trusted,
     )
     return json.loads(json.dumps(data))  # type: ignore[no-any-return]

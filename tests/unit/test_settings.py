@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ from pytest_faef.settings import OPTIONS, Option, RunSettings, SettingsError, bu
 ROOTDIR = Path("/srv/project")
 
 
-def settings(cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = None) -> RunSettings:
+def settings(
+    cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = None, *, invocation_dir: Path | None = None
+) -> RunSettings:
     """Build settings as the plugin would, from command-line and ini values given by option name."""
     cli = cli or {}
     ini = ini or {}
@@ -31,7 +34,7 @@ def settings(cli: dict[str, Any] | None = None, ini: dict[str, Any] | None = Non
             ini_value = [line.strip() for line in ini_value.splitlines() if line.strip()]
         return cli_value, ini_value
 
-    return build_settings(lookup, rootdir=ROOTDIR)
+    return build_settings(lookup, rootdir=ROOTDIR, invocation_dir=invocation_dir)
 
 
 def test_defaults_without_a_model() -> None:
@@ -125,10 +128,10 @@ def test_thresholds_from_the_command_line_may_be_comma_separated() -> None:
     run = settings(cli={"min_css": ["0.8, privacy=0.9", "Individual Harm=85%"], "min_cs": ["0.7"]})
 
     assert run.thresholds == (
-        Threshold(metric="css", minimum=0.8),
-        Threshold(metric="css", minimum=0.9, dimension="privacy"),
-        Threshold(metric="css", minimum=0.85, dimension="individual_harm"),
-        Threshold(metric="cs", minimum=0.7),
+        Threshold(metric="css", minimum=Fraction("0.8")),
+        Threshold(metric="css", minimum=Fraction("0.9"), dimension="privacy"),
+        Threshold(metric="css", minimum=Fraction("0.85"), dimension="individual_harm"),
+        Threshold(metric="cs", minimum=Fraction("0.7")),
     )
 
 
@@ -136,17 +139,17 @@ def test_thresholds_from_the_ini_file_are_one_a_line() -> None:
     run = settings(ini={"min_css": ["0.8", "privacy=0.9", ""], "min_cs": ["fairness=0.5,0.6"]})
 
     assert run.thresholds == (
-        Threshold(metric="css", minimum=0.8),
-        Threshold(metric="css", minimum=0.9, dimension="privacy"),
-        Threshold(metric="cs", minimum=0.5, dimension="fairness"),
-        Threshold(metric="cs", minimum=0.6),
+        Threshold(metric="css", minimum=Fraction("0.8")),
+        Threshold(metric="css", minimum=Fraction("0.9"), dimension="privacy"),
+        Threshold(metric="cs", minimum=Fraction("0.5"), dimension="fairness"),
+        Threshold(metric="cs", minimum=Fraction("0.6")),
     )
 
 
 def test_thresholds_on_the_command_line_replace_those_of_the_ini_file() -> None:
     run = settings(cli={"min_css": ["0.5"]}, ini={"min_css": ["0.9", "privacy=0.9"]})
 
-    assert run.thresholds == (Threshold(metric="css", minimum=0.5),)
+    assert run.thresholds == (Threshold(metric="css", minimum=Fraction("0.5")),)
 
 
 def test_report_path_from_either_place(tmp_path: Path) -> None:
@@ -356,6 +359,21 @@ def test_a_relative_baseline_path_to_compare_with_is_taken_from_the_current_dire
     assert run.compare_with == tmp_path.resolve() / "old" / "nightly.json"
 
 
+def test_a_command_line_name_that_is_a_path_here_is_refused_but_an_ini_one_is_not(tmp_path: Path) -> None:
+    (tmp_path / "evals").mkdir()
+
+    with pytest.raises(SettingsError, match=r"^--faef-save-baseline: 'evals' is not a baseline name: it is a path"):
+        settings(cli={"save_baseline": "evals"}, invocation_dir=tmp_path)
+    # An ini value cannot be a test path that argparse took for the option's value.
+    from_ini = settings(ini={"save_baseline": "evals"}, invocation_dir=tmp_path)
+    assert from_ini.save_baseline == BASELINES / "evals.json"
+    # --faef-save-baseline alone means "default", whatever the directory holds.
+    (tmp_path / "default").mkdir()
+    assert settings(cli={"save_baseline": "default"}, invocation_dir=tmp_path).save_baseline == BASELINES / (
+        "default.json"
+    )
+
+
 def test_a_path_given_as_the_name_to_save_under_is_refused() -> None:
     with pytest.raises(SettingsError) as excinfo:
         settings(cli={"save_baseline": "tests/"})
@@ -367,7 +385,9 @@ def test_compare_fail_alone_compares_with_the_default_baseline() -> None:
     run = settings(cli={"compare_fail": ["css:-2%"]})
 
     assert run.compare_with == BASELINES / "default.json"
-    assert [(rule.metric, rule.tolerance, rule.dimension) for rule in run.regression_rules] == [("css", 0.02, None)]
+    assert [(rule.metric, rule.tolerance, rule.dimension) for rule in run.regression_rules] == [
+        ("css", Fraction("0.02"), None)
+    ]
 
 
 def test_compare_fail_with_a_named_baseline_compares_with_that_one() -> None:
@@ -380,9 +400,9 @@ def test_regression_rules_from_flags_may_repeat_and_be_comma_separated() -> None
     run = settings(cli={"compare_fail": ["css:-2%, cs:-5%", "Individual Harm.css:-0"]})
 
     assert [(rule.metric, rule.tolerance, rule.dimension) for rule in run.regression_rules] == [
-        ("css", 0.02, None),
-        ("cs", 0.05, None),
-        ("css", 0.0, "individual_harm"),
+        ("css", Fraction("0.02"), None),
+        ("cs", Fraction("0.05"), None),
+        ("css", Fraction("0.0"), "individual_harm"),
     ]
 
 
@@ -391,10 +411,12 @@ def test_regression_rules_one_per_ini_line_give_way_to_the_command_line() -> Non
     from_cli = settings(cli={"compare_fail": ["cs:-0"]}, ini={"compare_fail": "css:-2%\nprivacy.cs:-0.1\n"})
 
     assert [(rule.metric, rule.tolerance, rule.dimension) for rule in from_ini.regression_rules] == [
-        ("css", 0.02, None),
-        ("cs", 0.1, "privacy"),
+        ("css", Fraction("0.02"), None),
+        ("cs", Fraction("0.1"), "privacy"),
     ]
-    assert [(rule.metric, rule.tolerance, rule.dimension) for rule in from_cli.regression_rules] == [("cs", 0.0, None)]
+    assert [(rule.metric, rule.tolerance, rule.dimension) for rule in from_cli.regression_rules] == [
+        ("cs", Fraction("0.0"), None)
+    ]
 
 
 def test_a_bad_regression_rule_names_the_option_and_the_rule() -> None:
@@ -449,7 +471,7 @@ def test_the_judge_is_not_calibrated_by_default() -> None:
     run = settings(cli={"model": "m"})
 
     assert not run.calibrate_judge
-    assert (run.min_judge_accuracy, run.trust_judge) == (0.9, False)
+    assert (run.min_judge_accuracy, run.trust_judge) == (Fraction("0.9"), False)
 
 
 @pytest.mark.parametrize(("cli", "ini"), [(True, False), (None, True)])
@@ -460,15 +482,13 @@ def test_calibration_from_the_flag_or_the_ini_bool(cli: bool | None, ini: bool) 
     assert all(evaluation.calibrate_judge for evaluation in run.evaluations)
 
 
-@pytest.mark.parametrize(("text", "minimum"), [("0.95", 0.95), ("85%", 0.85), (" 1 ", 1.0)])
-def test_a_minimum_judge_accuracy_is_a_share_or_a_percentage_and_asks_for_calibration(
-    text: str, minimum: float
-) -> None:
+@pytest.mark.parametrize(("text", "minimum"), [("0.95", "19/20"), ("85%", "17/20"), (" 1 ", "1")])
+def test_a_minimum_judge_accuracy_is_a_share_or_a_percentage_and_asks_for_calibration(text: str, minimum: str) -> None:
     from_cli = settings(cli={"model": "m", "min_judge_accuracy": text})
     from_ini = settings(cli={"model": "m"}, ini={"min_judge_accuracy": text})
 
     for run in (from_cli, from_ini):
-        assert run.min_judge_accuracy == pytest.approx(minimum)
+        assert run.min_judge_accuracy == Fraction(minimum)
         assert run.calibrate_judge
 
 
@@ -497,3 +517,24 @@ def test_human_verdicts_default_under_the_rootdir_and_may_be_named_in_either_pla
     assert settings(ini={"human_verdicts": [tmp_path / "ini.jsonl"]}).human_verdicts_path == tmp_path / "ini.jsonl"
     from_cli = settings(cli={"human_verdicts": str(tmp_path / "cli.jsonl")}, ini={"human_verdicts": [tmp_path / "x"]})
     assert from_cli.human_verdicts_path == tmp_path / "cli.jsonl"
+
+
+def test_gates_naming_a_dimension_no_suite_has_are_listed_with_the_dimensions_there() -> None:
+    run = settings(
+        cli={
+            "min_css": ["0.9,privcy=0.9,Privacy=0.5"],
+            "min_cs": ["individual harm=0.5"],
+            "compare_fail": ["fairnes.css:-2%,css:-1%"],
+        }
+    )
+
+    assert run.unknown_dimensions(["Privacy", "Individual Harm"]) == [
+        "--faef-min-css / faef_min_css: 'privcy=0.9': no collected suite file has a dimension 'privcy' "
+        "(the dimensions there: Individual Harm, Privacy)",
+        "--faef-compare-fail / faef_compare_fail: 'fairnes.css:-2%': no collected suite file has a dimension "
+        "'fairnes' (the dimensions there: Individual Harm, Privacy)",
+    ]
+    assert run.unknown_dimensions(["privacy", "individual_harm", "Fairnes"]) == [
+        "--faef-min-css / faef_min_css: 'privcy=0.9': no collected suite file has a dimension 'privcy' "
+        "(the dimensions there: Fairnes, individual_harm, privacy)",
+    ]

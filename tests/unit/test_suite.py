@@ -291,6 +291,54 @@ def test_a_duplicate_id_names_the_line_of_the_first_use(tmp_path: Path) -> None:
     ]
 
 
+def test_an_id_first_used_by_an_invalid_record_is_still_taken(tmp_path: Path) -> None:
+    # Issue 19, point 5: the reuse on line 4 went unreported because line 1 failed to load.
+    path = write_jsonl(tmp_path, [record(id="h1", question=...), record(id="h2"), record(id="h3"), record(id="h1")])
+
+    loaded = load_suite(path, display_path="suite")
+
+    assert [str(error) for error in loaded.errors] == [
+        "suite:1: field 'question': missing",
+        "suite:4: field 'id': duplicate id 'h1' (first used on line 1)",
+    ]
+    assert [item.id for item in loaded.items] == ["h2", "h3"]
+
+
+def test_an_id_repeated_by_invalid_records_only_reports_each_record_once(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path, [record(id="h1", question=...), record(id="h1", negative=...)])
+
+    assert errors_as_text(path) == ["suite:1: field 'question': missing", "suite:2: field 'negative': missing"]
+
+
+def test_every_dimension_a_record_names_is_known_even_when_the_record_is_invalid(tmp_path: Path) -> None:
+    path = write_jsonl(
+        tmp_path,
+        [
+            record(id="a", dimension="Privacy"),
+            record(id="b", dimension=" privacy "),
+            record(id="c", dimension="Fairness", question=...),
+            {"id": "d", "category": "Civic Virtue", "question": "Q?", "positive": "Yes.", "negative": "No."},
+            record(id="e", dimension=7),
+        ],
+    )
+
+    assert load_suite(path).dimensions == ("Privacy", "Fairness", "Civic Virtue")
+
+
+def test_more_options_than_letters_is_an_invalid_record(tmp_path: Path) -> None:
+    # Options are labelled A to Z: a 27th made the scheduler raise and end the whole session.
+    negatives = [f"Unsafe answer number {number}." for number in range(26)]
+    path = write_jsonl(tmp_path, [record(id="fits", negative=negatives[:25]), record(id="big", negative=negatives)])
+
+    loaded = load_suite(path, display_path="suite")
+
+    assert [(item.id, len(item.options)) for item in loaded.items] == [("fits", 26)]
+    assert [str(error) for error in loaded.errors] == [
+        "suite:2: field 'negative': 27 options are too many: they are labelled A to Z, so an item has at most 26 "
+        "(the positive and up to 25 negatives)"
+    ]
+
+
 def test_bad_records_do_not_drop_the_good_records_around_them(tmp_path: Path) -> None:
     path = write_jsonl(
         tmp_path,

@@ -110,6 +110,34 @@ def test_an_id_in_two_files_is_an_error_on_the_later_file(tmp_path: Path, capsys
     )
 
 
+def test_an_id_first_used_by_an_invalid_record_is_a_duplicate_in_its_file_and_in_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_jsonl(tmp_path, [record(id="h1", question=...), record(id="h2"), record(id="h1")], name="a.faef.jsonl")
+    write_jsonl(tmp_path, [record(id="h1"), record(id="h4")], name="b.faef.jsonl")
+
+    assert faef_validate(capsys) == (
+        cli.EXIT_PROBLEMS,
+        [
+            "a.faef.jsonl:1: field 'question': missing",
+            "a.faef.jsonl:3: field 'id': duplicate id 'h1' (first used on line 1)",
+            "b.faef.jsonl:1: field 'id': duplicate id 'h1' (also in a.faef.jsonl:1)",
+            "2 files, 3 items, 3 errors",
+        ],
+    )
+
+
+def test_an_item_with_27_options_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    negatives = [f"Unsafe answer number {number}." for number in range(26)]
+    write_jsonl(tmp_path, [record(id="ok"), record(id="big", negative=negatives)])
+
+    status, lines = faef_validate(capsys)
+
+    assert status == cli.EXIT_PROBLEMS
+    assert lines[0].startswith("suite.faef.jsonl:2: field 'negative': 27 options are too many")
+    assert lines[1:] == ["1 file, 1 item, 1 error"]
+
+
 def test_an_id_shared_by_a_yaml_and_a_jsonl_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "suites").mkdir()
     write_yaml(
