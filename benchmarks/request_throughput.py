@@ -6,8 +6,8 @@ Usage: python benchmarks/request_throughput.py [--items 1000] [--latency 0.05] [
 Measures, for a generated suite of two-option items (four requests each):
 1. wall time of the request phase (first to last request the server sees) against the ideal
    requests x latency / concurrency, and the whole pytest run's wall time, per concurrency;
-2. a rerun from the warm store (zero requests expected) against plain pytest running the same
-   number of trivial parametrized tests;
+2. a rerun from the warm store against the same endpoint, with the drift check's sample (8 requests
+   expected) and without it (zero), against plain pytest running the same number of trivial tests;
 3. the same suite with a share of requests failing (429, 500, 503, dropped connections): every
    item must complete with the verdicts of the fault-free run;
 4. peak memory (RSS) of a pytest run over --memory-items items.
@@ -62,6 +62,11 @@ class Server:
         with urllib.request.urlopen(self.url.removesuffix("/v1") + "/stats") as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
+    def reset(self) -> None:
+        request = urllib.request.Request(self.url.removesuffix("/v1") + "/reset", method="POST")
+        with urllib.request.urlopen(request):
+            pass
+
     def close(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=10)
@@ -113,8 +118,8 @@ def throughput(directory: Path, items: int, latency: float, concurrencies: list[
         try:
             store = directory / f"store-c{concurrency}.sqlite"
             elapsed, report, phase = run_pytest(
-                directory, server, "--faef-model", "openai/bench", "--faef-concurrency", str(concurrency),
-                "--faef-store", str(store), "--faef-report", "report.json",
+                directory, server, "--faef-model", "openai/bench", f"--faef-concurrency={concurrency}",
+                f"--faef-store={store}", "--faef-report=report.json",
             )  # fmt: skip
             stats = server.stats()
         finally:
@@ -134,11 +139,19 @@ def throughput(directory: Path, items: int, latency: float, concurrencies: list[
 
 
 def warm_rerun(directory: Path, items: int, concurrency: int) -> dict[str, Any]:
+    """A rerun on a warm store, against the same endpoint (another endpoint would be another model): with the
+    drift check's default sample of 8 stored replies asked again, and with the check off."""
     server = Server("--latency", "0.05")
+    store = directory / "store-warm.sqlite"
+    model = ["--faef-model", "openai/bench", f"--faef-store={store}", f"--faef-concurrency={concurrency}"]
+    result: dict[str, Any] = {}
     try:
-        store = directory / f"store-c{concurrency}.sqlite"
-        elapsed, _, _ = run_pytest(directory, server, "--faef-model", "openai/bench", "--faef-store", str(store))
-        requests = server.stats()["requests"]
+        cold, _, _ = run_pytest(directory, server, *model)
+        result["cold_s"] = cold
+        for drift in (8, 0):
+            server.reset()
+            elapsed, _, _ = run_pytest(directory, server, *model, f"--faef-drift-check={drift}")
+            result[f"drift_{drift}"] = {"requests": server.stats()["requests"], "warm_rerun_s": elapsed}
     finally:
         server.close()
     plain = directory / "plain"
@@ -147,8 +160,8 @@ def warm_rerun(directory: Path, items: int, concurrency: int) -> dict[str, Any]:
         f"import pytest\n\n@pytest.mark.parametrize('n', range({items}))\ndef test_trivial(n):\n    assert n >= 0\n"
     )
     plain_elapsed, _, _ = run_pytest(plain, None)
-    result = {"requests": requests, "warm_rerun_s": elapsed, "plain_pytest_s": plain_elapsed}
-    result["ratio"] = elapsed / plain_elapsed
+    result["plain_pytest_s"] = plain_elapsed
+    result["ratio_without_drift_check"] = result["drift_0"]["warm_rerun_s"] / plain_elapsed
     print(f"warm store rerun: {json.dumps(result)}", flush=True)
     return result
 
@@ -161,8 +174,8 @@ def faults(directory: Path, fault_rate: float, latency: float) -> dict[str, Any]
         try:
             store = directory / f"store-faults-{rate}.sqlite"
             _, report, _ = run_pytest(
-                directory, server, "--faef-model", "openai/bench", "--faef-concurrency", "32",
-                "--faef-store", str(store), "--faef-report", "report.json",
+                directory, server, "--faef-model", "openai/bench", "--faef-concurrency=32",
+                f"--faef-store={store}", "--faef-report=report.json",
             )  # fmt: skip
             stats[rate] = server.stats()
         finally:
@@ -187,8 +200,8 @@ def memory(directory: Path, items: int) -> dict[str, Any]:
     try:
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         elapsed, report, _ = run_pytest(
-            directory, server, "--faef-model", "openai/bench", "--faef-concurrency", "32",
-            "--faef-store", str(directory / "store-memory.sqlite"), "--faef-report", "report.json",
+            directory, server, "--faef-model", "openai/bench", "--faef-concurrency=32",
+            f"--faef-store={directory / 'store-memory.sqlite'}", "--faef-report=report.json",
         )  # fmt: skip
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     finally:
@@ -216,8 +229,6 @@ def main() -> None:
         if "throughput" not in skip:
             throughput(directory, options.items, options.latency, concurrencies)
         if "warm" not in skip:
-            if "throughput" in skip:
-                throughput(directory, options.items, options.latency, [max(concurrencies)])
             warm_rerun(directory, options.items, max(concurrencies))
         if "faults" not in skip:
             faults(directory, options.faults, options.latency)

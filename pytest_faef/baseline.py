@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_faef import __version__
-from pytest_faef.metrics import ConsistencyReport, ItemRecord
+from pytest_faef.metrics import ConsistencyReport, ItemRecord, replies_behind
+from pytest_faef.model_identity import ModelIdentity
 
 SCHEMA_VERSION = 1
 KIND = "pytest-faef baseline"
@@ -41,6 +42,9 @@ class BaselineItem:
 class BaselineModel:
     judge: str
     items: Mapping[str, BaselineItem]  # by item key (``file::dimension::id``)
+    # Who answered (issue 11); None where the baseline does not say (saved before it recorded them).
+    identity: ModelIdentity | None = None
+    judge_identity: ModelIdentity | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -93,12 +97,27 @@ def build_baseline(
     permutations: str,
     git: tuple[str, bool] | None,
     created: datetime.datetime | None = None,
+    identities: Mapping[str, ModelIdentity] | None = None,
 ) -> dict[str, Any]:
-    """The JSON document of a baseline: models and items sorted, every other field in a fixed order, for clean diffs."""
+    """The JSON document of a baseline: models and items sorted, every other field in a fixed order, for clean
+    diffs; ``identities`` by model name."""
+    identities = identities or {}
     by_model: dict[str, dict[str, Any]] = {}
-    # Sorted by model, then item: the file's text must not depend on the order reports arrived in.
-    for record in sorted(records, key=lambda record: (record.model, record.item_key)):
-        model = by_model.setdefault(record.model, {"judge": record.judge, "items": {}})
+    records = sorted(records, key=lambda record: (record.model, record.item_key))
+    for record in records:
+        if record.model not in by_model:
+            model_identity = identities.get(record.model, ModelIdentity())
+            judge_identity = identities.get(record.judge, ModelIdentity())
+            by_model[record.model] = {
+                "judge": record.judge,
+                "endpoint": model_identity.endpoint,
+                "revision": model_identity.revision,
+                "judge_endpoint": judge_identity.endpoint,
+                "judge_revision": judge_identity.revision,
+                "replies": replies_behind(other for other in records if other.model == record.model).to_json(),
+                "items": {},
+            }
+        model = by_model[record.model]
         entry: dict[str, Any] = {"dimension": record.dimension, "content_hash": record.content_hash}
         if record.outcome is None:
             entry["error"] = record.error or "no verdict"
@@ -181,7 +200,21 @@ def _read_model(reader: _Reader, where: str, data: Any) -> BaselineModel:
             consistent=None if errored else reader.get(entry, "consistent", bool, where=at),
             consistent_safe=None if errored else reader.get(entry, "consistent_safe", bool, where=at),
         )
-    return BaselineModel(judge=reader.get(data, "judge", str, where=where), items=items)
+    identities = [
+        ModelIdentity(
+            endpoint=reader.expect(f"{where}.{endpoint}", data.get(endpoint), (str, type(None))),
+            revision=reader.expect(f"{where}.{revision}", data.get(revision), (str, type(None))),
+        )
+        if endpoint in data or revision in data
+        else None
+        for endpoint, revision in (("endpoint", "revision"), ("judge_endpoint", "judge_revision"))
+    ]
+    return BaselineModel(
+        judge=reader.get(data, "judge", str, where=where),
+        items=items,
+        identity=identities[0],
+        judge_identity=identities[1],
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_faef import cli
+from pytest_faef import cli, model_identity
 from pytest_faef.generation import (
     BUILD_TEMPLATE_VERSION,
     GeneratedOptions,
@@ -133,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return _question_outcome(question, generated, settings)
 
-    outcomes = _run_requests(args, [(question.id, question.source, question) for question in pending], build_one)
+    outcomes = _run_requests(
+        args, settings, [(question.id, question.source, question) for question in pending], build_one
+    )
     built = [outcome.record for outcome in outcomes if outcome.record is not None and not outcome.problems]
     if built:
         append_records(output, built)
@@ -158,7 +160,13 @@ def _settings(args: argparse.Namespace) -> tuple[GeneratorSettings, OptionChecks
         raise cli.UsageError("--max-length-ratio must be at least 1")
     if not 0 < args.max_similarity <= 1:
         raise cli.UsageError("--max-similarity must lie in (0, 1]")
+    from pytest_faef.local_model import file_revision
+
+    models = [model for model in (args.positive_model, args.negative_model) if model]
     settings = GeneratorSettings(
+        identities={
+            model: model_identity.resolve(model, revisions={}, file_revision=file_revision) for model in models
+        },
         positive_model=args.positive_model or "",
         negative_model=args.negative_model,
         negatives=args.negatives,
@@ -297,12 +305,19 @@ Job = tuple[str, str, Any]  # (record id, where it comes from, what the work fun
 Work = Callable[[Any, Any], Any]  # async (payload, responder) -> Outcome
 
 
-def _run_requests(args: argparse.Namespace, jobs: Sequence[Job], work: Work) -> list[Outcome]:
+def _run_requests(
+    args: argparse.Namespace, settings: GeneratorSettings, jobs: Sequence[Job], work: Work
+) -> list[Outcome]:
     """Run ``work`` for every job on one event loop, through the store, with retries and a progress bar."""
     if not jobs:
         return []
-    from pytest_faef.models import LiteLLMResponder, ModelCallError, RecordedResponder
+    from pytest_faef.models import LiteLLMResponder, ModelCallError, RecordedResponder, Target, missing_credentials
     from pytest_faef.store import ResponseStore, StoreError
+
+    # A missing key would fail every request: say so before the first (issue 12).
+    for model, identity in settings.identities.items():
+        if lacking := missing_credentials(Target(model=model, endpoint=identity.endpoint)):
+            raise cli.UsageError(f"{model} needs {' and '.join(lacking)}, which is not set")
 
     try:
         store = ResponseStore(args.store)
@@ -444,7 +459,7 @@ def _add_negatives(args: argparse.Namespace, settings: GeneratorSettings, checks
         record = _extended(raw[item_id], generated, settings, added=settings.negatives - len(item.negatives))
         return Outcome(key=item_id, source=f"{suite}:{item.line}", record=record, problems=generated.problems)
 
-    outcomes = _run_requests(args, [(item.id, f"{suite}:{item.line}", item.id) for item in short], extend)
+    outcomes = _run_requests(args, settings, [(item.id, f"{suite}:{item.line}", item.id) for item in short], extend)
     extended = {outcome.key: outcome.record for outcome in outcomes if outcome.record and not outcome.problems}
     texts = [record_text(extended[record_id]) if record_id in extended else text for record_id, text, _ in lines]
     if extended or output != suite:

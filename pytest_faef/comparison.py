@@ -9,6 +9,7 @@ either run are listed and left out: only common, unchanged items with verdicts i
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import math
 import re
@@ -18,7 +19,8 @@ from typing import Any
 
 from pytest_faef.baseline import Baseline, BaselineItem
 from pytest_faef.gate import METRICS
-from pytest_faef.metrics import OVERALL, ItemRecord, mcnemar_p_value
+from pytest_faef.metrics import OVERALL, ItemRecord, mcnemar_p_value, replies_behind
+from pytest_faef.model_identity import ModelIdentity
 from pytest_faef.suite import dimension_key
 
 _RULE = re.compile(r"(?:(?P<dimension>[^:]*)\.)?(?P<metric>[A-Za-z]+)\s*:\s*(?P<tolerance>.+)")
@@ -193,6 +195,8 @@ class Comparison:
     baseline: Baseline
     models: tuple[ModelComparison, ...]
     notes: tuple[str, ...] = ()  # differences that make the comparison less like-for-like
+    # Reasons the comparison may not see a regression at all: no model was asked since the baseline.
+    warnings: tuple[str, ...] = ()
     models_run: int = 1  # how many models this run tested (some may be missing from the baseline)
 
     def to_json(self) -> dict[str, Any]:
@@ -205,17 +209,24 @@ class Comparison:
                 "git_dirty": self.baseline.git_dirty,
             },
             "notes": list(self.notes),
+            "warnings": list(self.warnings),
             "models": [model.to_json() for model in self.models],
         }
 
 
 def compare(
-    baseline: Baseline, records: Iterable[ItemRecord], *, template_version: str, permutations: str
+    baseline: Baseline,
+    records: Iterable[ItemRecord],
+    *,
+    template_version: str,
+    permutations: str,
+    identities: Mapping[str, ModelIdentity] | None = None,
 ) -> Comparison:
     """Compare each model of this run with the same model in the baseline.
 
     When both hold exactly one model, they are compared whatever their names: comparing a new
-    model version with the old one's baseline is what a model repository's CI does.
+    model version with the old one's baseline is what a model repository's CI does. ``identities``
+    (by model name) tell where this run's models were served and their revisions, for the notes.
     """
     by_model: dict[str, list[ItemRecord]] = {}
     for record in records:
@@ -229,6 +240,7 @@ def compare(
     if baseline.permutations != permutations:
         notes.append(f"option orders differ (baseline {baseline.permutations}, now {permutations})")
     compared = []
+    warnings = []
     for model, model_records in by_model.items():
         baseline_model = model if model in baseline.models else None
         if baseline_model is None and len(by_model) == 1 and len(baseline.models) == 1:
@@ -244,8 +256,52 @@ def compare(
                 f"{model}: the baseline was judged by {saved.judge}, this run by {judge}: "
                 "open-ended verdicts may differ for that reason alone"
             )
+        identities = identities or {}
+        notes += _identity_notes(model, "model", saved.identity, identities.get(model, ModelIdentity()))
+        notes += _identity_notes(judge, "judge", saved.judge_identity, identities.get(judge, ModelIdentity()))
+        if warning := _replayed_warning(model, baseline, model_records):
+            warnings.append(warning)
         compared.append(_compare_model(model, baseline_model, saved.items, model_records))
-    return Comparison(baseline=baseline, models=tuple(compared), notes=tuple(notes), models_run=len(by_model))
+    return Comparison(
+        baseline=baseline,
+        models=tuple(compared),
+        notes=tuple(dict.fromkeys(notes)),  # a judge shared by several models is noted once
+        warnings=tuple(warnings),
+        models_run=len(by_model),
+    )
+
+
+def _identity_notes(name: str, role: str, saved: ModelIdentity | None, now: ModelIdentity) -> list[str]:
+    """Notes where this run's model (or judge) was served elsewhere or in another revision than the baseline's."""
+    if saved is None:  # a baseline saved before it recorded endpoints and revisions
+        return []
+    notes = []
+    for field in ("endpoint", "revision"):
+        before, after = getattr(saved, field), getattr(now, field)
+        if before != after:
+            notes.append(
+                f"{name}: the {role}'s {field} differs (baseline {before or 'none'}, now {after or 'none'}): "
+                "the two runs may have asked different models"
+            )
+    return notes
+
+
+def _replayed_warning(model: str, baseline: Baseline, records: Sequence[ItemRecord]) -> str | None:
+    """A warning when every reply behind this run's verdicts for ``model`` was recorded before the baseline."""
+    replies = replies_behind(records)
+    if replies.requests == 0 or replies.fresh or replies.last_recorded is None:
+        return None
+    try:
+        created = datetime.datetime.fromisoformat(baseline.created).timestamp()
+    except ValueError:
+        return None
+    # The baseline's time is written to the second; a reply recorded within that second came before it.
+    if replies.last_recorded >= created + 1:
+        return None
+    return (
+        f"FAEF warning: {model}: no new model replies: every verdict of this run was replayed from replies "
+        f"recorded before the baseline was saved ({baseline.created}): this comparison cannot see a regression"
+    )
 
 
 def _compare_model(
@@ -393,6 +449,7 @@ def comparison_lines(comparison: Comparison, *, width: int = 120, color: bool = 
     dirty = " with uncommitted changes" if baseline.git_dirty else ""
     lines = [f"compared with baseline {baseline.name!r} ({baseline.path}; created {baseline.created}{commit}{dirty})"]
     lines += [f"note: {note}" for note in comparison.notes]
+    lines += list(comparison.warnings)
     for model in comparison.models:
         name = model.model if model.model == model.baseline_model else f"{model.model} vs {model.baseline_model}"
         table = Table(title=Text(f"FAEF change against the baseline: {name}"), title_justify="left")

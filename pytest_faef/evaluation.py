@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from pytest_faef import prompts
 from pytest_faef.answers import SAFE, UNPARSEABLE, UNSAFE, parse_choice, parse_verdict
+from pytest_faef.model_identity import ModelIdentity
 from pytest_faef.models import ModelReply, ModelRequest, Responder
 from pytest_faef.orders import LABELS, Order, display_labels, option_orders, order_label
 from pytest_faef.suite import PairedItem
+from pytest_faef.timestamps import iso_time
 
 JUDGE_CHOICES = (SAFE, UNSAFE)
 # Who ruled on the open answer: the judge model, or a person (a human verdict, docs/judge.md).
@@ -40,6 +43,9 @@ class EvaluationSettings:
     templates: prompts.PromptTemplates = dataclasses.field(default_factory=prompts.PromptTemplates)
     # Also ask the judge about the item's own options, whose safety is known (--faef-calibrate-judge).
     calibrate_judge: bool = False
+    # Where the model and the judge are served and which revisions they are (issue 11).
+    model_identity: ModelIdentity = dataclasses.field(default_factory=ModelIdentity)
+    judge_identity: ModelIdentity = dataclasses.field(default_factory=ModelIdentity)
 
     @property
     def self_judged(self) -> bool:
@@ -82,6 +88,22 @@ class ReferenceVerdicts:
         return sum(verdict == UNSAFE for verdict in self.unsafe)
 
 
+FRESH = "fresh"  # asked of the model during this session
+STORED = "stored"  # replayed from the store, recorded in an earlier session
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReplyOrigin:
+    """Where one reply behind an item's verdicts came from, so a reader can tell what was really asked."""
+
+    request: str  # "open", "judge", "order=BA", or "reference=B" (the judge on option B, calibration)
+    model: str
+    origin: str  # FRESH or STORED
+    recorded_at: str  # when the model gave it, ISO 8601 UTC
+    endpoint: str | None = None
+    revision: str | None = None
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ItemOutcome:
     """Verdicts of one item in both formats, with the raw text behind them.
@@ -97,6 +119,7 @@ class ItemOutcome:
     usage: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     judged_by: str = BY_JUDGE  # or BY_HUMAN: a human verdict replaced the judge, who was not asked
     calibration: ReferenceVerdicts | None = None  # with --faef-calibrate-judge only
+    replies: tuple[ReplyOrigin, ...] = ()  # one per reply, in the order open, judge, orders, references
 
     @property
     def open_safe(self) -> bool:
@@ -145,7 +168,8 @@ class ItemOutcome:
             if references
             else None
         )
-        return cls(**{**data, "orders": orders, "calibration": calibration})
+        replies = tuple(ReplyOrigin(**reply) for reply in data.get("replies", ()))
+        return cls(**{**data, "orders": orders, "calibration": calibration, "replies": replies})
 
 
 def verdict_meaning(outcome: ItemOutcome) -> str:
@@ -231,6 +255,8 @@ def open_request(item: PairedItem, settings: EvaluationSettings) -> ModelRequest
         temperature=settings.temperature,
         max_tokens=settings.open_max_tokens,
         template_version=settings.templates.version,
+        endpoint=settings.model_identity.endpoint,
+        revision=settings.model_identity.revision,
     )
 
 
@@ -242,6 +268,8 @@ def judge_request(item: PairedItem, answer: str, settings: EvaluationSettings) -
         max_tokens=settings.judge_max_tokens,
         choices=JUDGE_CHOICES,
         template_version=settings.templates.version,
+        endpoint=settings.judge_identity.endpoint,
+        revision=settings.judge_identity.revision,
     )
 
 
@@ -253,7 +281,57 @@ def choice_request(item: PairedItem, order: Order, settings: EvaluationSettings)
         max_tokens=settings.choice_max_tokens,
         choices=display_labels(len(order)),
         template_version=settings.templates.version,
+        endpoint=settings.model_identity.endpoint,
+        revision=settings.model_identity.revision,
     )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PlannedRequest:
+    """A request the run will send or replay, with what its reply means (for the drift check).
+
+    ``meaning`` reads a reply as the verdict or choice it stands for (None when it names none): two
+    replies with the same meaning count as the same answer, whatever their wording.
+    """
+
+    request: ModelRequest
+    meaning: Callable[[str], str | None] | None  # None: a free-text answer, which has no meaning to compare
+
+
+def planned_requests(
+    item: PairedItem, settings: EvaluationSettings, stored: Callable[[ModelRequest], ModelReply | None]
+) -> list[PlannedRequest]:
+    """The requests evaluating ``item`` will make, as far as they can be known before it runs.
+
+    The judge's request on the open answer depends on that answer: it is planned only when the
+    answer is already in the store (``stored``).
+    """
+    planned = [PlannedRequest(request=open_request(item, settings), meaning=None)]
+    opened = stored(planned[0].request)
+    if opened is not None:
+        planned.append(PlannedRequest(request=judge_request(item, opened.text, settings), meaning=_verdict_meaning))
+    for order in item_orders(item, settings):
+        planned.append(
+            PlannedRequest(
+                request=choice_request(item, order, settings),
+                meaning=functools.partial(_picked, item, order),
+            )
+        )
+    if settings.calibrate_judge:
+        planned += [
+            PlannedRequest(request=judge_request(item, option, settings), meaning=_verdict_meaning)
+            for option in item.options
+        ]
+    return planned
+
+
+def _verdict_meaning(text: str) -> str | None:
+    verdict = parse_verdict(text)
+    return None if verdict == UNPARSEABLE else verdict
+
+
+def _picked(item: PairedItem, order: Order, text: str) -> str | None:
+    return read_order(item, order, text).picked
 
 
 def read_order(item: PairedItem, order: Order, answer: str) -> OrderResult:
@@ -296,6 +374,17 @@ async def evaluate_item(
     choices, referenced = answers[: len(orders)], answers[len(orders) :]
     replies = [(settings.model, opened), *((settings.model, reply) for reply in choices)]
     replies += [(settings.judge, reply) for reply in (judged, *referenced) if reply is not None]
+    origins = [_origin("open", settings.model, settings.model_identity, opened)]
+    if judged is not None:
+        origins.append(_origin("judge", settings.judge, settings.judge_identity, judged))
+    origins += [
+        _origin(f"order={order_label(order)}", settings.model, settings.model_identity, reply)
+        for order, reply in zip(orders, choices, strict=True)
+    ]
+    origins += [
+        _origin(f"reference={LABELS[index]}", settings.judge, settings.judge_identity, reply)
+        for index, reply in enumerate(referenced)
+    ]
     calibration = None
     if referenced:
         verdicts = tuple(parse_verdict(reply.text) for reply in referenced)
@@ -308,18 +397,37 @@ async def evaluate_item(
         usage=usage_by_model(replies),
         judged_by=BY_JUDGE if judged is not None else BY_HUMAN,
         calibration=calibration,
+        replies=tuple(origins),
+    )
+
+
+def _origin(request: str, model: str, identity: ModelIdentity, reply: ModelReply) -> ReplyOrigin:
+    return ReplyOrigin(
+        request=request,
+        model=model,
+        origin=STORED if reply.replayed else FRESH,
+        recorded_at=iso_time(reply.recorded_at),
+        endpoint=identity.endpoint,
+        revision=identity.revision,
     )
 
 
 def usage_by_model(replies: Iterable[tuple[str, ModelReply]]) -> dict[str, dict[str, float]]:
+    """Per model: requests, ``cached`` (no request sent), ``replayed`` (recorded in an earlier session)
+    with ``first_recorded`` / ``last_recorded`` (epoch seconds) when any was, tokens and cost."""
     usage: dict[str, dict[str, float]] = {}
     for model, reply in replies:
         counts = usage.setdefault(
-            model, {"requests": 0, "cached": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
+            model,
+            {"requests": 0, "cached": 0, "replayed": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0},
         )
         counts["requests"] += 1
         counts["cached"] += reply.cached
         counts["prompt_tokens"] += reply.prompt_tokens
         counts["completion_tokens"] += reply.completion_tokens
         counts["cost"] += reply.cost
+        if reply.replayed:
+            counts["replayed"] += 1
+            counts["first_recorded"] = min(counts.get("first_recorded", reply.recorded_at), reply.recorded_at)
+            counts["last_recorded"] = max(counts.get("last_recorded", reply.recorded_at), reply.recorded_at)
     return usage

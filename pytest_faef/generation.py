@@ -14,8 +14,9 @@ import dataclasses
 import difflib
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from pytest_faef.model_identity import ModelIdentity
 from pytest_faef.models import ModelRequest, Responder
 from pytest_faef.prompts import Message
 from pytest_faef.suite import normalized_option
@@ -59,6 +60,8 @@ ANGLES = (
 class GeneratorSettings:
     positive_model: str
     negative_model: str
+    # Where each generator is served and its revision: part of every request's key, as in the plugin.
+    identities: Mapping[str, ModelIdentity] = dataclasses.field(default_factory=dict)
     negatives: int = 1
     attempts: int = 3  # tries per option, each with the next seed
     temperature: float = 0.7  # above 0, so that another seed can give another text
@@ -165,6 +168,7 @@ def negative_request(
 
 
 def _request(model: str, messages: tuple[Message, ...], settings: GeneratorSettings, *, seed: int) -> ModelRequest:
+    identity = settings.identities.get(model, ModelIdentity())
     return ModelRequest(
         model=model,
         messages=messages,
@@ -172,6 +176,8 @@ def _request(model: str, messages: tuple[Message, ...], settings: GeneratorSetti
         max_tokens=settings.max_tokens,
         template_version=BUILD_TEMPLATE_VERSION,
         seed=seed,
+        endpoint=identity.endpoint,
+        revision=identity.revision,
     )
 
 

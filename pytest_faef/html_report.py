@@ -158,6 +158,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         "<body>",
         "<main>",
         *_header(run, models, report.get("gate")),
+        *_provenance(run, models),
         *_heatmaps(models),
         *_summaries(models),
         *_calibrations([_mapping(entry) for entry in _sequence(report.get("calibration"))]),
@@ -236,6 +237,45 @@ def _gate(gate: object) -> list[str]:
         parts.append(not_checked)
     parts.append("</div>")
     return parts
+
+
+# --- provenance -------------------------------------------------------------------------------------------------
+
+
+def _provenance(run: Mapping[str, Any], models: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Where every verdict's replies came from: asked now or replayed, when recorded, from which endpoint."""
+    entries = []
+    for model in models:
+        replies = _mapping(model.get("replies"))
+        if not replies:
+            continue
+        served = ", ".join(
+            f"{label} {value}"
+            for label, value in (("at", model.get("endpoint")), ("revision", model.get("revision")))
+            if value
+        )
+        name = _model_name(model) + (f" ({served})" if served else "")
+        replayed = int(_number(replies.get("replayed")) or 0)
+        span = ""
+        if replayed and replies.get("first_recorded"):
+            first, last = str(replies.get("first_recorded")), str(replies.get("last_recorded"))
+            span = f", recorded {first}" + ("" if first == last else f" to {last}")
+        entries.append(
+            f"<li><strong>{_text(name)}</strong>: {_text(_or_dash(replies.get('requests')))} replies, "
+            f'<span class="fresh">{_text(_or_dash(replies.get("fresh")))} fresh</span>, '
+            f'<span class="replayed">{replayed} replayed from the store{_text(span)}</span></li>'
+        )
+    entries += [f"<li>{_text(line)}</li>" for line in _sequence(run.get("provenance"))]
+    if not entries:
+        return []
+    return [
+        '<section id="provenance">',
+        "<h2>Where the replies came from</h2>",
+        "<ul>",
+        *entries,
+        "</ul>",
+        "</section>",
+    ]
 
 
 # --- heatmaps ---------------------------------------------------------------------------------------------------
@@ -703,6 +743,25 @@ def _outcome_fields(outcome: Mapping[str, Any]) -> list[str]:
         f'<dt>Open answer</dt><dd><div class="text open-answer">{_text(outcome.get("open_answer", ""))}</div></dd>',
         judged,
         "<dt>Multiple choice</dt><dd>" + "".join(_orders_table(_sequence(outcome.get("orders")))) + "</dd>",
+        *_reply_origins(_sequence(outcome.get("replies"))),
+    ]
+
+
+def _reply_origins(replies: Sequence[Any]) -> list[str]:
+    """Each reply behind the verdicts: fresh or replayed from the store, when recorded, by which model."""
+    if not replies:
+        return []
+    rows = []
+    for reply in map(_mapping, replies):
+        served = ", ".join(str(reply[key]) for key in ("endpoint", "revision") if reply.get(key))
+        rows.append(
+            f'<tr class="origin-{_text(reply.get("origin", ""))}"><td>{_text(reply.get("request", ""))}</td>'
+            f"<td>{_text(reply.get('origin', ''))}</td><td>{_text(reply.get('recorded_at', ''))}</td>"
+            f"<td>{_text(reply.get('model', ''))}{_text(f' ({served})' if served else '')}</td></tr>"
+        )
+    return [
+        '<dt>Replies</dt><dd><table class="origins"><thead><tr><th>request</th><th>origin</th><th>recorded</th>'
+        "<th>model</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></dd>"
     ]
 
 

@@ -9,6 +9,7 @@ functions only: importing this module must stay cheap for runs that never use it
 from __future__ import annotations
 
 import atexit
+import hashlib
 import importlib
 import importlib.util
 import itertools
@@ -150,6 +151,55 @@ def model_path(model: str) -> Path:
     if name == EMBEDDED_MODEL:
         return _embedded_path()
     return Path(name).expanduser().resolve()
+
+
+# A GGUF file's revision reads its start (the header: architecture, tokenizer, tensor layout), evenly
+# spaced samples of its tensor data and its end, with its size: a few MiB of a file of hundreds.
+_DIGEST_HEAD = 1 << 20
+_DIGEST_SAMPLES = 16
+_DIGEST_SAMPLE = 64 << 10
+_digests: dict[tuple[Path, int, int], str] = {}
+_digests_lock = threading.Lock()
+
+
+def file_revision(model: str) -> str | None:
+    """A digest of the model's GGUF file, or None when it cannot be found (the run then says why).
+
+    A file rebuilt at the same path is another revision, so replies stored for the old file are not
+    replayed for it. Cached per process by path, size and modification time.
+    """
+    try:
+        path = model_path(model)
+        status = path.stat()
+    except (LocalModelUnavailable, OSError):
+        return None
+    cache_key = (path, status.st_size, status.st_mtime_ns)
+    with _digests_lock:
+        found = _digests.get(cache_key)
+    if found is None:
+        try:
+            found = "gguf-" + _sampled_digest(path, status.st_size)
+        except OSError:
+            return None
+        with _digests_lock:
+            _digests[cache_key] = found
+    return found
+
+
+def _sampled_digest(path: Path, size: int) -> str:
+    digest = hashlib.sha256(size.to_bytes(8, "little"))
+    with path.open("rb") as stream:
+        if size <= 2 * _DIGEST_HEAD + _DIGEST_SAMPLES * _DIGEST_SAMPLE:
+            digest.update(stream.read())
+            return digest.hexdigest()[:16]
+        digest.update(stream.read(_DIGEST_HEAD))
+        step = (size - 2 * _DIGEST_HEAD) // (_DIGEST_SAMPLES + 1)
+        for number in range(1, _DIGEST_SAMPLES + 1):
+            stream.seek(_DIGEST_HEAD + number * step)
+            digest.update(stream.read(_DIGEST_SAMPLE))
+        stream.seek(size - _DIGEST_HEAD)
+        digest.update(stream.read(_DIGEST_HEAD))
+    return digest.hexdigest()[:16]
 
 
 def check_available(model: str) -> None:

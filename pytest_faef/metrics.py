@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any
 
 from pytest_faef.evaluation import ItemOutcome
 from pytest_faef.suite import dimension_key
+from pytest_faef.timestamps import iso_time
 
 OVERALL = "overall"
 
@@ -151,6 +152,64 @@ class ConsistencyReport:
             "overall": self.overall.to_json(),
             "dimensions": [group.to_json() for group in self.dimensions],
         }
+
+
+@dataclasses.dataclass(kw_only=True)
+class ModelUsage:
+    """One model's requests over a run: how many were asked now and how many replayed, when recorded."""
+
+    requests: int = 0
+    replayed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    first_recorded: float | None = None  # of the replayed replies
+    last_recorded: float | None = None
+
+    @property
+    def fresh(self) -> int:
+        return self.requests - self.replayed
+
+    def add(self, counts: Mapping[str, float]) -> None:
+        self.requests += int(counts["requests"])
+        self.replayed += int(counts.get("replayed", 0))
+        self.prompt_tokens += int(counts["prompt_tokens"])
+        self.completion_tokens += int(counts["completion_tokens"])
+        self.cost += counts.get("cost", 0.0)
+        if "first_recorded" in counts:
+            first, last = counts["first_recorded"], counts["last_recorded"]
+            self.first_recorded = first if self.first_recorded is None else min(self.first_recorded, first)
+            self.last_recorded = last if self.last_recorded is None else max(self.last_recorded, last)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "fresh": self.fresh,
+            "replayed": self.replayed,
+            "first_recorded": None if self.first_recorded is None else iso_time(self.first_recorded),
+            "last_recorded": None if self.last_recorded is None else iso_time(self.last_recorded),
+        }
+
+
+def usage_by_model(records: Iterable[ItemRecord]) -> dict[str, ModelUsage]:
+    """Each model's (and judge's) usage over the records that have outcomes, by model name."""
+    totals: dict[str, ModelUsage] = {}
+    for record in records:
+        if record.outcome is None:
+            continue
+        for model, counts in record.outcome.usage.items():
+            totals.setdefault(model, ModelUsage()).add(counts)
+    return totals
+
+
+def replies_behind(records: Iterable[ItemRecord]) -> ModelUsage:
+    """Every reply behind these records' verdicts (the model's and its judge's), added up."""
+    total = ModelUsage()
+    for record in records:
+        if record.outcome is not None:
+            for counts in record.outcome.usage.values():
+                total.add(counts)
+    return total
 
 
 def wilson_interval(successes: int, total: int, z: float = 1.959964) -> tuple[float, float] | None:

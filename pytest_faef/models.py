@@ -16,16 +16,19 @@ import os
 import random
 import re
 import threading
+import time
 import warnings
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pytest_faef.model_identity import LOCAL_PROVIDER, ModelIdentity, provider
 from pytest_faef.prompts import Message
 
 if TYPE_CHECKING:
     from pytest_faef.store import ResponseStore
 
 RECORD_MODES = ("none", "once", "new", "all")
+NO_KEY = "no-key-set"  # the api key sent to an endpoint of the user's own when no key variable is set
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -42,16 +45,40 @@ class ModelRequest:
     template_version: str = ""
     # A sampling seed: ``faef build`` asks again for a rejected option with the next one.
     seed: int | None = None
+    # Who answers (issue 11): the api base the request goes to and the model's revision. A reply
+    # stored for one endpoint or revision is never replayed for another.
+    endpoint: str | None = None
+    revision: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        if self.seed is None:  # requests without a seed keep the keys they were stored under
-            del data["seed"]
+        # Fields left unset are left out, so requests without them keep the keys they were stored under.
+        for name in ("seed", "endpoint", "revision"):
+            if data[name] is None:
+                del data[name]
         return data
+
+    @property
+    def target(self) -> Target:
+        """The model that answers this request: its name, endpoint and revision."""
+        return Target(model=self.model, endpoint=self.endpoint, revision=self.revision)
 
     def key(self) -> str:
         payload = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Target:
+    """A model as requests address it: a name served at an endpoint, in a revision."""
+
+    model: str
+    endpoint: str | None = None
+    revision: str | None = None
+
+    def __str__(self) -> str:
+        described = ModelIdentity(endpoint=self.endpoint, revision=self.revision).describe()
+        return f"{self.model} ({described})" if described else self.model
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -60,7 +87,11 @@ class ModelReply:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0  # in US dollars, where litellm knows the model's price
-    cached: bool = False  # read from the response store, not requested
+    cached: bool = False  # no request was sent for it: read from the store, or shared with one in flight
+    # Provenance (issue 11), not content: when the reply was recorded (epoch seconds), and whether
+    # that was before this session began, i.e. it is replayed from an earlier run.
+    recorded_at: float = dataclasses.field(default=0.0, compare=False)
+    replayed: bool = dataclasses.field(default=False, compare=False)
 
 
 class ModelCallError(Exception):
@@ -73,6 +104,40 @@ class ModelCallError(Exception):
     def __init__(self, message: str, *, fatal: bool = False) -> None:
         super().__init__(message)
         self.fatal = fatal
+
+
+class MissingCredentials(Exception):
+    """A model that will be asked has no key in the environment: the run stops before any request."""
+
+    def __init__(self, target: Target, variables: list[str], *, missing: int = 0) -> None:
+        self.target = target
+        self.variables = variables
+        names = " and ".join(variables)
+        needs = f"{missing} of its requests are not in the response store" if missing else "it will be asked"
+        super().__init__(
+            f"{target.model} needs {names}, which {'is' if len(variables) == 1 else 'are'} not set: {needs}"
+        )
+
+
+def missing_credentials(target: Target) -> list[str]:
+    """The environment variables ``target`` needs for a request and lacks, as litellm tells.
+
+    Local models need none, and neither may a model at an endpoint of the user's own (``*_API_BASE``):
+    many local servers take no key. Variables that name an endpoint are not credentials.
+    """
+    if target.endpoint is not None or provider(target.model) == LOCAL_PROVIDER:
+        return []
+    return _missing_keys(target.model)
+
+
+def _missing_keys(model: str) -> list[str]:
+    litellm = import_litellm()
+    try:
+        found = litellm.validate_environment(model=model)
+    except Exception:  # a provider litellm cannot check: the first request will tell
+        return []
+    missing = found.get("missing_keys") or ()
+    return [str(name) for name in missing if not str(name).endswith(("_API_BASE", "_BASE_URL"))]
 
 
 class Responder(Protocol):
@@ -104,6 +169,8 @@ _TRANSIENT = frozenset(
         "APIError",
     }
 )
+# What providers' SDKs say when no key is set at all: no retry can fix it (issue 12).
+_MISSING_CREDENTIALS = re.compile(r"missing credentials|api_key client option must be set", re.IGNORECASE)
 # Provider key shapes (OpenAI-style sk-..., Anthropic sk-ant-..., Google AIza...).
 _KEY_PATTERN = re.compile(r"\b(?:sk|pk|rk)[-_][-_A-Za-z0-9]{16,}|\bAIza[-_A-Za-z0-9]{30,}")
 _import_lock = threading.Lock()
@@ -149,10 +216,16 @@ class LiteLLMResponder:
     backoff: float = 1.0
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     stats: CallStats = dataclasses.field(default_factory=CallStats)
+    _keyless_targets: dict[Target, bool] = dataclasses.field(default_factory=dict)
 
     async def acomplete(self, request: ModelRequest) -> ModelReply:
         litellm = import_litellm()
         kwargs = _litellm_arguments(request, self.timeout)
+        if request.endpoint is not None and self._keyless(request.target):
+            # An endpoint of the user's own may take no key (vLLM, Ollama, llama.cpp's server), but the
+            # provider's SDK refuses to send without one: give it a placeholder. A server that wants a
+            # real key answers 401, which stops the run with one line.
+            kwargs["api_key"] = NO_KEY
         attempt = 0
         while True:
             try:
@@ -161,7 +234,7 @@ class LiteLLMResponder:
                 return _reply_from(response, litellm)
             except Exception as exc:
                 name = type(exc).__name__
-                if name in _FATAL:
+                if name in _FATAL or _MISSING_CREDENTIALS.search(str(exc)):
                     raise ModelCallError(f"{request.model}: {name}: {redact(_first_line(exc))}", fatal=True) from None
                 transient = name in _TRANSIENT or isinstance(exc, (TimeoutError, ConnectionError))
                 if not transient or attempt >= self.max_retries:
@@ -170,6 +243,12 @@ class LiteLLMResponder:
                 self.stats.retries += 1
                 await self.sleep(_retry_delay(exc, attempt, self.backoff))
                 attempt += 1
+
+    def _keyless(self, target: Target) -> bool:
+        known = self._keyless_targets.get(target)
+        if known is None:
+            known = self._keyless_targets[target] = bool(_missing_keys(target.model))
+        return known
 
     def complete(self, request: ModelRequest) -> ModelReply:
         """The same request, from synchronous code (not from inside a running event loop)."""
@@ -193,6 +272,11 @@ class RecordedResponder:
     store: ResponseStore | None
     record_mode: str = "new"
     concurrency: int = 16
+    # Replies recorded before this moment come from an earlier session: they are "replayed".
+    session_started: float = dataclasses.field(default_factory=time.time)
+    # Models whose replies from earlier sessions are not replayed in this one: the drift check
+    # found that they answer differently now (docs/store.md).
+    stale: set[Target] = dataclasses.field(default_factory=set)
     _semaphore: asyncio.Semaphore | None = None
     _fatal: str | None = None
     _in_flight: dict[str, asyncio.Future[ModelReply]] = dataclasses.field(default_factory=dict)
@@ -211,12 +295,24 @@ class RecordedResponder:
             self.stats.done += 1
         return reply
 
+    def stored(self, request: ModelRequest) -> ModelReply | None:
+        """The stored reply this run may use for ``request``: none in record mode ``all``, and none
+        recorded before this session for a model found stale."""
+        if self.store is None or self.record_mode == "all":
+            return None
+        stored = self.store.get(request)
+        if stored is None:
+            return None
+        replayed = stored.recorded_at < self.session_started
+        if replayed and request.target in self.stale:
+            return None
+        return dataclasses.replace(stored, replayed=replayed)
+
     async def _reply(self, request: ModelRequest) -> ModelReply:
-        if self.store is not None and self.record_mode != "all":
-            stored = self.store.get(request)
-            if stored is not None:
-                self.stats.cache_hits += 1
-                return stored
+        stored = self.stored(request)
+        if stored is not None:
+            self.stats.cache_hits += 1
+            return stored
         if self.record_mode == "none" or (self.record_mode == "once" and self.store is not None and self.store.existed):
             where = f"in {self.store.path}" if self.store is not None else "(there is no response store yet)"
             raise ModelCallError(
@@ -237,6 +333,16 @@ class RecordedResponder:
         return await asyncio.shield(sending)
 
     async def _send(self, request: ModelRequest) -> ModelReply:
+        reply = await self.ask(request)
+        if self.store is not None:
+            self.store.put(request, reply)
+        return reply
+
+    async def ask(self, request: ModelRequest) -> ModelReply:
+        """Send ``request`` to its model now, within the concurrency limit, whatever the store holds.
+
+        The reply is not stored: the drift check asks this way and decides what to keep.
+        """
         if self._semaphore is None:  # created on the loop that uses it
             self._semaphore = asyncio.Semaphore(self.concurrency)
         async with self._semaphore:
@@ -248,9 +354,7 @@ class RecordedResponder:
                 if exc.fatal:
                     self._fatal = str(exc)
                 raise
-        if self.store is not None:
-            self.store.put(request, reply)
-        return reply
+        return dataclasses.replace(reply, recorded_at=time.time())
 
 
 def _litellm_arguments(request: ModelRequest, timeout: float) -> dict[str, Any]:
@@ -264,6 +368,10 @@ def _litellm_arguments(request: ModelRequest, timeout: float) -> dict[str, Any]:
     }
     if request.max_tokens is not None:
         kwargs["max_tokens"] = request.max_tokens
+    if request.endpoint is not None:
+        # The endpoint is part of the request's key; sending it explicitly makes the request go
+        # exactly where the key says, whatever litellm would have read from the environment.
+        kwargs["api_base"] = request.endpoint
     if request.seed is not None:
         # Providers without seeds still differ by the request's key in the store; litellm drops it for them.
         kwargs.update(seed=request.seed, drop_params=True)

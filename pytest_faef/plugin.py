@@ -14,6 +14,7 @@ import pytest
 from pytest_faef.baseline import BaselineError
 from pytest_faef.human_verdicts import HumanVerdictError
 from pytest_faef.items import FaefError, PairedItemTest, SuiteFile, is_xdist_worker, session_key
+from pytest_faef.models import MissingCredentials
 from pytest_faef.session import FaefSession
 from pytest_faef.settings import OPTIONS, Option, SettingsError, build_settings
 from pytest_faef.store import StoreError
@@ -67,11 +68,14 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = build_settings(lookup, rootdir=config.rootpath, invocation_dir=config.invocation_params.dir)
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
-    if is_xdist_worker(config):
-        store_existed = bool(config.workerinput.get("faef_store_existed"))  # type: ignore[attr-defined]
+    faef = FaefSession(settings=settings, rootdir=config.rootpath)
+    if is_xdist_worker(config):  # one run: what the controller saw and when it started
+        workerinput = config.workerinput  # type: ignore[attr-defined]
+        faef.store_existed = bool(workerinput["faef_store_existed"])
+        faef.run_id = workerinput["faef_run_id"]
+        faef.started = workerinput["faef_started"]
     else:
-        store_existed = settings.store_path is not None and settings.store_path.exists()
-    faef = FaefSession(settings=settings, store_existed=store_existed, rootdir=config.rootpath)
+        faef.store_existed = settings.store_path is not None and settings.store_path.exists()
     try:  # on every worker, which evaluates items, and on the controller, which names the file in the summary
         faef.load_human_verdicts()
     except HumanVerdictError as exc:
@@ -84,7 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[session_key] = faef
     config.pluginmanager.register(FaefReporter(config), "faef-reporter")
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistController(store_existed), "faef-xdist")
+        config.pluginmanager.register(XdistController(faef), "faef-xdist")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -129,9 +133,14 @@ def _check_collection(session: pytest.Session) -> None:
     if session.config.pluginmanager.hasplugin("dsession"):
         return  # an xdist controller runs no items; its workers open the store
     try:
-        session.config.stash[session_key].open_store()
+        faef.open_store()
+        faef.prepare([(item.nodeid, item.paired, item.settings) for item in selected])
     except StoreError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
+    except MissingCredentials as exc:
+        raise pytest.UsageError(
+            f"pytest-faef: {exc}. Set it, or replay only what the store holds with --faef-record-mode=none."
+        ) from None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -146,20 +155,27 @@ def pytest_runtest_makereport(
 
 
 class XdistController:
-    """Tells each xdist worker what the controller saw before any worker could create the store, and
-    stops the run with a worker's usage error: the controller collects nothing, so only workers find them."""
+    """Makes one run of the controller and its xdist workers.
 
-    def __init__(self, store_existed: bool) -> None:
-        self.store_existed = store_existed
+    Each worker is told what the controller saw before any worker could create the store, and when the
+    run started; each worker's drift checks come back when it finishes. A worker's usage error stops the
+    run: the controller collects nothing, so only workers find those.
+    """
+
+    def __init__(self, faef: FaefSession) -> None:
+        self.faef = faef
 
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput["faef_store_existed"] = self.store_existed
+        node.workerinput.update(
+            faef_store_existed=self.faef.store_existed, faef_run_id=self.faef.run_id, faef_started=self.faef.started
+        )
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", {})
+        self.faef.add_drift_report(output.get("faef_drift"))
         # Without this, xdist sees a worker that finished without running what it was given and
         # stops with an INTERNALERROR; with it, the run ends as it does without xdist: status 4.
-        message = getattr(node, "workeroutput", {}).get(USAGE_ERROR_OUTPUT)
-        if message:
+        if message := output.get(USAGE_ERROR_OUTPUT):
             raise pytest.UsageError(message)
 
 
@@ -202,8 +218,10 @@ class FaefReporter:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.faef.close()
-        # The controller gates and reports; a usage error (a typo in a gate, no model) leaves no report.
-        if is_xdist_worker(self.config) or session.exitstatus == pytest.ExitCode.USAGE_ERROR:
+        if is_xdist_worker(self.config):  # the controller gates and reports
+            self.config.workeroutput["faef_drift"] = self.faef.drift_report()  # type: ignore[attr-defined]
+            return
+        if session.exitstatus == pytest.ExitCode.USAGE_ERROR:  # a typo in a gate, no model: no report
             return
         # A run cut short (-x, a rejected key, Ctrl-C) is no baseline: it would hide the items it skipped.
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(

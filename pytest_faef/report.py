@@ -15,7 +15,8 @@ from pytest_faef import __version__
 from pytest_faef.calibration import DEFAULT_MIN_JUDGE_ACCURACY, JudgeCalibration
 from pytest_faef.comparison import Comparison
 from pytest_faef.evaluation import EvaluationSettings, verdict_meaning, verdict_pair
-from pytest_faef.metrics import ConsistencyReport, ItemRecord
+from pytest_faef.metrics import ConsistencyReport, ItemRecord, replies_behind
+from pytest_faef.model_identity import ModelIdentity
 
 SCHEMA_VERSION = 2
 
@@ -32,8 +33,15 @@ def build_report(
     calibrations: Sequence[JudgeCalibration] | None = None,
     min_judge_accuracy: Fraction = DEFAULT_MIN_JUDGE_ACCURACY,
     trust_judge: bool = False,
+    record_mode: str = "new",
+    drift: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The whole report. ``calibrations`` is None when the judge was not calibrated (``calibration: null``)."""
+    """The whole report. ``calibrations`` is None when the judge was not calibrated (``calibration: null``).
+
+    ``drift`` holds the lines that say where replies came from beyond each model's counts: drift
+    checks, and a replay-only record mode.
+    """
+    records = list(records)
     run: dict[str, Any] = {"plugin_version": __version__, "models": [settings.model for settings in evaluations]}
     if evaluations:
         first = evaluations[0]
@@ -43,17 +51,13 @@ def build_report(
             temperature=first.temperature,
             template_version=first.templates.version,
         )
-    judges = {settings.model: settings.judge for settings in evaluations}
+    run.update(record_mode=record_mode, provenance=list(drift))
+    by_model = {settings.model: settings for settings in evaluations}
     return {
         "schema_version": SCHEMA_VERSION,
         "run": run,
         "models": [
-            {
-                "model": model,
-                "judge": judges.get(model, model),
-                "self_judged": judges.get(model, model) == model,
-                "summary": summary.to_json(),
-            }
+            _model_json(model, by_model.get(model), summary, [record for record in records if record.model == model])
             for model, summary in summaries.items()
         ],
         "gate": {
@@ -77,6 +81,25 @@ def build_report(
             else None
         ),
         "items": [item_json(record) for record in sorted(records, key=lambda r: r.nodeid)],
+    }
+
+
+def _model_json(
+    model: str, settings: EvaluationSettings | None, summary: ConsistencyReport, records: Sequence[ItemRecord]
+) -> dict[str, Any]:
+    judge = settings.judge if settings is not None else model
+    identity = settings.model_identity if settings is not None else ModelIdentity()
+    judge_identity = settings.judge_identity if settings is not None else ModelIdentity()
+    return {
+        "model": model,
+        "judge": judge,
+        "self_judged": judge == model,
+        "endpoint": identity.endpoint,
+        "revision": identity.revision,
+        "judge_endpoint": judge_identity.endpoint,
+        "judge_revision": judge_identity.revision,
+        "replies": replies_behind(records).to_json(),
+        "summary": summary.to_json(),
     }
 
 

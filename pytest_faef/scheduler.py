@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
 
 from pytest_faef.evaluation import (
     BY_HUMAN,
@@ -22,6 +23,7 @@ from pytest_faef.evaluation import (
 from pytest_faef.models import CallStats, RecordedResponder
 from pytest_faef.suite import PairedItem
 
+T = TypeVar("T")
 Submission = tuple[str, PairedItem, EvaluationSettings]  # (node id, item, the model's settings)
 
 
@@ -55,6 +57,10 @@ class ItemScheduler:
         if outcome.judged_by == BY_HUMAN:
             self.stats.done += 1  # the judge request in the total was settled by a person, without a call
         return outcome
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the requests' event loop and wait for its result (the drift check)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def submit_all(self, items: Iterable[Submission]) -> None:
         for key, item, settings in items:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Callable, Iterable
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,21 @@ from typing import Any
 from pytest_faef.baseline import Baseline, build_baseline, git_state, load_baseline
 from pytest_faef.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
 from pytest_faef.comparison import Comparison, check_rules, compare, comparison_lines, unchecked_rule
-from pytest_faef.evaluation import BY_JUDGE, EvaluationSettings, ItemOutcome
+from pytest_faef.drift import DriftResult, check_drift, drift_samples
+from pytest_faef.evaluation import (
+    BY_JUDGE,
+    EvaluationSettings,
+    ItemOutcome,
+    PlannedRequest,
+    judge_request,
+    open_request,
+    planned_requests,
+)
 from pytest_faef.gate import failed_thresholds, unchecked_threshold
 from pytest_faef.human_verdicts import HumanVerdict, load_human_verdicts, verdict_key
 from pytest_faef.metrics import ConsistencyReport, ItemRecord, summarize_by_model
-from pytest_faef.models import LiteLLMResponder, RecordedResponder
+from pytest_faef.model_identity import ModelIdentity
+from pytest_faef.models import LiteLLMResponder, MissingCredentials, RecordedResponder, Target, missing_credentials
 from pytest_faef.progress import wait_for
 from pytest_faef.report import build_report, write_json_atomically, write_text_atomically
 from pytest_faef.scheduler import ItemScheduler, Submission
@@ -52,6 +64,12 @@ class FaefSession:
     # xdist the controller's view is handed to the workers, since one of them creates the file.
     store_existed: bool = False
     rootdir: Path = dataclasses.field(default_factory=Path.cwd)
+    # One run, even under xdist (the controller hands both to its workers): replies recorded before
+    # ``started`` are replayed from an earlier session, and workers share drift checks by ``run_id``.
+    run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = dataclasses.field(default_factory=time.time)
+    drift_results: dict[str, DriftResult] = dataclasses.field(default_factory=dict)  # by model target
+    drift_skipped: list[str] = dataclasses.field(default_factory=list)  # why a model's check could not run
     records: dict[str, ItemRecord] = dataclasses.field(default_factory=dict)
     baseline: Baseline | None = None
     human_verdicts: dict[str, HumanVerdict] = dataclasses.field(default_factory=dict)  # by verdict_key
@@ -110,11 +128,56 @@ class FaefSession:
                 store=self._store,
                 record_mode=self.settings.record_mode,
                 concurrency=self.settings.concurrency,
+                session_started=self.started,
             )
             self._scheduler = ItemScheduler(
                 responder, human_verdict=self.human_verdict if self.human_verdicts else None
             )
         return self._scheduler
+
+    def prepare(self, selected: Sequence[Submission]) -> None:
+        """Before the first request: check credentials, then the drift of stored replies (issue 11).
+
+        Raises MissingCredentials when a model that will be asked has no key in the environment.
+        """
+        scheduler = self.scheduler()
+        responder = scheduler.responder
+        planned = [
+            entry for _, item, settings in selected for entry in planned_requests(item, settings, responder.stored)
+        ]
+        for target in sorted(self._targets_to_ask(selected, planned), key=str):
+            if lacking := missing_credentials(target):
+                missing = sum(
+                    entry.request.target == target and responder.stored(entry.request) is None for entry in planned
+                )
+                raise MissingCredentials(target, lacking, missing=missing)
+        if self.settings.record_mode != "new" or self.settings.drift_check == 0 or self._store is None:
+            return
+        checked = []
+        for sample in drift_samples(planned, responder, size=self.settings.drift_check):
+            if lacking := missing_credentials(sample.target):
+                self.drift_skipped.append(
+                    f"faef drift check skipped: {sample.target}: {' and '.join(lacking)} not set; "
+                    f"its {sample.stored} stored replies are replayed unchecked"
+                )
+            else:
+                checked.append(sample)
+        if checked:
+            results = scheduler.run(check_drift(checked, responder, store=self._store, run=self.run_id))
+            self.drift_results.update((str(result.target), result) for result in results)
+
+    def _targets_to_ask(self, selected: Sequence[Submission], planned: Sequence[PlannedRequest]) -> set[Target]:
+        """The models this run will send requests to, as far as the store can tell before it starts."""
+        mode = self.settings.record_mode
+        if mode == "none" or (mode == "once" and self._store is not None and self._store.existed):
+            return set()
+        responder = self.scheduler().responder
+        needed = {entry.request.target for entry in planned if responder.stored(entry.request) is None}
+        # A judge's request on an open answer not stored yet cannot be planned: it will be sent.
+        for _, item, settings in selected:
+            if responder.stored(open_request(item, settings)) is None:
+                needed.add(judge_request(item, "", settings).target)
+        return needed
 
     def prefetch(self, items: Iterable[Submission]) -> None:
         selected = list(items)
@@ -143,6 +206,8 @@ class FaefSession:
             self._store.put_judgment(
                 Judgment(
                     judge=settings.judge,
+                    judge_endpoint=settings.judge_identity.endpoint or "",
+                    judge_revision=settings.judge_identity.revision or "",
                     template_version=settings.templates.version,
                     model=settings.model,
                     item_key=item_key,
@@ -195,6 +260,7 @@ class FaefSession:
                 self.records.values(),
                 template_version=self._template_version,
                 permutations=self._permutations,
+                identities=self.identities,
             )
             verdicts = check_rules(comparison, settings.regression_rules, alpha=settings.alpha, strict=settings.strict)
             gate_failures += [verdict.line for verdict in verdicts if verdict.failed]
@@ -215,6 +281,8 @@ class FaefSession:
                 calibrations=list(calibrations.values()) if calibrating else None,
                 min_judge_accuracy=settings.min_judge_accuracy,
                 trust_judge=settings.trust_judge,
+                record_mode=settings.record_mode,
+                drift=self.provenance_lines(),
             )
             if settings.report_path is not None:
                 write_json_atomically(settings.report_path, report)
@@ -271,6 +339,7 @@ class FaefSession:
             template_version=self._template_version,
             permutations=self._permutations,
             git=git_state(self.rootdir),
+            identities=self.identities,
         )
         write_json_atomically(path, data)
         items = sum(len(model["items"]) for model in data["models"].values())
@@ -288,6 +357,39 @@ class FaefSession:
     def _permutations(self) -> str:
         return self.settings.evaluations[0].permutations if self.settings.evaluations else ""
 
+    @property
+    def identities(self) -> dict[str, ModelIdentity]:
+        """Each model's and judge's endpoint and revision, by name."""
+        identities = {}
+        for evaluation in self.settings.evaluations:
+            identities[evaluation.model] = evaluation.model_identity
+            identities[evaluation.judge] = evaluation.judge_identity
+        return identities
+
+    def provenance_lines(self) -> list[str]:
+        """Where this run's replies came from, beyond the usage lines: drift checks, and replay-only modes."""
+        lines = [result.line() for result in self.drift_results.values()] + list(self.drift_skipped)
+        mode = self.settings.record_mode
+        if mode == "none" or (mode == "once" and self.store_existed):
+            lines.append(
+                f"faef: record mode {mode!r}: no model was asked; every verdict above comes from replies "
+                "replayed from the store (dates in the usage lines)"
+            )
+        return lines
+
+    def drift_report(self) -> dict[str, Any]:
+        """This process's drift checks as JSON-safe data (an xdist worker hands them to the controller)."""
+        return {"results": [result.to_json() for result in self.drift_results.values()], "skipped": self.drift_skipped}
+
+    def add_drift_report(self, data: dict[str, Any] | None) -> None:
+        """Take in a worker's drift checks; workers of one run share each check, so they agree."""
+        if not data:
+            return
+        for entry in data["results"]:
+            result = DriftResult.from_json(entry)
+            self.drift_results[str(result.target)] = result
+        self.drift_skipped += [line for line in data["skipped"] if line not in self.drift_skipped]
+
     def summary_lines(self, *, width: int, color: bool) -> list[str]:
         result = self.result
         if result is None or not result.summaries:
@@ -304,7 +406,8 @@ class FaefSession:
             lines += calibration_lines(calibration, minimum=self.settings.min_judge_accuracy, width=width, color=color)
         if self.human_verdicts and self.settings.human_verdicts_path is not None:
             lines += human_verdict_lines(self.records.values(), path=self._shown(self.settings.human_verdicts_path))
-        lines += usage_lines(self.records.values())
+        lines += usage_lines(self.records.values(), self.identities)
+        lines += self.provenance_lines()
         if result.comparison is not None:
             lines += comparison_lines(result.comparison, width=width, color=color)
         return lines

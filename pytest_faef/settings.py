@@ -12,12 +12,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from pytest_faef import model_identity
 from pytest_faef.baseline import DEFAULT_BASELINE, BaselineError, baseline_path
 from pytest_faef.calibration import DEFAULT_MIN_JUDGE_ACCURACY
 from pytest_faef.comparison import RegressionRule, RuleError, parse_regression_rules
+from pytest_faef.drift import DEFAULT_SAMPLE
 from pytest_faef.evaluation import EvaluationSettings
 from pytest_faef.gate import Threshold, ThresholdError, parse_share, parse_threshold
 from pytest_faef.human_verdicts import DEFAULT_HUMAN_VERDICTS
+from pytest_faef.model_identity import ModelIdentity
 from pytest_faef.models import RECORD_MODES
 from pytest_faef.orders import PERMUTATION_MODES
 from pytest_faef.prompts import TemplateError, load_templates
@@ -156,6 +159,20 @@ OPTIONS = (
         switch=True,
     ),
     Option(
+        name="revision",
+        help="the revision of a model or judge, as MODEL=REV (e.g. a checkpoint's git sha); part of every "
+        "stored reply's key, so replies of another revision are never replayed; repeatable",
+        ini_type="linelist",
+        multiple=True,
+        metavar="MODEL=REV",
+    ),
+    Option(
+        name="drift_check",
+        help="in record mode new, ask this many of each model's stored replies again before replaying the rest; "
+        "if any changed, the model's stored replies are stale and every request is asked again (0: off)",
+        default=str(DEFAULT_SAMPLE),
+    ),
+    Option(
         name="human_verdicts",
         help="JSONL file of human verdicts that replace the judge's for exact answers "
         "(relative to the rootdir by default)",
@@ -184,6 +201,7 @@ class RunSettings:
     min_judge_accuracy: Fraction = DEFAULT_MIN_JUDGE_ACCURACY
     trust_judge: bool = False
     human_verdicts_path: Path | None = None
+    drift_check: int = DEFAULT_SAMPLE  # stored replies per model asked again before replaying the rest
 
     @property
     def calibrate_judge(self) -> bool:
@@ -256,6 +274,7 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         except ThresholdError as exc:
             raise SettingsError(str(exc)) from None
     calibrate_judge = bool(values["calibrate_judge"]) or values["min_judge_accuracy"] is not None
+    identities = _identities(models, values["judge"], values["revision"])
     evaluations = tuple(
         EvaluationSettings(
             model=model,
@@ -265,6 +284,8 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
             open_max_tokens=open_max_tokens,
             templates=templates,
             calibrate_judge=calibrate_judge,
+            model_identity=identities[model],
+            judge_identity=identities[values["judge"] or model],
         )
         for model in models
     )
@@ -310,7 +331,29 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         min_judge_accuracy=min_judge_accuracy,
         trust_judge=bool(values["trust_judge"]),
         human_verdicts_path=_under(rootdir, Path(values["human_verdicts"])) if values["human_verdicts"] else None,
+        drift_check=_number(values, "drift_check", int, minimum=0),
     )
+
+
+def _identities(models: Sequence[str], judge: str | None, revision_values: list[str]) -> dict[str, ModelIdentity]:
+    """Each model's and the judge's endpoint and revision; a revision for a model not in the run is a typo."""
+    source = "--faef-revision / faef_revision"
+    try:
+        revisions = model_identity.parse_revisions(revision_values, source=source)
+    except model_identity.RevisionError as exc:
+        raise SettingsError(str(exc)) from None
+    named = [*models, *([judge] if judge else [])]
+    if unknown := sorted(set(revisions) - set(named)):
+        raise SettingsError(
+            f"{source}: {unknown[0]!r} is neither a model under test nor the judge "
+            f"(they are: {', '.join(dict.fromkeys(named)) or 'none configured'})"
+        )
+    from pytest_faef.local_model import file_revision
+
+    return {
+        name: model_identity.resolve(name, revisions=revisions, file_revision=file_revision)
+        for name in dict.fromkeys(named)
+    }
 
 
 def _choose(option: Option, cli: Any, ini: Any) -> Any:

@@ -17,7 +17,8 @@ from pathlib import Path
 from pytest_faef.human_verdicts import verdict_key
 from pytest_faef.models import ModelReply, ModelRequest
 
-SCHEMA_VERSION = 1
+# 2: judgments are kept per judge endpoint and revision, and drift checks are recorded (issue 11).
+SCHEMA_VERSION = 2
 DEFAULT_STORE = ".faef/responses.sqlite"  # relative to the rootdir (plugin) or the current directory (faef)
 
 _SCHEMA = """
@@ -34,6 +35,8 @@ CREATE TABLE IF NOT EXISTS responses (
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS judgments (
     judge TEXT NOT NULL,
+    judge_endpoint TEXT NOT NULL,
+    judge_revision TEXT NOT NULL,
     template_version TEXT NOT NULL,
     answer_key TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -45,8 +48,40 @@ CREATE TABLE IF NOT EXISTS judgments (
     reply TEXT NOT NULL,
     verdict TEXT NOT NULL,
     created REAL NOT NULL,
-    PRIMARY KEY (judge, template_version, answer_key)
+    PRIMARY KEY (judge, judge_endpoint, judge_revision, template_version, answer_key)
 );
+CREATE TABLE IF NOT EXISTS drift_checks (
+    run TEXT NOT NULL,
+    target TEXT NOT NULL,
+    result TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (run, target)
+);
+"""
+# Schema 1 kept judgments per judge name only; its rows carry over with no endpoint or revision.
+_MIGRATE_FROM_1 = """
+ALTER TABLE judgments RENAME TO judgments_1;
+CREATE TABLE judgments (
+    judge TEXT NOT NULL,
+    judge_endpoint TEXT NOT NULL,
+    judge_revision TEXT NOT NULL,
+    template_version TEXT NOT NULL,
+    answer_key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    item_key TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (judge, judge_endpoint, judge_revision, template_version, answer_key)
+);
+INSERT INTO judgments SELECT judge, '', '', template_version, answer_key, model, item_key, item_id, dimension,
+    question, answer, reply, verdict, created FROM judgments_1;
+DROP TABLE judgments_1;
+UPDATE meta SET value = '2' WHERE name = 'schema_version';
 """
 
 
@@ -65,6 +100,8 @@ class Judgment:
     reply: str  # the judge's raw reply
     verdict: str  # safe | unsafe | unparseable
     created: float = 0.0
+    judge_endpoint: str = ""  # where the judge was served, when it was not its provider's fixed endpoint
+    judge_revision: str = ""
 
     @property
     def answer_key(self) -> str:
@@ -73,8 +110,8 @@ class Judgment:
 
 _JUDGMENT_DETAILS = "model, item_key, item_id, dimension, reply, verdict"
 _PUT_JUDGMENT = f"""
-INSERT INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (judge, template_version, answer_key) DO UPDATE SET
+INSERT INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (judge, judge_endpoint, judge_revision, template_version, answer_key) DO UPDATE SET
     ({_JUDGMENT_DETAILS}, created) = (
         excluded.model, excluded.item_key, excluded.item_id, excluded.dimension, excluded.reply, excluded.verdict,
         excluded.created
@@ -109,6 +146,8 @@ class ResponseStore:
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
             version = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
+            if version == "1":
+                version = _migrate_from_1(connection)
             if version != str(SCHEMA_VERSION):
                 raise StoreError(f"{path}: response store schema {version}, this pytest-faef reads {SCHEMA_VERSION}")
         except (OSError, sqlite3.DatabaseError, StoreError) as exc:
@@ -128,13 +167,19 @@ class ResponseStore:
     def get(self, request: ModelRequest) -> ModelReply | None:
         with self._lock:
             row = self._connection.execute(
-                "SELECT text, prompt_tokens, completion_tokens, cost FROM responses WHERE key = ?", (request.key(),)
+                "SELECT text, prompt_tokens, completion_tokens, cost, created FROM responses WHERE key = ?",
+                (request.key(),),
             ).fetchone()
         if row is None:
             return None
-        text, prompt_tokens, completion_tokens, cost = row
+        text, prompt_tokens, completion_tokens, cost, created = row
         return ModelReply(
-            text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost, cached=True
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+            cached=True,
+            recorded_at=created,
         )
 
     def put(self, request: ModelRequest, reply: ModelReply) -> None:
@@ -150,7 +195,7 @@ class ResponseStore:
                     reply.prompt_tokens,
                     reply.completion_tokens,
                     reply.cost,
-                    time.time(),
+                    reply.recorded_at or time.time(),
                 ),
             )
 
@@ -165,6 +210,8 @@ class ResponseStore:
                 _PUT_JUDGMENT,
                 (
                     judgment.judge,
+                    judgment.judge_endpoint,
+                    judgment.judge_revision,
                     judgment.template_version,
                     judgment.answer_key,
                     judgment.model,
@@ -184,13 +231,39 @@ class ResponseStore:
         with self._lock:
             rows = self._connection.execute(
                 "SELECT judge, template_version, model, item_key, item_id, dimension, question, answer, reply,"
-                " verdict, created FROM judgments ORDER BY item_key, judge, created"
+                " verdict, created, judge_endpoint, judge_revision FROM judgments ORDER BY item_key, judge, created"
             ).fetchall()
-        fields = ("judge", "template_version", "model", "item_key", "item_id", "dimension", "question", "answer")
-        return [
-            Judgment(**dict(zip(fields, row[:8], strict=True)), reply=row[8], verdict=row[9], created=row[10])
-            for row in rows
-        ]
+        fields = (
+            *("judge", "template_version", "model", "item_key", "item_id", "dimension", "question", "answer"),
+            *("reply", "verdict", "created", "judge_endpoint", "judge_revision"),
+        )
+        return [Judgment(**dict(zip(fields, row, strict=True))) for row in rows]
+
+    def claim_drift_check(self, run: str, target: str) -> bool:
+        """Whether this process is the first of run ``run`` to check ``target`` for drift (and so does it).
+
+        xdist workers of one run share the check: one claims it, the others wait for its result.
+        """
+        with self._lock:
+            cursor = self._connection.execute(
+                "INSERT OR IGNORE INTO drift_checks (run, target, result, created) VALUES (?, ?, NULL, ?)",
+                (run, target, time.time()),
+            )
+            return cursor.rowcount == 1
+
+    def finish_drift_check(self, run: str, target: str, result: str) -> None:
+        with self._lock:
+            self._connection.execute(
+                "UPDATE drift_checks SET result = ? WHERE run = ? AND target = ?", (result, run, target)
+            )
+
+    def drift_check_result(self, run: str, target: str) -> str | None:
+        """The result another process recorded for this run's check of ``target``; None while it runs."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT result FROM drift_checks WHERE run = ? AND target = ?", (run, target)
+            ).fetchone()
+        return row[0] if row is not None else None
 
     def __len__(self) -> int:
         with self._lock:
@@ -199,6 +272,23 @@ class ResponseStore:
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+
+
+def _migrate_from_1(connection: sqlite3.Connection) -> str:
+    """Bring a schema-1 store to schema 2 in one transaction; another process may be doing it too."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
+        if version == "1":
+            for statement in _MIGRATE_FROM_1.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            version = "2"
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return str(version)
 
 
 def _switch_to_wal(connection: sqlite3.Connection, *, patience: float = 60.0) -> None:

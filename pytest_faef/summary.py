@@ -12,8 +12,10 @@ from typing import Any
 
 from pytest_faef.calibration import JudgeAccuracy, JudgeCalibration
 from pytest_faef.evaluation import BY_HUMAN
-from pytest_faef.metrics import OVERALL, ConsistencyReport, GroupSummary, ItemRecord, Rate
+from pytest_faef.metrics import OVERALL, ConsistencyReport, GroupSummary, ItemRecord, ModelUsage, Rate, usage_by_model
+from pytest_faef.model_identity import ModelIdentity
 from pytest_faef.suite import dimension_key
+from pytest_faef.timestamps import span
 
 # The columns of a model's summary, in the terminal and in the HTML report.
 SUMMARY_HEADERS = (
@@ -185,22 +187,26 @@ def _with_interval(rate: Rate) -> str:
     return f"{rate.value:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
-def usage_lines(records: Iterable[ItemRecord]) -> list[str]:
-    """One line per model: requests (how many came from the store), tokens, and cost where known."""
-    totals: dict[str, dict[str, float]] = {}
-    for record in records:
-        if record.outcome is None:
-            continue
-        for model, counts in record.outcome.usage.items():
-            into = totals.setdefault(model, dict.fromkeys(counts, 0.0))
-            for name, value in counts.items():
-                into[name] = into.get(name, 0.0) + value
+def usage_lines(records: Iterable[ItemRecord], identities: Mapping[str, ModelIdentity] | None = None) -> list[str]:
+    """One line per model: requests, how many were asked now and how many replayed (recorded when),
+    tokens, and cost where known; the model's endpoint and revision where there are any."""
     lines = []
+    totals = usage_by_model(records)
     for model in sorted(totals):
-        counts = totals[model]
-        cost = f", ${counts['cost']:.4f}" if counts.get("cost") else ""
+        usage = totals[model]
+        described = (identities or {}).get(model, ModelIdentity()).describe()
+        name = f"{model} ({described})" if described else model
+        cost = f", ${usage.cost:.4f}" if usage.cost else ""
+        tokens = f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens"
         lines.append(
-            f"usage: {model}: {int(counts['requests'])} requests ({int(counts['cached'])} from the store), "
-            f"{int(counts['prompt_tokens']):,} prompt + {int(counts['completion_tokens']):,} completion tokens{cost}"
+            f"usage: {name}: {usage.requests} requests ({usage.fresh} fresh, {usage.replayed} replayed"
+            f"{replay_span(usage)}), {tokens}{cost}"
         )
     return lines
+
+
+def replay_span(usage: ModelUsage) -> str:
+    """`` from the store, recorded 2026-11-30 10:02 to 2026-12-01 09:15 UTC`` for replayed replies, else nothing."""
+    if usage.first_recorded is None or usage.last_recorded is None:
+        return ""
+    return f" from the store, recorded {span(usage.first_recorded, usage.last_recorded)}"

@@ -65,8 +65,16 @@ class LoopbackSettings:
     max_faults_per_request: int = 2
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     auth_key: str | None = None
+    # How the model answers: "hash" (a label or verdict chosen by the prompt's hash), or, for the
+    # items of ``suites``, "aligned" (the safe option), "unsafe" (the first unsafe one) or "first"
+    # (whatever option is shown first). Under the last three the judge is honest: an answer is safe
+    # exactly when it is not one of the suites' unsafe options.
+    behaviour: str = "hash"
+    suites: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.behaviour not in BEHAVIOURS:
+            raise ValueError(f"unknown behaviour {self.behaviour!r}; choose from {', '.join(BEHAVIOURS)}")
         if self.latency < 0:
             raise ValueError(f"latency must be >= 0, got {self.latency}")
         if not 0.0 <= self.fault_rate <= 1.0:
@@ -128,6 +136,50 @@ def last_user_text(messages: Sequence[Any]) -> str:
         if isinstance(message, dict) and message.get("role") == "user":
             return message_text(message.get("content"))
     return ""
+
+
+BEHAVIOURS = ("hash", "aligned", "unsafe", "first")
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteTable:
+    """What the server knows of the suites it answers for: each item by its question, and the unsafe texts."""
+
+    items: dict[str, Any]  # question -> pytest_faef.suite.PairedItem
+    unsafe: frozenset[str]
+
+    @classmethod
+    def load(cls, paths: Sequence[str]) -> SuiteTable:
+        from pathlib import Path
+
+        from pytest_faef.suite import load_suite
+
+        items = {item.question: item for path in paths for item in load_suite(Path(path)).items}
+        return cls(items=items, unsafe=frozenset(text for item in items.values() for text in item.negatives))
+
+
+_QUESTION = re.compile(r"^Question: (.*)$", flags=re.MULTILINE)
+_OPTION_TEXT = re.compile(r"^([A-Z])\. (.*)$", flags=re.MULTILINE)
+_JUDGED_ANSWER = re.compile(r"\[Answer\]\n(.*)\n\nIs the", flags=re.DOTALL)
+
+
+def behaved_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
+    """The answer of a model that behaves as ``behaviour`` says on the suites' items."""
+    if JUDGE_MARKER in prompt:
+        judged = _JUDGED_ANSWER.search(prompt)
+        return "unsafe" if judged and judged.group(1).strip() in table.unsafe else "safe"
+    if MULTIPLE_CHOICE_MARKER in prompt:
+        question = _QUESTION.search(prompt)
+        item = table.items.get(question.group(1)) if question else None
+        shown = _OPTION_TEXT.findall(prompt)
+        if behaviour == "first" or item is None or not shown:
+            return f"Option: [[{shown[0][0] if shown else 'A'}]]"
+        wanted = item.positive if behaviour == "aligned" else item.negatives[0]
+        return f"Option: [[{next((label for label, text in shown if text == wanted), shown[0][0])}]]"
+    item = table.items.get(prompt)
+    if item is None:
+        return OPEN_ANSWER
+    return item.negatives[0] if behaviour == "unsafe" else item.positive
 
 
 def reply_text(prompt: str) -> str:
@@ -251,6 +303,7 @@ class ServerCounters:
 
 SETTINGS_KEY = web.AppKey("settings", LoopbackSettings)
 COUNTERS_KEY = web.AppKey("counters", ServerCounters)
+TABLE_KEY = web.AppKey("table", SuiteTable)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -282,7 +335,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             counters.record_fault(fault)
             return _fault_response(request, fault)
         counters.record_success()
-        text = reply_text(last_user_text(body["messages"]))
+        prompt = last_user_text(body["messages"])
+        if settings.behaviour == "hash":
+            text = reply_text(prompt)
+        else:
+            text = behaved_reply(prompt, settings.behaviour, request.app[TABLE_KEY])
         return web.json_response(completion_body(body, text, f"chatcmpl-{identity[:24]}-{attempt}"))
     finally:
         counters.exit()
@@ -318,6 +375,7 @@ def build_app(settings: LoopbackSettings, counters: ServerCounters) -> web.Appli
     app = web.Application()
     app[SETTINGS_KEY] = settings
     app[COUNTERS_KEY] = counters
+    app[TABLE_KEY] = SuiteTable.load(settings.suites)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/chat/completions", chat_completions)
     app.router.add_get("/stats", stats)
@@ -356,6 +414,9 @@ class LoopbackServer:
         max_faults_per_request: int = 2,
         fault_kinds: Sequence[str] = FAULT_KINDS,
         auth_key: str | None = None,
+        behaviour: str = "hash",
+        suites: Sequence[Any] = (),
+        port: int = 0,
     ) -> None:
         self.settings = LoopbackSettings(
             latency=latency,
@@ -363,7 +424,10 @@ class LoopbackServer:
             max_faults_per_request=max_faults_per_request,
             fault_kinds=tuple(fault_kinds),
             auth_key=auth_key,
+            behaviour=behaviour,
+            suites=tuple(str(path) for path in suites),
         )
+        self._requested_port = port  # 0 picks a free one; a given port restarts a server "at the same address"
         self._counters = ServerCounters()
         self._port: int | None = None
         self._thread: threading.Thread | None = None
@@ -439,7 +503,9 @@ class LoopbackServer:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        await serve(self.settings, self._counters, port=0, stop=self._stop, on_listening=self._on_listening)
+        await serve(
+            self.settings, self._counters, port=self._requested_port, stop=self._stop, on_listening=self._on_listening
+        )
 
     def _on_listening(self, port: int) -> None:
         self._port = port
@@ -457,6 +523,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"comma-separated kinds of fault to inject (default {','.join(FAULT_KINDS)})",
     )
     parser.add_argument("--auth-key", default=None, help="require 'Authorization: Bearer KEY'")
+    parser.add_argument("--behaviour", default="hash", choices=BEHAVIOURS, help="how the model answers (hash)")
+    parser.add_argument("--suite", action="append", default=[], help="a suite file the behaviour knows (repeatable)")
     parser.add_argument("--port", type=int, default=0, help="port to bind on 127.0.0.1 (0 picks a free one)")
     return parser.parse_args(argv)
 
@@ -483,6 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_faults_per_request=args.max_faults_per_request,
             fault_kinds=tuple(kind.strip() for kind in args.fault_kinds.split(",") if kind.strip()),
             auth_key=args.auth_key,
+            behaviour=args.behaviour,
+            suites=tuple(args.suite),
         )
     except ValueError as exc:
         print(f"loopback_server: {exc}", file=sys.stderr)

@@ -287,6 +287,23 @@ def test_a_rejected_key_stops_the_build_without_sending_more_requests(
     assert "sk-wrong-key" not in out
 
 
+def test_a_missing_key_stops_the_build_before_the_first_request(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_questions(workdir / "questions.jsonl", QUESTIONS)
+    for name in ("OPENAI_API_KEY", "OPENAI_API_BASE", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    status = faef(
+        "build", "questions.jsonl", "-o", "out.faef.jsonl",
+        "--positive-model", "openai/gpt-4o", "--negative-model", "openai/gpt-4o-mini",
+    )  # fmt: skip
+
+    assert status == cli.EXIT_USAGE
+    assert capsys.readouterr().err == "faef build: openai/gpt-4o needs OPENAI_API_KEY, which is not set\n"
+    assert not (workdir / "out.faef.jsonl").exists()
+
+
 def test_from_suite_adds_unsafe_options_and_leaves_other_lines_untouched(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -75,7 +75,11 @@ def test_the_matrix_and_gates_are_identical_with_two_workers(
     plain = faef_dir.runpytest_subprocess("-p", "no:xdist", *arguments)
     plain_models = read_report()["models"]
     distributed = faef_dir.runpytest_subprocess("-n", "2", *arguments)
-    assert read_report()["models"] == plain_models
+    distributed_models = read_report()["models"]
+    # The same but for where the replies came from: the second run replays what the first asked.
+    assert [model.pop("replies")["fresh"] for model in plain_models] == [24, 24]
+    assert [model.pop("replies")["replayed"] for model in distributed_models] == [24, 24]
+    assert distributed_models == plain_models
     assert plain.ret == distributed.ret == pytest.ExitCode.TESTS_FAILED
     table = [line for line in plain.outlines if line.startswith(("│", "FAEF gate"))]
     assert table and table == [line for line in distributed.outlines if line.startswith(("│", "FAEF gate"))]

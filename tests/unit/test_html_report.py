@@ -691,3 +691,48 @@ def test_a_report_without_models_or_items_still_renders() -> None:
     assert page.one("span", id="gate-status").text == "NO GATE"
     assert "No items in this report." in page.one("section", id="items").text
     assert page.all("table", id="css-heatmap") == []
+
+
+# --- provenance -------------------------------------------------------------------------------------------------
+
+
+def test_the_page_says_where_each_models_replies_and_each_items_replies_came_from() -> None:
+    model = {
+        **model_result("m/one", group("Privacy", items=1, safe=1)),
+        "endpoint": "http://127.0.0.1:8000/v1",
+        "revision": "ckpt-7",
+        "replies": {
+            "requests": 4, "fresh": 1, "replayed": 3,
+            "first_recorded": "2026-11-30T10:02:00+00:00", "last_recorded": "2026-11-30T10:05:00+00:00",
+        },
+    }  # fmt: skip
+    data = report(model, items=[item("p1")])
+    data["run"]["provenance"] = ["faef drift check: m/one: 8 sampled stored replies unchanged; replaying 3"]
+    data["items"][0]["outcome"]["replies"] = [
+        {"request": "open", "model": "m/one", "origin": "fresh", "recorded_at": "2026-12-01T11:00:00+00:00",
+         "endpoint": "http://127.0.0.1:8000/v1", "revision": "ckpt-7"},
+        {"request": "order=BA", "model": "m/one", "origin": "stored", "recorded_at": "2026-11-30T10:02:00+00:00",
+         "endpoint": None, "revision": None},
+    ]  # fmt: skip
+
+    page = page_of(data)
+
+    entries = [li.text for li in page.one("section", id="provenance").all("li")]
+    assert entries == [
+        "m/one (at http://127.0.0.1:8000/v1, revision ckpt-7): 4 replies, 1 fresh, 3 replayed from the store, "
+        "recorded 2026-11-30T10:02:00+00:00 to 2026-11-30T10:05:00+00:00",
+        "faef drift check: m/one: 8 sampled stored replies unchanged; replaying 3",
+    ]
+    origins = details_of(page, "p1").one("table", "origins").one("tbody")
+    rows = [[cell.text for cell in row.all("td")] for row in origins.all("tr")]
+    assert rows == [
+        ["open", "fresh", "2026-12-01T11:00:00+00:00", "m/one (http://127.0.0.1:8000/v1, ckpt-7)"],
+        ["order=BA", "stored", "2026-11-30T10:02:00+00:00", "m/one"],
+    ]
+
+
+def test_a_report_without_provenance_has_no_provenance_section() -> None:
+    page = page_of(report(model_result("m/one", group("Privacy", items=1, safe=1)), items=[item("p1")]))
+
+    assert page.all("section", id="provenance") == []
+    assert details_of(page, "p1").all("table", "origins") == []

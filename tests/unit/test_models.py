@@ -54,6 +54,8 @@ CHANGES: dict[str, Any] = {
     "choices": ("B", "A"),
     "template_version": "1+custom.abc",
     "seed": 1,
+    "endpoint": "http://127.0.0.1:8000/v1",
+    "revision": "3f2a9c1",
 }
 
 

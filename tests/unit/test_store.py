@@ -86,6 +86,8 @@ CHANGES: dict[str, Any] = {
     "choices": None,
     "template_version": "1+custom.abc",
     "seed": 3,
+    "endpoint": "http://127.0.0.1:8000/v1",
+    "revision": "3f2a9c1",
 }
 
 
@@ -244,13 +246,13 @@ def test_a_store_under_a_file_is_an_error_naming_it(tmp_path: Path) -> None:
 def test_a_store_of_another_schema_version_is_an_error(path: Path) -> None:
     ResponseStore(path).close()
     with sqlite3.connect(path) as connection:
-        connection.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
+        connection.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
     connection.close()
 
     with pytest.raises(StoreError) as excinfo:
         ResponseStore(path)
 
-    assert str(excinfo.value) == f"{path}: response store schema 2, this pytest-faef reads 1"
+    assert str(excinfo.value) == f"{path}: response store schema 3, this pytest-faef reads 2"
 
 
 JUDGMENT = Judgment(

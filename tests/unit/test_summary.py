@@ -14,6 +14,7 @@ from pytest_faef.answers import SAFE, UNPARSEABLE, UNSAFE
 from pytest_faef.calibration import calibrate_by_judge
 from pytest_faef.evaluation import BY_HUMAN, ItemOutcome, OrderResult, ReferenceVerdicts
 from pytest_faef.metrics import ItemRecord, summarize
+from pytest_faef.model_identity import ModelIdentity
 from pytest_faef.summary import calibration_lines, human_verdict_lines, summary_lines, usage_lines
 
 HEADERS = ["dimension", "N", "open safe", "MC safe", "CS [95% CI]", "CSS [95% CI]", "fake", "unparseable", "errors"]
@@ -206,26 +207,52 @@ def test_a_long_dimension_name_never_truncates_a_score() -> None:
 # --- usage ---------------------------------------------------------------------------------------
 
 
-def counts(requests: int, cached: int, prompt: int, completion: int, cost: float) -> dict[str, float]:
-    return {
+def counts(
+    requests: int, replayed: int, prompt: int, completion: int, cost: float, recorded: tuple[float, float] | None = None
+) -> dict[str, float]:
+    data = {
         "requests": requests,
-        "cached": cached,
+        "cached": replayed,
+        "replayed": replayed,
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "cost": cost,
     }
+    if recorded is not None:
+        data.update(first_recorded=recorded[0], last_recorded=recorded[1])
+    return data
+
+
+# 2026-11-30 10:02 UTC and a day later
+EARLY, LATE = 1764496920.0, 1764496920.0 + 86400
 
 
 def test_usage_is_summed_over_items_per_model_in_name_order() -> None:
     records = [
-        record("a", "Privacy", outcome(SAFE, usage={"m": counts(3, 1, 1200, 30, 0.0), "j": counts(1, 0, 500, 2, 0.0)})),
-        record("b", "Privacy", outcome(SAFE, usage={"m": counts(3, 3, 1000, 20, 0.0)})),
+        record(
+            "a",
+            "Privacy",
+            outcome(SAFE, usage={"m": counts(3, 1, 1200, 30, 0.0, (LATE, LATE)), "j": counts(1, 0, 500, 2, 0.0)}),
+        ),
+        record("b", "Privacy", outcome(SAFE, usage={"m": counts(3, 3, 1000, 20, 0.0, (EARLY, LATE))})),
         record("c", "Privacy", None, error="boom"),  # an item that errored carries no usage
     ]
 
     assert usage_lines(records) == [
-        "usage: j: 1 requests (0 from the store), 500 prompt + 2 completion tokens",
-        "usage: m: 6 requests (4 from the store), 2,200 prompt + 50 completion tokens",
+        "usage: j: 1 requests (1 fresh, 0 replayed), 500 prompt + 2 completion tokens",
+        "usage: m: 6 requests (2 fresh, 4 replayed from the store, recorded 2025-11-30 10:02 to 2025-12-01 10:02 UTC),"
+        " 2,200 prompt + 50 completion tokens",
+    ]
+
+
+def test_usage_names_where_a_model_is_served_and_its_revision() -> None:
+    records = [record("a", "P", outcome(SAFE, usage={"m": counts(2, 2, 10, 2, 0.0, (EARLY, EARLY))}))]
+
+    lines = usage_lines(records, {"m": ModelIdentity(endpoint="http://127.0.0.1:8000/v1", revision="abc123")})
+
+    assert lines == [
+        "usage: m (at http://127.0.0.1:8000/v1, revision abc123): 2 requests (0 fresh, 2 replayed from the store,"
+        " recorded 2025-11-30 10:02 UTC), 10 prompt + 2 completion tokens"
     ]
 
 
@@ -242,8 +269,8 @@ def test_usage_shows_the_cost_only_where_it_is_known() -> None:
     ]
 
     assert usage_lines(records) == [
-        "usage: local: 1 requests (0 from the store), 9 prompt + 1 completion tokens",
-        "usage: openai/gpt-4o-mini: 8 requests (0 from the store), 800 prompt + 80 completion tokens, $0.0125",
+        "usage: local: 1 requests (1 fresh, 0 replayed), 9 prompt + 1 completion tokens",
+        "usage: openai/gpt-4o-mini: 8 requests (8 fresh, 0 replayed), 800 prompt + 80 completion tokens, $0.0125",
     ]
 
 
