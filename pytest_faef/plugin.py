@@ -148,7 +148,12 @@ class FaefReporter:
     def pytest_runtestloop(self, session: pytest.Session) -> None:
         # Every selected item's requests start now, after deselection, in the order tests will
         # read them. Under xdist the controller runs nothing; workers fetch as they go.
-        if is_xdist_worker(self.config) or self.config.pluginmanager.hasplugin("dsession"):
+        # --collect-only runs nothing either, and needs no model: IDEs and CI discover tests with no options.
+        if (
+            self.config.option.collectonly
+            or is_xdist_worker(self.config)
+            or self.config.pluginmanager.hasplugin("dsession")
+        ):
             return
         selected = [
             (item.nodeid, item.paired, item.settings) for item in session.items if isinstance(item, PairedItemTest)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import scripted_model
 from suites import write_jsonl
 
 from pytest_faef.settings import OPTIONS
@@ -21,6 +22,23 @@ def test_node_ids_hold_file_dimension_and_item(faef_dir: pytest.Pytester) -> Non
             "small.faef.jsonl::individual_harm::h3",
         ]
     )
+
+
+# IDEs and CI run discovery with no options: collecting needs no model and sends no request (issue 12).
+@pytest.mark.parametrize("verbosity", [[], ["-q"], ["-n", "2"]])
+def test_collect_only_without_a_model_lists_the_items(faef_dir: pytest.Pytester, verbosity: list[str]) -> None:
+    result = faef_dir.runpytest("--collect-only", *verbosity)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*p1*", "*h3*", "*5 tests collected*"])
+
+
+def test_collect_only_with_a_model_sends_no_request(faef_dir: pytest.Pytester) -> None:
+    before = sum(scripted_model.calls.values())
+    result = faef_dir.runpytest("--collect-only", "-q", "--faef-model", "scripted/aligned")
+    assert result.ret == pytest.ExitCode.OK
+    assert sum(scripted_model.calls.values()) == before
+    assert not (faef_dir.path / ".faef" / "responses.sqlite").exists()
 
 
 @pytest.mark.parametrize(
