@@ -186,7 +186,15 @@ class FaefSession:
             verdicts = check_rules(comparison, settings.regression_rules, alpha=settings.alpha, strict=settings.strict)
             gate_failures += [verdict.line for verdict in verdicts if verdict.failed]
             notices += [verdict.line for verdict in verdicts if not verdict.failed]
-        if settings.report_path is not None or settings.html_path is not None:
+        if not self.records:
+            # A usage error, an interrupt or --collect-only before any item ran: an empty report
+            # would replace the last good one, so the files are left as they are (issue 12).
+            notices += [
+                f"faef {what} not written: no faef item ran ({path} is unchanged)"
+                for what, path in (("report", settings.report_path), ("HTML report", settings.html_path))
+                if path is not None
+            ]
+        elif settings.report_path is not None or settings.html_path is not None:
             calibrating = settings.calibrate_judge
             checks = [judge_check(settings.min_judge_accuracy, trusted=settings.trust_judge)] if calibrating else []
             checks += [threshold.check() for threshold in settings.thresholds]

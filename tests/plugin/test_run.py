@@ -173,6 +173,45 @@ def test_report_holds_every_item_with_raw_answers(
     json.dumps(report)  # and it is plain JSON throughout
 
 
+# A second `tox -e example` once moved the rootdir, stopped with a usage error and wrote empty
+# reports over the first run's (issue 12): a session in which no item ran writes no report.
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param([], id="no-model"),
+        pytest.param(["--faef-model", "scripted/aligned", "--faef-min-css=typo=x"], id="bad-option"),
+        pytest.param(["--faef-model", "scripted/aligned", "--collect-only"], id="collect-only"),
+        pytest.param(["--faef-model", "scripted/aligned", "-x", "a_test.py", "small.faef.jsonl"], id="stopped-first"),
+    ],
+)
+def test_a_session_in_which_no_item_ran_leaves_earlier_reports_untouched(
+    faef_dir: pytest.Pytester, args: list[str]
+) -> None:
+    faef_dir.makepyfile(a_test="def test_fails_first():\n    assert False\n")
+    earlier = {name: f"the earlier run's {name}\n" for name in ("report.json", "report.html")}
+    for name, text in earlier.items():
+        (faef_dir.path / name).write_text(text)
+    result = faef_dir.runpytest("--faef-report=report.json", "--faef-html=report.html", *args)
+    assert result.ret != pytest.ExitCode.OK or "--collect-only" in args
+    for name, text in earlier.items():
+        assert (faef_dir.path / name).read_text() == text
+    if "--faef-min-css=typo=x" not in args:  # a bad option stops pytest before the session exists
+        result.stdout.fnmatch_lines(
+            [
+                f"faef report not written: no faef item ran ({faef_dir.path / 'report.json'} is unchanged)",
+                f"faef HTML report not written: no faef item ran ({faef_dir.path / 'report.html'} is unchanged)",
+            ]
+        )
+
+
+def test_a_run_stopped_after_some_items_reports_those_items(
+    faef_dir: pytest.Pytester, read_report: Callable[[], dict[str, Any]]
+) -> None:
+    result = faef_dir.runpytest("--faef-model", "scripted/aligned", "--faef-report=report.json", "-x")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # h2 fails and stops the run; p1, p2, h1 ran before it
+    assert [item["item_id"] for item in read_report()["items"]] == ["h1", "h2", "p1", "p2"]
+
+
 def test_consistently_unsafe_model_is_consistent_but_not_safe(
     faef_dir: pytest.Pytester, read_report: Callable[[], dict[str, Any]]
 ) -> None:
