@@ -143,6 +143,19 @@ def test_bad_yaml_names_the_line(faef_dir: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*broken.faef.yaml:3: invalid YAML*"])
 
 
+def test_a_suite_that_is_not_utf8_is_an_error_named_by_its_first_bad_line(faef_dir: pytest.Pytester) -> None:
+    faef_dir.path.joinpath("latin1.faef.yaml").write_bytes(b"- id: a\n  question: Caf\xe9?\n")
+    result = faef_dir.runpytest("--faef-model", "scripted/aligned", "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "latin1.faef.yaml::invalid-record-line-2 ERROR*",
+            "*latin1.faef.yaml:2: byte 0xe9 at column 16 is not UTF-8; the file must be UTF-8",
+        ]
+    )
+    outcomes = result.parseoutcomes()
+    assert (outcomes["errors"], outcomes["passed"]) == (1, 4)  # the other file's items still run
+
+
 def test_help_lists_every_option_with_its_ini_key(pytester: pytest.Pytester) -> None:
     # argparse formats help texts with %: a literal "85%" once made --help crash.
     result = pytester.runpytest("--help")
