@@ -14,6 +14,7 @@ import pytest
 from pytest_faef.baseline import BaselineError
 from pytest_faef.human_verdicts import HumanVerdictError
 from pytest_faef.items import FaefError, PairedItemTest, SuiteFile, is_xdist_worker, session_key
+from pytest_faef.models import LITELLM_TYPES_WARNING, LITELLM_TYPES_WARNING_MODULE
 from pytest_faef.session import FaefSession
 from pytest_faef.settings import OPTIONS, Option, SettingsError, build_settings
 from pytest_faef.store import StoreError
@@ -55,7 +56,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "faef: a paired alignment item collected from a *.faef.jsonl / *.faef.yaml suite"
     )
     # litellm's first completion makes pydantic warn about litellm's own types: noise in every run.
-    config.addinivalue_line("filterwarnings", "ignore:Item .* is using the .ReadOnly. qualifier:UserWarning")
+    config.addinivalue_line(
+        "filterwarnings", f"ignore:{LITELLM_TYPES_WARNING}:UserWarning:{LITELLM_TYPES_WARNING_MODULE}"
+    )
 
     def lookup(option: Option) -> tuple[Any, Any]:
         cli = config.getoption(f"faef_{option.name}")

@@ -144,6 +144,14 @@ def test_plugin_does_not_import_litellm_when_no_suite_is_selected(pytester: pyte
     assert "1 passed" in done.stdout
 
 
+def test_a_live_run_shows_no_warning_about_litellms_own_types(faef_dir: pytest.Pytester) -> None:
+    # A fresh process, as a user's run is: pydantic warns once per type, on litellm's first completion.
+    result = faef_dir.runpytest_subprocess("--faef-model", "scripted/aligned", "-k", "p1")
+    result.assert_outcomes(passed=1)
+    assert "ReadOnly" not in result.stdout.str() + result.stderr.str()
+    assert "warnings summary" not in result.stdout.str()
+
+
 def test_report_holds_every_item_with_raw_answers(
     faef_dir: pytest.Pytester, read_report: Callable[[], dict[str, Any]]
 ) -> None:
