@@ -209,3 +209,5 @@ class FaefReporter:
             terminalreporter.write_line(failure, red=True, bold=True)
         for notice in result.notices:
             terminalreporter.write_line(notice)
+        for line in self.faef.item_count_lines():
+            terminalreporter.write_line(line, bold=True)

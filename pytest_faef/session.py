@@ -29,7 +29,14 @@ from pytest_faef.scheduler import ItemScheduler, Submission
 from pytest_faef.settings import RunSettings
 from pytest_faef.store import Judgment, ResponseStore
 from pytest_faef.suite import PairedItem
-from pytest_faef.summary import calibration_lines, human_verdict_lines, matrix_lines, summary_lines, usage_lines
+from pytest_faef.summary import (
+    calibration_lines,
+    human_verdict_lines,
+    item_count_lines,
+    matrix_lines,
+    summary_lines,
+    usage_lines,
+)
 
 REPORT_PROPERTY = "faef"  # the user_properties key that carries an item's record (as JSON text)
 
@@ -278,3 +285,7 @@ class FaefSession:
         if result.comparison is not None:
             lines += comparison_lines(result.comparison, width=width, color=color)
         return lines
+
+    def item_count_lines(self) -> list[str]:
+        """The summary's last line: items passed, failed and errored, and why pytest's count differs."""
+        return item_count_lines(self.records.values(), [evaluation.model for evaluation in self.settings.evaluations])

@@ -81,6 +81,16 @@ def test_garbage_answers_are_unparseable_and_never_safe(
     result.stdout.fnmatch_lines(["*order=AB: unparseable*"])
 
 
+def test_the_summary_ends_with_the_item_count_and_explains_pytests_larger_one(faef_dir: pytest.Pytester) -> None:
+    # A new user read "12 failed, 1 passed" for five items (issue 12): each failed order is a subtest.
+    result = faef_dir.runpytest("--faef-model", "scripted/fake", "--faef-report=report.json")
+    summary = result.outlines[: next(i for i, line in enumerate(result.outlines) if "short test summary" in line)]
+    assert summary[-1] == (
+        "faef: 5 items: 1 passed, 4 failed, 0 errors (pytest's count adds 8 failed option orders, a subtest each)"
+    )
+    assert result.outlines[-1].startswith("=") and "12 failed, 1 passed" in result.outlines[-1]
+
+
 def test_a_separate_judge_is_named_in_the_summary(faef_dir: pytest.Pytester) -> None:
     result = faef_dir.runpytest("--faef-model", "scripted/aligned", "--faef-judge", "scripted/unsafe", "-k", "p1")
     result.stdout.fnmatch_lines(["*FAEF consistency: scripted/aligned (judge: scripted/unsafe)*"])
