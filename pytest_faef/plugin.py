@@ -14,7 +14,7 @@ import pytest
 from pytest_faef.baseline import BaselineError
 from pytest_faef.human_verdicts import HumanVerdictError
 from pytest_faef.items import FaefError, PairedItemTest, SuiteFile, is_xdist_worker, session_key
-from pytest_faef.models import MissingCredentials
+from pytest_faef.models import LITELLM_TYPES_WARNING, LITELLM_TYPES_WARNING_MODULE, MissingCredentials
 from pytest_faef.session import FaefSession
 from pytest_faef.settings import OPTIONS, Option, SettingsError, build_settings
 from pytest_faef.store import StoreError
@@ -56,7 +56,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "faef: a paired alignment item collected from a *.faef.jsonl / *.faef.yaml suite"
     )
     # litellm's first completion makes pydantic warn about litellm's own types: noise in every run.
-    config.addinivalue_line("filterwarnings", "ignore:Item .* is using the .ReadOnly. qualifier:UserWarning")
+    config.addinivalue_line(
+        "filterwarnings", f"ignore:{LITELLM_TYPES_WARNING}:UserWarning:{LITELLM_TYPES_WARNING_MODULE}"
+    )
 
     def lookup(option: Option) -> tuple[Any, Any]:
         cli = config.getoption(f"faef_{option.name}")
@@ -190,7 +192,12 @@ class FaefReporter:
     def pytest_runtestloop(self, session: pytest.Session) -> None:
         # Every selected item's requests start now, after deselection, in the order tests will
         # read them. Under xdist the controller runs nothing; workers fetch as they go.
-        if is_xdist_worker(self.config) or self.config.pluginmanager.hasplugin("dsession"):
+        # --collect-only runs nothing either, and needs no model: IDEs and CI discover tests with no options.
+        if (
+            self.config.option.collectonly
+            or is_xdist_worker(self.config)
+            or self.config.pluginmanager.hasplugin("dsession")
+        ):
             return
         selected = [
             (item.nodeid, item.paired, item.settings) for item in session.items if isinstance(item, PairedItemTest)
@@ -221,8 +228,6 @@ class FaefReporter:
         if is_xdist_worker(self.config):  # the controller gates and reports
             self.config.workeroutput["faef_drift"] = self.faef.drift_report()  # type: ignore[attr-defined]
             return
-        if session.exitstatus == pytest.ExitCode.USAGE_ERROR:  # a typo in a gate, no model: no report
-            return
         # A run cut short (-x, a rejected key, Ctrl-C) is no baseline: it would hide the items it skipped.
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(
             session.shouldstop or session.shouldfail
@@ -246,3 +251,5 @@ class FaefReporter:
             terminalreporter.write_line(failure, red=True, bold=True)
         for notice in result.notices:
             terminalreporter.write_line(notice)
+        for line in self.faef.item_count_lines():
+            terminalreporter.write_line(line, bold=True)

@@ -41,7 +41,14 @@ from pytest_faef.scheduler import ItemScheduler, Submission
 from pytest_faef.settings import RunSettings
 from pytest_faef.store import Judgment, ResponseStore
 from pytest_faef.suite import PairedItem, dimension_key
-from pytest_faef.summary import calibration_lines, human_verdict_lines, matrix_lines, summary_lines, usage_lines
+from pytest_faef.summary import (
+    calibration_lines,
+    human_verdict_lines,
+    item_count_lines,
+    matrix_lines,
+    summary_lines,
+    usage_lines,
+)
 
 REPORT_PROPERTY = "faef"  # the user_properties key that carries an item's record (as JSON text)
 
@@ -268,7 +275,15 @@ class FaefSession:
         checks, unchecked = self._gate_checks(summaries, calibrations, comparison)
         if self.records:  # a run without faef items (plain tests, with faef thresholds in the ini) says nothing
             notices += [f"FAEF gate, not checked: {line}" for line in unchecked]
-        if settings.report_path is not None or settings.html_path is not None:
+        if not self.records:
+            # A usage error, an interrupt or --collect-only before any item ran: an empty report
+            # would replace the last good one, so the files are left as they are (issue 12).
+            notices += [
+                f"faef {what} not written: no faef item ran ({path} is unchanged)"
+                for what, path in (("report", settings.report_path), ("HTML report", settings.html_path))
+                if path is not None
+            ]
+        elif settings.report_path is not None or settings.html_path is not None:
             calibrating = settings.calibrate_judge
             report = build_report(
                 self.records.values(),
@@ -411,3 +426,7 @@ class FaefSession:
         if result.comparison is not None:
             lines += comparison_lines(result.comparison, width=width, color=color)
         return lines
+
+    def item_count_lines(self) -> list[str]:
+        """The summary's last line: items passed, failed and errored, and why pytest's count differs."""
+        return item_count_lines(self.records.values(), [evaluation.model for evaluation in self.settings.evaluations])

@@ -99,12 +99,9 @@ def dimension_key(dimension: str) -> str:
 def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
     """Load a suite file; ``display_path`` is how errors name it (relative to the rootdir)."""
     shown = display_path or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return LoadedSuite(
-            items=(), errors=(SuiteError(path=shown, line=0, field=None, message=f"cannot read: {exc}"),)
-        )
+    text = _read_text(path, shown)
+    if isinstance(text, SuiteError):
+        return LoadedSuite(items=(), errors=(text,))
     if path.name.endswith(".faef.jsonl"):
         raw_records = list(_jsonl_records(text, shown))
     else:
@@ -153,6 +150,28 @@ def _raw_id(record: Mapping[str, Any]) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
     return str(value).strip() or None
+
+
+def _read_text(path: Path, shown: str) -> str | SuiteError:
+    """The file's text with universal newlines, or an error naming the first place that is not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return SuiteError(path=shown, line=0, field=None, message=f"cannot read: {exc}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # The codec names a byte offset; a person needs the line and column (issue 12).
+        line, column = text_position(data[: exc.start].decode("utf-8"))
+        message = f"byte 0x{data[exc.start]:02x} at column {column} is not UTF-8; the file must be UTF-8"
+        return SuiteError(path=shown, line=line, field=None, message=message)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def text_position(before: str) -> tuple[int, int]:
+    """(line, column), both from 1, of the character that follows ``before``, counting lines as the loader does."""
+    rows = (before.replace("\r\n", "\n") + "^").splitlines()
+    return len(rows), len(rows[-1])
 
 
 def parse_record(record: Mapping[str, Any], *, path: str, line: int) -> PairedItem | SuiteError:

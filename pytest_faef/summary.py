@@ -6,7 +6,8 @@ Returning lines (not printing) keeps it testable without a terminal; the plugin 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -210,3 +211,34 @@ def replay_span(usage: ModelUsage) -> str:
     if usage.first_recorded is None or usage.last_recorded is None:
         return ""
     return f" from the store, recorded {span(usage.first_recorded, usage.last_recorded)}"
+
+
+def item_count_lines(records: Iterable[ItemRecord], models: Sequence[str]) -> list[str]:
+    """The summary's last line: items passed, failed and errored; one line per model when there are several.
+
+    pytest's own count is larger when option orders fail: each order is a subtest, and each one that
+    fails is counted as a failure besides its item's (issue 12), so the line says how many.
+    """
+    counts: dict[str, Counter[str]] = {model: Counter() for model in models}
+    for record in records:
+        count = counts.setdefault(record.model, Counter())
+        outcome = record.outcome
+        if outcome is None:
+            count["errors"] += 1
+            continue
+        count["passed" if outcome.consistent_safe else "failed"] += 1
+        count["failed orders"] += sum(not order.safe for order in outcome.orders)
+    lines = []
+    for model, count in counts.items():
+        items = count["passed"] + count["failed"] + count["errors"]
+        if not items:
+            continue
+        named = f"{model}: " if len(counts) > 1 else ""
+        line = (
+            f"faef: {named}{items} {'item' if items == 1 else 'items'}: {count['passed']} passed, "
+            f"{count['failed']} failed, {count['errors']} {'error' if count['errors'] == 1 else 'errors'}"
+        )
+        if orders := count["failed orders"]:
+            line += f" (pytest's count adds {orders} failed option order{'' if orders == 1 else 's'}, a subtest each)"
+        lines.append(line)
+    return lines

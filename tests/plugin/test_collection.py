@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import scripted_model
 from suites import write_jsonl
 
 from pytest_faef.settings import OPTIONS
@@ -21,6 +22,23 @@ def test_node_ids_hold_file_dimension_and_item(faef_dir: pytest.Pytester) -> Non
             "small.faef.jsonl::individual_harm::h3",
         ]
     )
+
+
+# IDEs and CI run discovery with no options: collecting needs no model and sends no request (issue 12).
+@pytest.mark.parametrize("verbosity", [[], ["-q"], ["-n", "2"]])
+def test_collect_only_without_a_model_lists_the_items(faef_dir: pytest.Pytester, verbosity: list[str]) -> None:
+    result = faef_dir.runpytest("--collect-only", *verbosity)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*p1*", "*h3*", "*5 tests collected*"])
+
+
+def test_collect_only_with_a_model_sends_no_request(faef_dir: pytest.Pytester) -> None:
+    before = sum(scripted_model.calls.values())
+    result = faef_dir.runpytest("--collect-only", "-q", "--faef-model", "scripted/aligned")
+    assert result.ret == pytest.ExitCode.OK
+    assert sum(scripted_model.calls.values()) == before
+    assert not (faef_dir.path / ".faef" / "responses.sqlite").exists()
 
 
 @pytest.mark.parametrize(
@@ -163,6 +181,19 @@ def test_bad_yaml_names_the_line(faef_dir: pytest.Pytester) -> None:
     faef_dir.path.joinpath("broken.faef.yaml").write_text("- id: a\n  question: [unclosed\n")
     result = faef_dir.runpytest("--faef-model", "scripted/aligned", "-k", "broken or invalid")
     result.stdout.fnmatch_lines(["*broken.faef.yaml:3: invalid YAML*"])
+
+
+def test_a_suite_that_is_not_utf8_is_an_error_named_by_its_first_bad_line(faef_dir: pytest.Pytester) -> None:
+    faef_dir.path.joinpath("latin1.faef.yaml").write_bytes(b"- id: a\n  question: Caf\xe9?\n")
+    result = faef_dir.runpytest("--faef-model", "scripted/aligned", "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "latin1.faef.yaml::invalid-record-line-2 ERROR*",
+            "*latin1.faef.yaml:2: byte 0xe9 at column 16 is not UTF-8; the file must be UTF-8",
+        ]
+    )
+    outcomes = result.parseoutcomes()
+    assert (outcomes["errors"], outcomes["passed"]) == (1, 4)  # the other file's items still run
 
 
 def test_help_lists_every_option_with_its_ini_key(pytester: pytest.Pytester) -> None:

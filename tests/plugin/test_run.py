@@ -90,6 +90,16 @@ def test_garbage_answers_are_unparseable_and_never_safe(
     )
 
 
+def test_the_summary_ends_with_the_item_count_and_explains_pytests_larger_one(faef_dir: pytest.Pytester) -> None:
+    # A new user read "12 failed, 1 passed" for five items (issue 12): each failed order is a subtest.
+    result = faef_dir.runpytest("--faef-model", "scripted/fake", "--faef-report=report.json")
+    summary = result.outlines[: next(i for i, line in enumerate(result.outlines) if "short test summary" in line)]
+    assert summary[-1] == (
+        "faef: 5 items: 1 passed, 4 failed, 0 errors (pytest's count adds 8 failed option orders, a subtest each)"
+    )
+    assert result.outlines[-1].startswith("=") and "12 failed, 1 passed" in result.outlines[-1]
+
+
 def test_a_separate_judge_is_named_in_the_summary(faef_dir: pytest.Pytester) -> None:
     result = faef_dir.runpytest("--faef-model", "scripted/aligned", "--faef-judge", "scripted/unsafe", "-k", "p1")
     result.stdout.fnmatch_lines(["*FAEF consistency: scripted/aligned (judge: scripted/unsafe)*"])
@@ -153,6 +163,14 @@ def test_plugin_does_not_import_litellm_when_no_suite_is_selected(pytester: pyte
     assert "1 passed" in done.stdout
 
 
+def test_a_live_run_shows_no_warning_about_litellms_own_types(faef_dir: pytest.Pytester) -> None:
+    # A fresh process, as a user's run is: pydantic warns once per type, on litellm's first completion.
+    result = faef_dir.runpytest_subprocess("--faef-model", "scripted/aligned", "-k", "p1")
+    result.assert_outcomes(passed=1)
+    assert "ReadOnly" not in result.stdout.str() + result.stderr.str()
+    assert "warnings summary" not in result.stdout.str()
+
+
 def test_report_holds_every_item_with_raw_answers(
     faef_dir: pytest.Pytester, read_report: Callable[[], dict[str, Any]]
 ) -> None:
@@ -180,6 +198,45 @@ def test_report_holds_every_item_with_raw_answers(
     }
     assert [(order["order"], order["picked"]) for order in p1["outcome"]["orders"]] == [("AB", "A"), ("BA", "B")]
     json.dumps(report)  # and it is plain JSON throughout
+
+
+# A second `tox -e example` once moved the rootdir, stopped with a usage error and wrote empty
+# reports over the first run's (issue 12): a session in which no item ran writes no report.
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param([], id="no-model"),
+        pytest.param(["--faef-model", "scripted/aligned", "--faef-min-css=typo=x"], id="bad-option"),
+        pytest.param(["--faef-model", "scripted/aligned", "--collect-only"], id="collect-only"),
+        pytest.param(["--faef-model", "scripted/aligned", "-x", "a_test.py", "small.faef.jsonl"], id="stopped-first"),
+    ],
+)
+def test_a_session_in_which_no_item_ran_leaves_earlier_reports_untouched(
+    faef_dir: pytest.Pytester, args: list[str]
+) -> None:
+    faef_dir.makepyfile(a_test="def test_fails_first():\n    assert False\n")
+    earlier = {name: f"the earlier run's {name}\n" for name in ("report.json", "report.html")}
+    for name, text in earlier.items():
+        (faef_dir.path / name).write_text(text)
+    result = faef_dir.runpytest("--faef-report=report.json", "--faef-html=report.html", *args)
+    assert result.ret != pytest.ExitCode.OK or "--collect-only" in args
+    for name, text in earlier.items():
+        assert (faef_dir.path / name).read_text() == text
+    if "--faef-min-css=typo=x" not in args:  # a bad option stops pytest before the session exists
+        result.stdout.fnmatch_lines(
+            [
+                f"faef report not written: no faef item ran ({faef_dir.path / 'report.json'} is unchanged)",
+                f"faef HTML report not written: no faef item ran ({faef_dir.path / 'report.html'} is unchanged)",
+            ]
+        )
+
+
+def test_a_run_stopped_after_some_items_reports_those_items(
+    faef_dir: pytest.Pytester, read_report: Callable[[], dict[str, Any]]
+) -> None:
+    result = faef_dir.runpytest("--faef-model", "scripted/aligned", "--faef-report=report.json", "-x")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # h2 fails and stops the run; p1, p2, h1 ran before it
+    assert [item["item_id"] for item in read_report()["items"]] == ["h1", "h2", "p1", "p2"]
 
 
 def test_consistently_unsafe_model_is_consistent_but_not_safe(

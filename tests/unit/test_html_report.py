@@ -583,6 +583,16 @@ def test_each_items_summary_line_gives_the_node_id_and_the_verdict_pair() -> Non
     assert all("open" not in d.attrs for d in page.all("details"))
 
 
+@pytest.mark.parametrize(
+    ("items", "counts"), [(ITEMS, "1 passed, 4 failed, 1 error"), (ITEMS[:2], "1 passed, 1 failed, 0 errors")]
+)
+def test_the_items_section_counts_items_by_status_in_english(items: list[dict[str, Any]], counts: str) -> None:
+    page = page_of(report(model_result("m/one", group("Privacy", items=5, safe=1)), items=items))
+
+    intro = page.one("section", id="items").one("p", "muted").text
+    assert intro == f"{len(items)} items: {counts}. Click an item to see its answers."
+
+
 def test_an_expanded_item_shows_question_options_answers_and_every_order() -> None:
     page = page_of(report(model_result("m/one", group("Privacy", items=5, safe=1)), items=ITEMS))
     details = details_of(page, "p2")
@@ -595,7 +605,16 @@ def test_an_expanded_item_shows_question_options_answers_and_every_order() -> No
     assert details.one("div", "open-answer").text == "No; talk to them openly."
     assert details.one("div", "judge-answer").text == "[[safe]]"
     assert details.one("span", "open-verdict").text == "safe"
-    rows = [[cell.text for cell in row.all("td")] for row in details.one("table", "orders").one("tbody").all("tr")]
+    orders = details.one("table", "orders")
+    # "chose" and "picked" told a reader nothing about which was which (issue 12).
+    assert [cell.text for cell in orders.one("thead").all("th")] == [
+        "order",
+        "label chosen",
+        "suite option",
+        "result",
+        "reply",
+    ]
+    rows = [[cell.text for cell in row.all("td")] for row in orders.one("tbody").all("tr")]
     assert rows == [["AB", "A", "A", "safe", "Option: [[A]]"], ["BA", "A", "B", "UNSAFE", "Option: [[A]] because"]]
     unparseable = details_of(page, "p5").one("table", "orders").one("tbody").one("tr")
     assert [cell.text for cell in unparseable.all("td")] == ["AB", DASH, DASH, "unparseable", "Both, really."]

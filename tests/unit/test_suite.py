@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_faef.suite import PairedItem, SuiteError, dimension_key, is_suite_file, load_suite
+from pytest_faef.suite import PairedItem, SuiteError, dimension_key, is_suite_file, load_suite, text_position
 
 
 def record(**overrides: Any) -> dict[str, Any]:
@@ -358,14 +358,35 @@ def test_bad_records_do_not_drop_the_good_records_around_them(tmp_path: Path) ->
     assert [error.line for error in loaded.errors] == [2, 3, 5]
 
 
-def test_a_file_that_is_not_utf8_is_one_error(tmp_path: Path) -> None:
-    path = tmp_path / "suite.faef.jsonl"
-    path.write_bytes(b'{"id": "\xff"}\n')
+@pytest.mark.parametrize("name", ["suite.faef.jsonl", "suite.faef.yaml"])
+def test_a_file_that_is_not_utf8_is_one_error_naming_the_first_bad_line_and_column(tmp_path: Path, name: str) -> None:
+    # Latin-1 text: the codec's byte position told nobody where to look (issue 12).
+    path = tmp_path / name
+    path.write_bytes("# café is UTF-8 here\r\n".encode() + b'- id: "ok"\n  question: "Na\xefve?"\n')
 
     (error,) = load_suite(path, display_path="suite").errors
 
-    assert error.line == 0
-    assert str(error).startswith("suite: cannot read:")
+    assert str(error) == "suite:3: byte 0xef at column 16 is not UTF-8; the file must be UTF-8"
+    assert error.line == 3
+
+
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines splits on
+LINE_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=LINE_BREAKS))
+
+
+@given(
+    st.lists(LINE_TEXT, min_size=1, max_size=5),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+    st.sampled_from([b"\xff", b"\xe9", b"\xc3", b"\xed\xa0\x80"]),
+    LINE_TEXT,
+)
+def test_a_bad_byte_is_placed_by_line_and_by_characters_not_bytes(
+    lines: list[str], newline: str, bad: bytes, after: str
+) -> None:
+    data = newline.join(lines).encode() + bad + after.encode()
+    with pytest.raises(UnicodeDecodeError) as excinfo:
+        data.decode("utf-8")
+    assert text_position(data[: excinfo.value.start].decode("utf-8")) == (len(lines), len(lines[-1]) + 1)
 
 
 def test_suite_error_text_without_a_line_or_field() -> None:

@@ -15,7 +15,7 @@ from pytest_faef.calibration import calibrate_by_judge
 from pytest_faef.evaluation import BY_HUMAN, ItemOutcome, OrderResult, ReferenceVerdicts
 from pytest_faef.metrics import ItemRecord, summarize
 from pytest_faef.model_identity import ModelIdentity
-from pytest_faef.summary import calibration_lines, human_verdict_lines, summary_lines, usage_lines
+from pytest_faef.summary import calibration_lines, human_verdict_lines, item_count_lines, summary_lines, usage_lines
 
 HEADERS = ["dimension", "N", "open safe", "MC safe", "CS [95% CI]", "CSS [95% CI]", "fake", "unparseable", "errors"]
 SAFE_ORDER = OrderResult(order="AB", answer="Option: [[A]]", label="A", picked="A")
@@ -277,6 +277,32 @@ def test_usage_shows_the_cost_only_where_it_is_known() -> None:
 def test_no_usage_without_evaluated_items() -> None:
     assert usage_lines([record("c", "Privacy", None, error="boom")]) == []
     assert usage_lines([]) == []
+
+
+# --- the last line: items passed, failed and errored -------------------------------------------------
+
+
+def test_the_item_count_says_how_many_failed_orders_pytest_counts_besides_the_items() -> None:
+    # p2 and h1 fail: p2 through one unsafe order, h1 through one unparseable order (pytest: 4 failed).
+    assert item_count_lines(RECORDS, ["scripted/model"]) == [
+        "faef: 5 items: 1 passed, 2 failed, 2 errors (pytest's count adds 2 failed option orders, a subtest each)"
+    ]
+
+
+def test_the_item_count_is_singular_for_one_and_silent_about_orders_when_none_failed() -> None:
+    records = [RECORDS[0], record("x", "Privacy", outcome(UNSAFE, SAFE_ORDER)), RECORDS[3]]
+    assert item_count_lines(records[:1], ["scripted/model"]) == ["faef: 1 item: 1 passed, 0 failed, 0 errors"]
+    assert item_count_lines(records, ["scripted/model"]) == ["faef: 3 items: 1 passed, 1 failed, 1 error"]
+
+
+def test_the_item_count_has_a_line_per_model_when_there_are_several() -> None:
+    other = [dataclasses.replace(entry, model="other/model") for entry in RECORDS[:2]]
+    assert item_count_lines([*RECORDS[:1], *other], ["scripted/model", "other/model", "unused/model"]) == [
+        "faef: scripted/model: 1 item: 1 passed, 0 failed, 0 errors",
+        "faef: other/model: 2 items: 1 passed, 1 failed, 0 errors"
+        " (pytest's count adds 1 failed option order, a subtest each)",
+    ]
+    assert item_count_lines([], ["scripted/model"]) == []
 
 
 # --- judge calibration and human verdicts ----------------------------------------------------------

@@ -79,6 +79,21 @@ def test_every_kind_of_record_error_is_one_line_naming_file_line_and_field(
     ]
 
 
+def test_a_file_that_is_not_utf8_names_the_first_bad_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = json.dumps(record(id="p1"))
+    (tmp_path / "latin1.faef.jsonl").write_bytes(f"{good}\n{good[:-1]}, ".encode() + b'"notes": "caf\xe9"}\n')
+
+    assert faef_validate(capsys) == (
+        cli.EXIT_PROBLEMS,
+        [
+            f"latin1.faef.jsonl:2: byte 0xe9 at column {len(good) + 15} is not UTF-8; the file must be UTF-8",
+            "1 file, 0 items, 1 error",
+        ],
+    )
+
+
 def test_yaml_errors_name_the_line_of_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_yaml(
         tmp_path,
