@@ -8,7 +8,7 @@ import pytest
 import scripted_model
 from suites import write_jsonl
 
-from pytest_faef.settings import OPTIONS
+from pytest_faef.plugin.settings import OPTIONS
 
 
 def test_node_ids_hold_file_dimension_and_item(faef_dir: pytest.Pytester) -> None:

@@ -15,10 +15,11 @@ import pytest
 import scripted_model
 from loopback_server import LoopbackServer
 
-from pytest_faef.evaluation import EvaluationSettings, evaluate_item
-from pytest_faef.models import LiteLLMResponder, ModelReply, ModelRequest, RecordedResponder
-from pytest_faef.store import ResponseStore
-from pytest_faef.suite import load_suite
+from pytest_faef.calls.responders import LiteLLMResponder, RecordedResponder
+from pytest_faef.calls.store import ResponseStore
+from pytest_faef.core.evaluation import EvaluationSettings, evaluate_item
+from pytest_faef.core.requests import ModelReply, ModelRequest
+from pytest_faef.core.suite import load_suite
 
 MODEL = ["--faef-model", "openai/gpt-4o-mini"]
 

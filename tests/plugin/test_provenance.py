@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from loopback_server import LoopbackServer
 
-from pytest_faef import local_model
-from pytest_faef.evaluation import EvaluationSettings, open_request
-from pytest_faef.suite import load_suite
+from pytest_faef.calls import local_model
+from pytest_faef.core.evaluation import EvaluationSettings, open_request
+from pytest_faef.core.suite import load_suite
 
 MODEL = ["--faef-model", "openai/mock"]
 SAVE = "--faef-save-baseline=base"
