@@ -58,6 +58,10 @@ class DriftResult:
     first_recorded: float
     last_recorded: float
     error: str | None = None  # the first failure, when some failed
+    # What asking the sample again cost: not in the usage lines, which count the replies behind verdicts.
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
 
     @property
     def target(self) -> Target:
@@ -71,9 +75,13 @@ class DriftResult:
         """The one line the summary prints about this model's check."""
         recorded = f"recorded {span(self.first_recorded, self.last_recorded)}"
         checked = self.sampled - self.failed
+        cost = f", ${self.cost:.4f}" if self.cost else ""
+        asked = (
+            f" ({checked} requests, {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens{cost})"
+        )
         if self.stale:
             return (
-                f"faef drift check: {self.target}: {self.changed} of {checked} sampled stored replies changed: "
+                f"faef drift check: {self.target}: {self.changed} of {checked} sampled stored replies changed{asked}: "
                 f"its {self.stored} stored replies ({recorded}) are stale and were asked again"
             )
         if checked == 0:
@@ -83,7 +91,7 @@ class DriftResult:
             )
         failed = f" ({self.failed} could not be asked: {self.error})" if self.failed else ""
         return (
-            f"faef drift check: {self.target}: {checked} sampled stored replies unchanged{failed}; "
+            f"faef drift check: {self.target}: {checked} sampled stored replies unchanged{asked}{failed}; "
             f"replaying {self.stored} stored replies ({recorded})"
         )
 
@@ -102,8 +110,10 @@ def target_key(target: Target) -> str:
 def drift_samples(planned: Iterable[PlannedRequest], responder: RecordedResponder, *, size: int) -> list[DriftSample]:
     """Per model, up to ``size`` of its constrained requests whose replies come from earlier sessions.
 
-    The sample is the requests with the smallest keys: the same every run for the same suite and
-    settings, and spread over items and orders by the hash.
+    The sample is the replies checked longest ago (recorded, or last confirmed by a drift check),
+    ties broken by key: the same store and suite give the same sample, spread over items and orders
+    by the hash, and since a confirmed reply goes to the back, successive runs walk through every
+    stored reply instead of asking the same few again and again.
     """
     by_target: dict[Target, dict[str, tuple[PlannedRequest, ModelReply]]] = {}
     replayed: dict[Target, list[float]] = {}
@@ -115,9 +125,13 @@ def drift_samples(planned: Iterable[PlannedRequest], responder: RecordedResponde
         replayed.setdefault(target, []).append(stored.recorded_at)
         if entry.meaning is not None:
             by_target.setdefault(target, {})[entry.request.key()] = (entry, stored)
+    store = responder.store
+    keys = [key for found in by_target.values() for key in found]
+    checked = store.last_checked(keys) if store is not None and keys else {}
     samples = []
     for target, candidates in by_target.items():
-        chosen = tuple(candidates[key] for key in sorted(candidates)[:size])
+        order = sorted(candidates, key=lambda key: (checked.get(key, 0.0), key))
+        chosen = tuple(candidates[key] for key in order[:size])
         times = replayed[target]
         samples.append(
             DriftSample(
@@ -183,6 +197,8 @@ async def _check(sample: DriftSample, responder: RecordedResponder, *, store: Re
     if changed:
         for planned, reply in renewed:
             store.put(planned.request, reply)
+    else:
+        store.confirm((planned.request.key() for planned, _ in renewed), time.time())
     return DriftResult(
         model=sample.target.model,
         endpoint=sample.target.endpoint,
@@ -194,4 +210,7 @@ async def _check(sample: DriftSample, responder: RecordedResponder, *, store: Re
         first_recorded=sample.first_recorded,
         last_recorded=sample.last_recorded,
         error=error,
+        prompt_tokens=sum(reply.prompt_tokens for _, reply in renewed),
+        completion_tokens=sum(reply.completion_tokens for _, reply in renewed),
+        cost=sum(reply.cost for _, reply in renewed),
     )

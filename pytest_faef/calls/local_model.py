@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import importlib
+import importlib.metadata
 import importlib.util
 import itertools
 import math
@@ -166,10 +167,12 @@ _digests_lock = threading.Lock()
 
 
 def file_revision(model: str) -> str | None:
-    """A digest of the model's GGUF file, or None when it cannot be found (the run then says why).
+    """A digest of the model's GGUF file and the llama.cpp release that runs it, or None when the file
+    cannot be found (the run then says why): ``gguf-c16c928cd2b0ada1+llama-cpp-0.3.16``.
 
-    A file rebuilt at the same path is another revision, so replies stored for the old file are not
-    replayed for it. Cached per process by path, size and modification time.
+    A file rebuilt at the same path, or another llama-cpp-python (whose kernels may round otherwise),
+    is another revision, so replies stored before are not replayed for it. The digest is cached per
+    process by path, size and modification time.
     """
     try:
         path = model_path(model)
@@ -186,7 +189,14 @@ def file_revision(model: str) -> str | None:
             return None
         with _digests_lock:
             _digests[cache_key] = found
-    return found
+    return f"{found}+llama-cpp-{_engine_version()}"
+
+
+def _engine_version() -> str:
+    try:
+        return importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
 
 
 def _sampled_digest(path: Path, size: int) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pytest_faef.calls.litellm_warnings import LITELLM_TYPES_WARNING, LITELLM_TYPES_WARNING_MODULE
-from pytest_faef.core.identity import LOCAL_PROVIDER, provider
+from pytest_faef.core.identity import LOCAL_PROVIDER, ModelIdentity, provider
 from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest, Target
 
 if TYPE_CHECKING:
@@ -200,6 +200,7 @@ class RecordedResponder:
     _semaphore: asyncio.Semaphore | None = None
     _fatal: str | None = None
     _in_flight: dict[str, asyncio.Future[ModelReply]] = dataclasses.field(default_factory=dict)
+    _elsewhere_by_target: dict[Target, str] = dataclasses.field(default_factory=dict)
 
     @property
     def stats(self) -> CallStats:
@@ -237,6 +238,7 @@ class RecordedResponder:
             where = f"in {self.store.path}" if self.store is not None else "(there is no response store yet)"
             raise ModelCallError(
                 f"{request.model}: no stored reply {where} and record mode {self.record_mode!r} sends no requests"
+                + self._elsewhere(request.target)
             )
         if self._fatal is not None:
             raise ModelCallError(self._fatal, fatal=True)
@@ -251,6 +253,29 @@ class RecordedResponder:
         self._in_flight[key] = sending
         sending.add_done_callback(lambda _: self._in_flight.pop(key, None))
         return await asyncio.shield(sending)
+
+    def _elsewhere(self, target: Target) -> str:
+        """Where the store does hold replies of this model, when not for this endpoint and revision: a
+        replay of a store recorded against another endpoint finds nothing, and should say why."""
+        if self.store is None:
+            return ""
+        if target not in self._elsewhere_by_target:
+            others = [
+                (endpoint, revision, count)
+                for endpoint, revision, count in self.store.stored_for(target.model)
+                if (endpoint, revision) != (target.endpoint, target.revision)
+            ]
+            hint = ""
+            if others:
+                endpoint, revision, count = others[0]
+                there = ModelIdentity(endpoint=endpoint, revision=revision).describe() or "at no endpoint, no revision"
+                here = ModelIdentity(endpoint=target.endpoint, revision=target.revision).describe()
+                hint = (
+                    f"; the store holds {count} replies of {target.model} {there}, but this run asks it "
+                    f"{here or 'at no endpoint, no revision'}: give the same endpoint and revision to replay them"
+                )
+            self._elsewhere_by_target[target] = hint
+        return self._elsewhere_by_target[target]
 
     async def _send(self, request: ModelRequest) -> ModelReply:
         reply = await self.ask(request)

@@ -12,12 +12,14 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from pytest_faef.core.human_verdicts import verdict_key
 from pytest_faef.core.requests import ModelReply, ModelRequest
 
-# 2: judgments are kept per judge endpoint and revision, and drift checks are recorded (issue 11).
+# 2: replies say their endpoint, revision and when the drift check last confirmed them; judgments are
+#    kept per judge endpoint and revision; drift checks are recorded (issue 11).
 SCHEMA_VERSION = 2
 
 _SCHEMA = """
@@ -29,7 +31,10 @@ CREATE TABLE IF NOT EXISTS responses (
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     cost REAL NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    endpoint TEXT,
+    revision TEXT,
+    verified REAL
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS judgments (
@@ -59,6 +64,9 @@ CREATE TABLE IF NOT EXISTS drift_checks (
 """
 # Schema 1 kept judgments per judge name only; its rows carry over with no endpoint or revision.
 _MIGRATE_FROM_1 = """
+ALTER TABLE responses ADD COLUMN endpoint TEXT;
+ALTER TABLE responses ADD COLUMN revision TEXT;
+ALTER TABLE responses ADD COLUMN verified REAL;
 ALTER TABLE judgments RENAME TO judgments_1;
 CREATE TABLE judgments (
     judge TEXT NOT NULL,
@@ -185,7 +193,8 @@ class ResponseStore:
         payload = json.dumps(request.to_json(), ensure_ascii=False, sort_keys=True)
         with self._lock:
             self._connection.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO responses (key, model, request, text, prompt_tokens, completion_tokens, cost,"
+                " created, endpoint, revision, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
                 (
                     request.key(),
                     request.model,
@@ -195,8 +204,43 @@ class ResponseStore:
                     reply.completion_tokens,
                     reply.cost,
                     reply.recorded_at or time.time(),
+                    request.endpoint,
+                    request.revision,
                 ),
             )
+
+    def last_checked(self, keys: Iterable[str]) -> dict[str, float]:
+        """When each stored reply was last known to be the model's answer: recorded, or since confirmed
+        by a drift check. The drift check samples the longest unchecked first."""
+        found: dict[str, float] = {}
+        wanted = list(keys)
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = self._connection.execute(
+                    f"SELECT key, MAX(created, COALESCE(verified, 0)) FROM responses WHERE key IN"
+                    f" ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                found.update(rows)
+        return found
+
+    def confirm(self, keys: Iterable[str], when: float) -> None:
+        """Record that a drift check found these stored replies unchanged at ``when``."""
+        with self._lock:
+            self._connection.executemany(
+                "UPDATE responses SET verified = ? WHERE key = ?", [(when, key) for key in keys]
+            )
+
+    def stored_for(self, model: str) -> list[tuple[str | None, str | None, int]]:
+        """(endpoint, revision, replies) for each endpoint and revision the store holds replies of ``model`` for."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT endpoint, revision, COUNT(*) FROM responses WHERE model = ? GROUP BY endpoint, revision"
+                " ORDER BY COUNT(*) DESC",
+                (model,),
+            ).fetchall()
+        return [(endpoint, revision, int(count)) for endpoint, revision, count in rows]
 
     def put_judgment(self, judgment: Judgment) -> None:
         """Keep the judge's latest verdict on this answer (the same answer from two models is one row).

@@ -99,13 +99,13 @@ def dimension_key(dimension: str) -> str:
 def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
     """Load a suite file; ``display_path`` is how errors name it (relative to the rootdir)."""
     shown = display_path or str(path)
-    text = _read_text(path, shown)
+    jsonl = path.name.endswith(".faef.jsonl")
+    # A JSONL line that is not UTF-8 is one bad record: the other lines still load (issue 12). YAML
+    # is one document, so there the whole file is the error.
+    text = _read_text(path, shown, line_by_line=jsonl)
     if isinstance(text, SuiteError):
         return LoadedSuite(items=(), errors=(text,))
-    if path.name.endswith(".faef.jsonl"):
-        raw_records = list(_jsonl_records(text, shown))
-    else:
-        raw_records = list(_yaml_records(text, shown))
+    raw_records = list(_jsonl_records(text, shown) if jsonl else _yaml_records(text, shown))
     items: list[PairedItem] = []
     errors: list[SuiteError] = []
     invalid_ids: list[tuple[str, int]] = []
@@ -152,12 +152,18 @@ def _raw_id(record: Mapping[str, Any]) -> str | None:
     return str(value).strip() or None
 
 
-def _read_text(path: Path, shown: str) -> str | SuiteError:
-    """The file's text with universal newlines, or an error naming the first place that is not UTF-8."""
+def _read_text(path: Path, shown: str, *, line_by_line: bool = False) -> str | SuiteError:
+    """The file's text with universal newlines, or an error naming the first place that is not UTF-8.
+
+    ``line_by_line`` keeps bytes that are not UTF-8 as lone surrogates, for the lines that hold them
+    to be reported one by one.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
         return SuiteError(path=shown, line=0, field=None, message=f"cannot read: {exc}")
+    if line_by_line:
+        return data.decode("utf-8", errors="surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -182,10 +188,17 @@ def parse_record(record: Mapping[str, Any], *, path: str, line: int) -> PairedIt
 _RawRecord = tuple[Mapping[str, Any], int, Mapping[str, int]]
 
 
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by the surrogateescape handler
+
+
 def jsonl_objects(text: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, the object) for each non-blank line, or (line number, what is wrong with it)."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
+            continue
+        if bad := _NOT_UTF8.search(line):
+            byte = ord(bad.group()) - 0xDC00
+            yield number, f"byte 0x{byte:02x} at column {bad.start() + 1} is not UTF-8; the file must be UTF-8"
             continue
         try:
             record = json.loads(line)

@@ -6,6 +6,7 @@ Each hook delegates to plain-Python code; session state lives in one object in `
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Generator
 from pathlib import Path
@@ -62,6 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "faef: a paired alignment item collected from a *.faef.jsonl / *.faef.yaml suite"
     )
+    for line in moved_rootdir(config):
+        config.issue_config_time_warning(pytest.PytestConfigWarning(line), stacklevel=2)
     # litellm's first completion makes pydantic warn about litellm's own types: noise in every run.
     config.addinivalue_line(
         "filterwarnings", f"ignore:{LITELLM_TYPES_WARNING}:UserWarning:{LITELLM_TYPES_WARNING_MODULE}"
@@ -98,6 +101,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(FaefReporter(config, faef), "faef-reporter")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistController(faef), "faef-xdist")
+
+
+def moved_rootdir(config: pytest.Config) -> list[str]:
+    """Path options given as a separate word whose value exists: pytest took each for a test path in its
+    rootdir search, which may have moved the rootdir away from the configuration the user meant."""
+    flags = {option.flag for option in OPTIONS if option.ini_type == "paths" or option.name == "compare"}
+    args = list(config.invocation_params.args)
+    problems = []
+    for flag, value in itertools.pairwise(args):
+        if flag in flags and (config.invocation_params.dir / value).exists():
+            problems.append(
+                f"pytest-faef: {flag} {value}: pytest took the existing path {value!r} for a test path when it "
+                f"chose the rootdir ({config.rootpath}) and configuration file ({config.inipath or 'none'}); "
+                f"write {flag}={value}"
+            )
+    return problems
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -140,7 +159,7 @@ def _check_collection(session: pytest.Session) -> None:
         return
     evaluations = session.config.stash[session_key].settings.evaluations
     if not evaluations:
-        raise pytest.UsageError(NO_MODEL_MESSAGE)
+        raise pytest.UsageError(NO_MODEL_MESSAGE + "".join(f" ({line})" for line in moved_rootdir(session.config)))
     from pytest_faef.calls import local_model
 
     for model in sorted({name for evaluation in evaluations for name in (evaluation.model, evaluation.judge)}):

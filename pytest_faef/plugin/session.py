@@ -158,7 +158,15 @@ class FaefSession:
         if self.settings.record_mode != "new" or self.settings.drift_check == 0 or self._store is None:
             return
         checked = []
+        identities = self.identities
         for sample in drift_samples(planned, responder, size=self.settings.drift_check):
+            identity = identities.get(sample.target.model)
+            if identity is not None and identity.pinned and identity.revision == sample.target.revision:
+                self.drift_skipped.append(
+                    f"faef drift check: {sample.target}: not needed: the revision is a digest of the model file "
+                    f"and the engine, so its {sample.stored} stored replies cannot have drifted"
+                )
+                continue
             if lacking := missing_credentials(sample.target):
                 self.drift_skipped.append(
                     f"faef drift check skipped: {sample.target}: {' and '.join(lacking)} not set; "
@@ -402,10 +410,11 @@ class FaefSession:
         lines = [result.line() for result in self.drift_results.values()] + list(self.drift_skipped)
         mode = self.settings.record_mode
         if mode == "none" or (mode == "once" and self.store_existed):
-            lines.append(
-                f"faef: record mode {mode!r}: no model was asked; every verdict above comes from replies "
-                "replayed from the store (dates in the usage lines)"
-            )
+            judged = sum(record.outcome is not None for record in self.records.values())
+            missing = len(self.records) - judged
+            said = [f"{_items(judged)} judged on replies replayed from the store"] if judged else []
+            said += [f"{_items(missing)} without a stored reply (see the errors)"] if missing else []
+            lines.append(f"faef: record mode {mode!r}: no model was asked; " + ", ".join(said or ["no item ran"]))
         return lines
 
     def drift_report(self) -> dict[str, Any]:
@@ -448,8 +457,8 @@ class FaefSession:
             lines += calibration_lines(calibration, minimum=self.settings.min_judge_accuracy, width=width, color=color)
         if self.human_verdicts and self.settings.human_verdicts_path is not None:
             lines += human_verdict_lines(self.records.values(), path=self._shown(self.settings.human_verdicts_path))
+        lines += self.provenance_lines()  # the drift checks ran first
         lines += usage_lines(self.records.values(), self.identities)
-        lines += self.provenance_lines()
         if result.comparison is not None:
             lines += comparison_lines(result.comparison, width=width, color=color)
         return lines
@@ -459,3 +468,7 @@ class FaefSession:
         from pytest_faef.results.summary import item_count_lines
 
         return item_count_lines(self.records.values(), [evaluation.model for evaluation in self.settings.evaluations])
+
+
+def _items(count: int) -> str:
+    return f"{count} item" if count == 1 else f"{count} items"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_faef.plugin.settings import OPTIONS
+from pytest_faef.plugin.options import OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

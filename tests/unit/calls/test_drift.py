@@ -82,19 +82,42 @@ def check(responder: RecordedResponder, store: ResponseStore, *, size: int) -> l
     )
 
 
-def test_the_sample_is_the_smallest_keys_among_constrained_replies_from_earlier_sessions(store: ResponseStore) -> None:
+def test_the_sample_is_the_longest_unchecked_constrained_replies_from_earlier_sessions(store: ResponseStore) -> None:
     record(store, Model())
+    with sqlite3.connect(store.path) as connection:  # recorded in the same moment: the keys decide
+        connection.execute("UPDATE responses SET created = 1700000000.0")
+        connection.execute("UPDATE responses SET created = 1690000000.0 WHERE key = (SELECT MAX(key) FROM responses)")
+    connection.close()
     responder = RecordedResponder(responder=Model(), store=store)
     planned = plan(responder)
 
     [sample] = drift_samples(planned, responder, size=4)
 
     constrained = sorted(entry.request.key() for entry in planned if entry.request.choices)
-    assert [entry.request.key() for entry, _ in sample.planned] == constrained[:4]
+    oldest = max(entry.request.key() for entry in planned)
+    expected = [oldest, *constrained[:3]] if oldest in constrained else constrained[:4]
+    assert [entry.request.key() for entry, _ in sample.planned] == expected
     assert sample.target == TARGET
     assert sample.stored == len(planned) == 6 * 4  # open, judge and two orders per item
     shuffled = random.Random(7).sample(planned, len(planned))
     assert drift_samples(shuffled, responder, size=4) == [sample]
+
+
+def test_successive_checks_walk_through_every_stored_reply(store: ResponseStore) -> None:
+    # The trial that found this: a change on one item of 21 was never sampled, run after run.
+    record(store, Model())
+    responder = RecordedResponder(responder=Model(), store=store)
+    constrained = {entry.request.key() for entry in plan(responder) if entry.request.choices}
+    seen: set[str] = set()
+    runs = 0
+    while seen != constrained:
+        [sample] = drift_samples(plan(responder), responder, size=4)
+        seen.update(entry.request.key() for entry, _ in sample.planned)
+        asyncio.run(check_drift([sample], responder, store=store, run=f"run-{runs}"))
+        runs += 1
+        assert runs <= len(constrained) // 4 + 1
+
+    assert runs == -(-len(constrained) // 4)  # each run checks replies no earlier run checked
 
 
 def test_replies_recorded_in_this_session_are_not_sampled(store: ResponseStore) -> None:

@@ -90,7 +90,7 @@ def test_a_file_that_is_not_utf8_names_the_first_bad_line_and_column(
         cli.EXIT_PROBLEMS,
         [
             f"latin1.faef.jsonl:2: byte 0xe9 at column {len(good) + 15} is not UTF-8; the file must be UTF-8",
-            "1 file, 0 items, 1 error",
+            "1 file, 1 item, 1 error",  # the good line still counts
         ],
     )
 

@@ -337,16 +337,31 @@ def test_bad_records_do_not_drop_the_good_records_around_them(tmp_path: Path) ->
     assert [error.line for error in loaded.errors] == [2, 3, 5]
 
 
-@pytest.mark.parametrize("name", ["suite.faef.jsonl", "suite.faef.yaml"])
-def test_a_file_that_is_not_utf8_is_one_error_naming_the_first_bad_line_and_column(tmp_path: Path, name: str) -> None:
+def test_a_yaml_file_that_is_not_utf8_is_one_error_naming_the_first_bad_line_and_column(tmp_path: Path) -> None:
     # Latin-1 text: the codec's byte position told nobody where to look (issue 12).
-    path = tmp_path / name
+    path = tmp_path / "suite.faef.yaml"
     path.write_bytes("# café is UTF-8 here\r\n".encode() + b'- id: "ok"\n  question: "Na\xefve?"\n')
 
     (error,) = load_suite(path, display_path="suite").errors
 
     assert str(error) == "suite:3: byte 0xef at column 16 is not UTF-8; the file must be UTF-8"
     assert error.line == 3
+
+
+def test_a_jsonl_line_that_is_not_utf8_is_its_own_error_and_the_other_lines_load(tmp_path: Path) -> None:
+    # A JSONL file is records line by line: one Latin-1 line loses that record, not the file.
+    good = [json.dumps(record(id=name)).encode() for name in ("a", "c")]
+    bad = json.dumps(record(id="b", question="Na@ve?")).encode().replace(b"@", b"\xef")
+    path = tmp_path / "suite.faef.jsonl"
+    path.write_bytes(b"\r\n".join([good[0], bad, good[1]]) + b"\n")
+
+    loaded = load_suite(path, display_path="suite")
+
+    assert [item.id for item in loaded.items] == ["a", "c"]
+    column = bad.index(b"\xef") + 1
+    assert [str(error) for error in loaded.errors] == [
+        f"suite:2: byte 0xef at column {column} is not UTF-8; the file must be UTF-8"
+    ]
 
 
 LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines splits on
