@@ -147,8 +147,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def _check_collection(session: pytest.Session) -> None:
     """Usage errors only collection can reveal: a gate naming no collected dimension, no model, no store."""
-    from pytest_faef.calls.responders import MissingCredentials
-    from pytest_faef.calls.store import StoreError
     from pytest_faef.plugin.items import PairedItemTest, session_key
 
     faef = session.config.stash[session_key]
@@ -170,6 +168,9 @@ def _check_collection(session: pytest.Session) -> None:
                 raise pytest.UsageError(f"pytest-faef: {exc}") from None
     if session.config.pluginmanager.hasplugin("dsession"):
         return  # an xdist controller runs no items; its workers open the store
+    from pytest_faef.calls.responders import MissingCredentials
+    from pytest_faef.calls.store import StoreError
+
     try:
         faef.open_store()
         faef.prepare([(item.nodeid, item.paired, item.settings) for item in selected])
@@ -275,6 +276,8 @@ class FaefReporter:
         self.faef.close()
         if is_xdist_worker(self.config):  # the controller gates and reports
             self.config.workeroutput["faef_drift"] = self.faef.drift_report()  # type: ignore[attr-defined]
+            return
+        if self.faef.idle:  # a run of the project's own tests: nothing to say, nothing to import
             return
         # A run cut short (-x, a rejected key, Ctrl-C) is no baseline: it would hide the items it skipped.
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(

@@ -74,6 +74,17 @@ class FaefSession:
     _store: ResponseStore | None = None
     _store_opened: bool = False
 
+    @property
+    def idle(self) -> bool:
+        """Whether this session had nothing of ours: no suite file, no item, no file asked for at the end.
+
+        A project runs its own tests with the plugin installed many times a day; such a session ends
+        without importing the results layer or printing a word (issue 13).
+        """
+        settings = self.settings
+        asked = (settings.report_path, settings.html_path, settings.save_baseline)
+        return not self.records and not self.suite_files and all(path is None for path in asked)
+
     def collected_suite(self, dimensions: Iterable[str]) -> None:
         """A suite file was collected; ``dimensions`` are all of its dimensions, as written."""
         self.suite_files += 1

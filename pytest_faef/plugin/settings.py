@@ -196,7 +196,11 @@ def _identities(models: Sequence[str], judge: str | None, revision_values: list[
             f"{source}: {unknown[0]!r} is neither a model under test nor the judge "
             f"(they are: {', '.join(dict.fromkeys(named)) or 'none configured'})"
         )
-    from pytest_faef.calls.local_model import file_revision
+
+    def file_revision(model: str) -> str | None:  # only local models have a file: import what reads it for them
+        from pytest_faef.calls import local_model
+
+        return local_model.file_revision(model)
 
     return {
         name: identity.resolve(name, revisions=revisions, file_revision=file_revision) for name in dict.fromkeys(named)
