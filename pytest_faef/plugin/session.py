@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_faef.core.evaluation import BY_JUDGE, EvaluationSettings, ItemOutcome
 from pytest_faef.core.human_verdicts import HumanVerdict, load_human_verdicts, verdict_key
 from pytest_faef.core.identity import ModelIdentity
-from pytest_faef.core.metrics import ConsistencyReport, ItemRecord
+from pytest_faef.core.metrics import ItemRecord
 from pytest_faef.core.suite import PairedItem, dimension_key
 
 # Model calls and results are imported where they are needed, not here: a pytest run that selects
@@ -33,21 +33,9 @@ if TYPE_CHECKING:
     from pytest_faef.core.requests import Target
     from pytest_faef.plugin.settings import RunSettings
     from pytest_faef.results.baseline import Baseline
-    from pytest_faef.results.calibration import JudgeCalibration
-    from pytest_faef.results.comparison import Comparison
+    from pytest_faef.results.run import RunDescription, RunResult
 
 REPORT_PROPERTY = "faef"  # the user_properties key that carries an item's record (as JSON text)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SessionResult:
-    """What the finished session says: computed once, read by the terminal summary."""
-
-    summaries: dict[str, ConsistencyReport]
-    comparison: Comparison | None
-    gate_failures: list[str]  # an untrusted judge, thresholds, significant regressions: each fails the run
-    notices: list[str]  # a judge trusted anyway, regressions within noise, files written, a baseline not saved
-    calibrations: dict[str, JudgeCalibration] = dataclasses.field(default_factory=dict)  # by judge
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -69,7 +57,7 @@ class FaefSession:
     # Every dimension of every suite file collected in this process, by id form, before -k deselects any.
     suite_dimensions: dict[str, str] = dataclasses.field(default_factory=dict)
     suite_files: int = 0
-    result: SessionResult | None = None
+    result: RunResult | None = None
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
     _store_opened: bool = False
@@ -262,48 +250,16 @@ class FaefSession:
                 record = ItemRecord.from_json(json.loads(value))
                 self.records[record.nodeid] = record
 
-    def finish(self, *, interrupted: bool = False) -> SessionResult:
+    def finish(self, *, interrupted: bool = False) -> RunResult:
         """Compute the summaries, comparison and gate once, and write the report, HTML and baseline."""
-        from pytest_faef.core.files import write_json_atomically, write_text_atomically
-        from pytest_faef.core.metrics import summarize_by_model
-        from pytest_faef.results.calibration import calibrate_by_judge, judge_gate_lines
-        from pytest_faef.results.comparison import check_rules, compare
-        from pytest_faef.results.gate import failed_thresholds
-        from pytest_faef.results.report import build_report
+        from pytest_faef.results.run import judge_run, run_report, write_reports
 
         settings = self.settings
-        summaries = summarize_by_model(self.records.values(), [evaluation.model for evaluation in settings.evaluations])
-        several = len(summaries) > 1
-        calibrations = calibrate_by_judge(self.records.values())
-        gate_failures: list[str] = []
-        notices: list[str] = []
-        for calibration in calibrations.values():
-            failures, warnings = judge_gate_lines(
-                calibration, settings.min_judge_accuracy, trusted=settings.trust_judge
-            )
-            gate_failures += failures
-            notices += warnings
-        gate_failures += [
-            line
-            for model, summary in summaries.items()
-            for line in failed_thresholds(summary, settings.thresholds, model=model if several else None)
-        ]
-        comparison = None
-        if self.baseline is not None and self.records:
-            comparison = compare(
-                self.baseline,
-                self.records.values(),
-                template_version=self._template_version,
-                permutations=self._permutations,
-                identities=self.identities,
-            )
-            verdicts = check_rules(comparison, settings.regression_rules, alpha=settings.alpha, strict=settings.strict)
-            gate_failures += [verdict.line for verdict in verdicts if verdict.failed]
-            notices += [verdict.line for verdict in verdicts if not verdict.failed]
-        checks, unchecked = self._gate_checks(summaries, calibrations, comparison)
-        if self.records:  # a run without faef items (plain tests, with faef thresholds in the ini) says nothing
-            notices += [f"FAEF gate, not checked: {line}" for line in unchecked]
-        if not self.records:
+        records = list(self.records.values())
+        run = self.run_description
+        result = judge_run(records, run, settings.gate, baseline=self.baseline)
+        notices = list(result.notices)
+        if not records:
             # A usage error, an interrupt or --collect-only before any item ran: an empty report
             # would replace the last good one, so the files are left as they are (issue 12).
             notices += [
@@ -312,109 +268,44 @@ class FaefSession:
                 if path is not None
             ]
         elif settings.report_path is not None or settings.html_path is not None:
-            calibrating = settings.calibrate_judge
-            report = build_report(
-                self.records.values(),
-                summaries,
-                settings.evaluations,
-                gate_failures=gate_failures,
-                gate_checks=checks,
-                gate_unchecked=unchecked,
-                comparison=comparison,
-                calibrations=list(calibrations.values()) if calibrating else None,
-                min_judge_accuracy=settings.min_judge_accuracy,
-                trust_judge=settings.trust_judge,
-                record_mode=settings.record_mode,
-                drift=self.provenance_lines(),
-            )
-            if settings.report_path is not None:
-                write_json_atomically(settings.report_path, report)
-                notices.append(f"faef report written to {settings.report_path}")
-            if settings.html_path is not None:
-                from pytest_faef.results.html_report import render_html
-
-                write_text_atomically(settings.html_path, render_html(report))
-                notices.append(f"faef HTML report written to {settings.html_path}")
+            report = run_report(records, result, run, settings.gate)
+            notices += write_reports(report, json_path=settings.report_path, html_path=settings.html_path)
         if settings.save_baseline is not None:
-            notices.append(self._save_baseline(settings.save_baseline, summaries, interrupted=interrupted))
-        self.result = SessionResult(
-            summaries=summaries,
-            comparison=comparison,
-            gate_failures=gate_failures,
-            notices=notices,
-            calibrations=calibrations,
-        )
+            notices.append(self._save_baseline(settings.save_baseline, records, result, interrupted=interrupted))
+        self.result = dataclasses.replace(result, notices=notices)
         return self.result
 
-    def _gate_checks(
-        self,
-        summaries: dict[str, ConsistencyReport],
-        calibrations: dict[str, JudgeCalibration],
-        comparison: Comparison | None,
-    ) -> tuple[list[str], list[str]]:
-        """What the gate checked, and what it could not: a dimension deselected with -k, items that all errored."""
-        from pytest_faef.results.calibration import judge_check
-        from pytest_faef.results.comparison import unchecked_rule
-        from pytest_faef.results.gate import unchecked_threshold
-
-        settings = self.settings
-        checks: list[str] = []
-        unchecked: list[str] = []
-        if settings.calibrate_judge:
-            check = judge_check(settings.min_judge_accuracy, trusted=settings.trust_judge)
-            if calibrations:
-                checks.append(check)
-            else:
-                unchecked.append(f"{check} (no item's options reached the judge)")
-        for threshold in settings.thresholds:
-            reason = unchecked_threshold(summaries.values(), threshold)
-            (unchecked if reason else checks).append(reason or threshold.check())
-        for rule in settings.regression_rules:
-            reason = unchecked_rule(comparison, rule)
-            (unchecked if reason else checks).append(reason or rule.check())
-        return checks, unchecked
-
-    def _save_baseline(self, path: Path, summaries: dict[str, ConsistencyReport], *, interrupted: bool) -> str:
-        from pytest_faef.core.files import write_json_atomically
-        from pytest_faef.results.baseline import build_baseline, git_state
+    def _save_baseline(self, path: Path, records: list[ItemRecord], result: RunResult, *, interrupted: bool) -> str:
+        from pytest_faef.results.baseline import git_state
+        from pytest_faef.results.run import save_baseline
 
         if interrupted:
             return f"faef baseline not saved: the run was interrupted ({path} is unchanged)"
-        if not self.records:
+        if not records:
             return f"faef baseline not saved: no faef items ran ({path} is unchanged)"
-        data = build_baseline(
-            self.records.values(),
-            summaries,
-            name=path.stem,
-            template_version=self._template_version,
-            permutations=self._permutations,
-            git=git_state(self.rootdir),
-            identities=self.identities,
-        )
-        write_json_atomically(path, data)
-        items = sum(len(model["items"]) for model in data["models"].values())
-        return f"faef baseline {path.stem!r} saved to {path} ({items} item verdicts)"
+        return save_baseline(path, records, result, self.run_description, git=git_state(self.rootdir))
 
     def _shown(self, path: Path) -> str:
         """A path as the user would write it: relative to the rootdir when under it."""
         return path.relative_to(self.rootdir).as_posix() if path.is_relative_to(self.rootdir) else str(path)
 
     @property
-    def _template_version(self) -> str:
-        return self.settings.evaluations[0].templates.version if self.settings.evaluations else ""
+    def run_description(self) -> RunDescription:
+        """The run as the results layer sees it: its models and judges, and where its replies came from."""
+        from pytest_faef.results.run import RunDescription
 
-    @property
-    def _permutations(self) -> str:
-        return self.settings.evaluations[0].permutations if self.settings.evaluations else ""
+        return RunDescription(
+            evaluations=self.settings.evaluations,
+            record_mode=self.settings.record_mode,
+            provenance=tuple(self.provenance_lines()),
+        )
 
     @property
     def identities(self) -> dict[str, ModelIdentity]:
         """Each model's and judge's endpoint and revision, by name."""
-        identities = {}
-        for evaluation in self.settings.evaluations:
-            identities[evaluation.model] = evaluation.model_identity
-            identities[evaluation.judge] = evaluation.judge_identity
-        return identities
+        from pytest_faef.results.run import RunDescription
+
+        return RunDescription(evaluations=self.settings.evaluations).identities
 
     def provenance_lines(self) -> list[str]:
         """Where this run's replies came from, beyond the usage lines: drift checks, and replay-only modes."""
@@ -444,35 +335,20 @@ class FaefSession:
         self.drift_skipped += [line for line in data["skipped"] if line not in self.drift_skipped]
 
     def summary_lines(self, *, width: int, color: bool) -> list[str]:
-        from pytest_faef.results.summary import (
-            calibration_lines,
-            comparison_lines,
-            human_verdict_lines,
-            matrix_lines,
-            summary_lines,
-            usage_lines,
-        )
+        from pytest_faef.results.run import summary_text
 
-        result = self.result
-        if result is None or not result.summaries:
+        if self.result is None:
             return []
-        judges = {evaluation.model: evaluation.judge for evaluation in self.settings.evaluations}
-        lines: list[str] = []
-        for model, summary in result.summaries.items():
-            lines += summary_lines(summary, model=model, judge=judges.get(model, model), width=width, color=color)
-        if len(result.summaries) > 1:
-            explicit = {judge for model, judge in judges.items() if judge != model}
-            judge = next(iter(explicit)) if len(explicit) == 1 else None
-            lines += matrix_lines(result.summaries, judge=judge, width=width, color=color)
-        for calibration in result.calibrations.values():
-            lines += calibration_lines(calibration, minimum=self.settings.min_judge_accuracy, width=width, color=color)
-        if self.human_verdicts and self.settings.human_verdicts_path is not None:
-            lines += human_verdict_lines(self.records.values(), path=self._shown(self.settings.human_verdicts_path))
-        lines += self.provenance_lines()  # the drift checks ran first
-        lines += usage_lines(self.records.values(), self.identities)
-        if result.comparison is not None:
-            lines += comparison_lines(result.comparison, width=width, color=color)
-        return lines
+        verdicts = self.settings.human_verdicts_path
+        return summary_text(
+            list(self.records.values()),
+            self.result,
+            self.run_description,
+            self.settings.gate,
+            width=width,
+            color=color,
+            human_verdicts_file=self._shown(verdicts) if self.human_verdicts and verdicts is not None else None,
+        )
 
     def item_count_lines(self) -> list[str]:
         """The summary's last line: items passed, failed and errored, and why pytest's count differs."""

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES
 from pytest_faef.core import identity
@@ -24,6 +24,9 @@ from pytest_faef.plugin.options import DEFAULT_MIN_JUDGE_ACCURACY, OPTIONS, Opti
 from pytest_faef.results.baseline import BaselineError, baseline_path
 from pytest_faef.results.comparison import RegressionRule, RuleError, parse_regression_rules
 from pytest_faef.results.gate import Threshold, ThresholdError, parse_share, parse_threshold
+
+if TYPE_CHECKING:
+    from pytest_faef.results.run import GateSettings
 
 
 class SettingsError(ValueError):
@@ -54,6 +57,21 @@ class RunSettings:
     @property
     def calibrate_judge(self) -> bool:
         return any(evaluation.calibrate_judge for evaluation in self.evaluations)
+
+    @property
+    def gate(self) -> GateSettings:
+        """What can fail the run once its items have verdicts, as the results layer takes it."""
+        from pytest_faef.results.run import GateSettings
+
+        return GateSettings(
+            thresholds=self.thresholds,
+            regression_rules=self.regression_rules,
+            alpha=self.alpha,
+            strict=self.strict,
+            calibrate_judge=self.calibrate_judge,
+            min_judge_accuracy=self.min_judge_accuracy,
+            trust_judge=self.trust_judge,
+        )
 
     def unknown_dimensions(self, dimensions: Iterable[str]) -> list[str]:
         """One line per threshold or regression rule naming a dimension that none of ``dimensions`` is.
