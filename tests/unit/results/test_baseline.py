@@ -12,9 +12,19 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from records import (
+    CONSISTENTLY_SAFE,
+    CONSISTENTLY_UNSAFE,
+    FAKE,
+    MODEL,
+    OPEN_ANSWER,
+    SAFE_ORDER_REVERSED,
+    UNPARSEABLE_ORDER,
+    outcome,
+    record,
+)
 
-from pytest_faef.core.answers import SAFE, UNPARSEABLE, UNSAFE
-from pytest_faef.core.evaluation import ItemOutcome, OrderResult
+from pytest_faef.core.answers import UNPARSEABLE
 from pytest_faef.core.files import write_json_atomically
 from pytest_faef.core.metrics import ItemRecord, summarize_by_model
 from pytest_faef.results.baseline import (
@@ -28,64 +38,16 @@ from pytest_faef.results.baseline import (
     saved_names,
 )
 
-MODEL = "scripted/model"
+JUDGE = "judge/model"
 CREATED = datetime.datetime(2025, 3, 4, 5, 6, 7, tzinfo=datetime.timezone.utc)
-OPEN_ANSWER = "Here is my carefully worded open answer about reading texts"
-
-
-def order(letters: str, picked: str | None) -> OrderResult:
-    return OrderResult(
-        order=letters,
-        answer=f"I pick option {picked} for order {letters}, raw reply text",
-        label=None if picked is None else "AB"[letters.index(picked)],
-        picked=picked,
-    )
-
-
-def outcome(verdict: str, *orders: OrderResult) -> ItemOutcome:
-    return ItemOutcome(
-        open_answer=OPEN_ANSWER,
-        judge_answer=f"The answer is {verdict}, judge reply",
-        open_verdict=verdict,
-        orders=orders,
-    )
-
-
-def record(
-    item_id: str,
-    dimension: str,
-    result: ItemOutcome | None,
-    *,
-    model: str = MODEL,
-    error: str | None = None,
-) -> ItemRecord:
-    key = f"suite.faef.jsonl::{dimension.lower()}::{item_id}"
-    return ItemRecord(
-        nodeid=key if model == MODEL else f"{key}[{model}]",
-        item_key=key,
-        item_id=item_id,
-        dimension=dimension,
-        model=model,
-        judge="judge/model",
-        content_hash=f"hash-{item_id}",
-        question=f"The question of {item_id}?",
-        options=("the safe option", "the unsafe option"),
-        outcome=result,
-        error=error,
-    )
-
-
-CONSISTENTLY_SAFE = outcome(SAFE, order("AB", "A"), order("BA", "A"))
-FAKE = outcome(SAFE, order("AB", "A"), order("BA", "B"))
-CONSISTENTLY_UNSAFE = outcome(UNSAFE, order("AB", "B"), order("BA", "B"))
-UNPARSEABLE_OPEN = outcome(UNPARSEABLE, order("AB", None), order("BA", "A"))  # neither safe: consistent
+UNPARSEABLE_OPEN = outcome(UNPARSEABLE, UNPARSEABLE_ORDER, SAFE_ORDER_REVERSED)  # neither safe: consistent
 
 RECORDS = [
-    record("p2", "Privacy", FAKE),
-    record("p1", "Privacy", CONSISTENTLY_SAFE),
-    record("h1", "Harm", CONSISTENTLY_UNSAFE),
-    record("h2", "Harm", UNPARSEABLE_OPEN),
-    record("h3", "Harm", None, error="scripted/model: Timeout after 4 attempts"),
+    record("p2", "Privacy", FAKE, judge=JUDGE),
+    record("p1", "Privacy", CONSISTENTLY_SAFE, judge=JUDGE),
+    record("h1", "Harm", CONSISTENTLY_UNSAFE, judge=JUDGE),
+    record("h2", "Harm", UNPARSEABLE_OPEN, judge=JUDGE),
+    record("h3", "Harm", None, judge=JUDGE, error="scripted/model: Timeout after 4 attempts"),
 ]
 
 
@@ -121,7 +83,7 @@ def test_a_saved_baseline_reads_back_with_every_verdict(tmp_path: Path) -> None:
     assert (baseline.git_commit, baseline.git_dirty) == ("0123456789abcdef0123456789abcdef01234567", True)
     assert (baseline.template_version, baseline.permutations) == ("1", "auto")
     assert list(baseline.models) == [MODEL]
-    assert baseline.models[MODEL].judge == "judge/model"
+    assert baseline.models[MODEL].judge == JUDGE
     assert dict(baseline.models[MODEL].items) == {
         "suite.faef.jsonl::privacy::p1": BaselineItem(
             dimension="Privacy", content_hash="hash-p1", consistent=True, consistent_safe=True
@@ -198,7 +160,9 @@ def test_the_same_records_in_any_order_give_the_same_file_text(records: list[Ite
 
 
 def test_several_models_in_any_order_save_the_same_models_text() -> None:
-    records = [record("p1", "Privacy", CONSISTENTLY_SAFE, model=model) for model in ("a/one", "b/two")]
+    records = [
+        record("p1", "Privacy", CONSISTENTLY_SAFE, model=model, several_models=True) for model in ("a/one", "b/two")
+    ]
 
     # Only the models part: the document's "name" differs with the order too, for the bug above.
     assert json.dumps(document(records)["models"], indent=2) == json.dumps(document(records[::-1])["models"], indent=2)
@@ -206,10 +170,15 @@ def test_several_models_in_any_order_save_the_same_models_text() -> None:
 
 def test_no_raw_answer_reaches_the_document() -> None:
     text = json.dumps(document(RECORDS))
+    replies = {
+        reply
+        for entry in RECORDS
+        if entry.outcome is not None
+        for reply in (entry.outcome.open_answer, entry.outcome.judge_answer, *(o.answer for o in entry.outcome.orders))
+    }
 
-    assert OPEN_ANSWER not in text
-    assert "judge reply" not in text
-    assert "raw reply text" not in text
+    assert {OPEN_ANSWER, "[[unsafe]]", "Option: [[B]]", "It depends."} <= replies
+    assert [reply for reply in replies if reply in text] == []
 
 
 # --- errors that name the file and the field -----------------------------------------------------

@@ -8,10 +8,10 @@ from fractions import Fraction
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from records import calibrated, record
 
 from pytest_faef.core.answers import SAFE, UNPARSEABLE, UNSAFE
-from pytest_faef.core.evaluation import ItemOutcome, OrderResult, ReferenceVerdicts
-from pytest_faef.core.metrics import ItemRecord, Rate
+from pytest_faef.core.metrics import Rate
 from pytest_faef.results.calibration import (
     JudgeAccuracy,
     JudgeCalibration,
@@ -23,44 +23,15 @@ from pytest_faef.results.calibration import (
 JUDGE = "openai/gpt-4o"
 
 
-def record(
-    item_id: str,
-    dimension: str,
-    safe: tuple[str, ...],
-    unsafe: tuple[str, ...],
-    *,
-    model: str = "model-a",
-    judge: str = JUDGE,
-    several: bool = False,
-) -> ItemRecord:
-    outcome = ItemOutcome(
-        open_answer="No.",
-        judge_answer="safe",
-        open_verdict=SAFE,
-        orders=(OrderResult(order="AB", answer="A", label="A", picked="A"),),
-        calibration=ReferenceVerdicts(safe=safe, unsafe=unsafe),
-    )
-    item_key = f"suite.faef.jsonl::{dimension.lower()}::{item_id}"
-    return ItemRecord(
-        nodeid=f"{item_key}[{model}]" if several else item_key,
-        item_key=item_key,
-        item_id=item_id,
-        dimension=dimension,
-        model=model,
-        judge=judge,
-        outcome=outcome,
-    )
-
-
 def accuracy(calibration: JudgeCalibration, dimension: str) -> JudgeAccuracy:
     return next(group for group in (*calibration.dimensions, calibration.overall) if group.dimension == dimension)
 
 
 def test_accuracy_on_safe_and_unsafe_references_per_dimension_and_overall() -> None:
     records = [
-        record("p1", "Privacy", (SAFE,), (UNSAFE,)),
-        record("p2", "Privacy", (UNSAFE,), (UNSAFE, SAFE)),
-        record("h1", "Individual Harm", (SAFE,), (UNSAFE, UNSAFE, UNSAFE)),
+        record("p1", "Privacy", calibrated((SAFE,), (UNSAFE,)), judge=JUDGE),
+        record("p2", "Privacy", calibrated((UNSAFE,), (UNSAFE, SAFE)), judge=JUDGE),
+        record("h1", "Individual Harm", calibrated((SAFE,), (UNSAFE, UNSAFE, UNSAFE)), judge=JUDGE),
     ]
 
     (calibration,) = calibrate_by_judge(records).values()
@@ -76,7 +47,9 @@ def test_accuracy_on_safe_and_unsafe_references_per_dimension_and_overall() -> N
 
 
 def test_an_unparseable_verdict_is_wrong_on_either_side() -> None:
-    (calibration,) = calibrate_by_judge([record("p1", "Privacy", (UNPARSEABLE,), (UNPARSEABLE,))]).values()
+    (calibration,) = calibrate_by_judge(
+        [record("p1", "Privacy", calibrated((UNPARSEABLE,), (UNPARSEABLE,)), judge=JUDGE)]
+    ).values()
 
     assert (calibration.overall.safe.count, calibration.overall.unsafe.count) == (0, 0)
     assert calibration.overall.balanced == 0.0
@@ -85,8 +58,8 @@ def test_an_unparseable_verdict_is_wrong_on_either_side() -> None:
 def test_an_item_run_for_several_models_counts_once_per_judge() -> None:
     # The second model's record disagrees (a first run may send the same request twice): the first
     # node id speaks for the item, whatever order the reports arrived in.
-    first = record("p1", "Privacy", (SAFE,), (UNSAFE,), model="model-a", several=True)
-    second = record("p1", "Privacy", (UNSAFE,), (SAFE,), model="model-b", several=True)
+    first = record("p1", "Privacy", calibrated((SAFE,), (UNSAFE,)), model="model-a", judge=JUDGE, several_models=True)
+    second = record("p1", "Privacy", calibrated((UNSAFE,), (SAFE,)), model="model-b", judge=JUDGE, several_models=True)
 
     for records in ([first, second], [second, first]):
         (calibration,) = calibrate_by_judge(records).values()
@@ -100,8 +73,8 @@ def test_an_item_run_for_several_models_counts_once_per_judge() -> None:
 def test_each_judge_is_calibrated_on_its_own() -> None:
     # Self-judged models: each model is its own judge, and each judge gets its own table.
     records = [
-        record("p1", "Privacy", (SAFE,), (UNSAFE,), model="model-b", judge="model-b", several=True),
-        record("p1", "Privacy", (SAFE,), (SAFE,), model="model-a", judge="model-a", several=True),
+        record("p1", "Privacy", calibrated((SAFE,), (UNSAFE,)), model="model-b", several_models=True),
+        record("p1", "Privacy", calibrated((SAFE,), (SAFE,)), model="model-a", several_models=True),
     ]
 
     calibrations = calibrate_by_judge(records)
@@ -112,7 +85,7 @@ def test_each_judge_is_calibrated_on_its_own() -> None:
 
 
 def test_records_without_calibration_or_without_an_outcome_are_left_out() -> None:
-    plain = record("p1", "Privacy", (SAFE,), (UNSAFE,))
+    plain = record("p1", "Privacy", calibrated((SAFE,), (UNSAFE,)), judge=JUDGE)
     assert plain.outcome is not None
     uncalibrated = dataclasses.replace(plain, outcome=dataclasses.replace(plain.outcome, calibration=None))
     errored = dataclasses.replace(plain, item_key="other", outcome=None, error="boom")
@@ -135,7 +108,8 @@ def test_dimensions_add_up_to_overall_and_balanced_accuracy_is_the_mean(
     items: list[tuple[str, str, list[str]]],
 ) -> None:
     records = [
-        record(f"i{index}", dimension, (safe,), tuple(unsafe)) for index, (dimension, safe, unsafe) in enumerate(items)
+        record(f"i{index}", dimension, calibrated((safe,), unsafe), judge=JUDGE)
+        for index, (dimension, safe, unsafe) in enumerate(items)
     ]
 
     (calibration,) = calibrate_by_judge(records).values()

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from records import CONSISTENTLY_SAFE, CONSISTENTLY_UNSAFE, FAKE, MODEL, SAFE_ORDER, nodeid, outcome, record
 
-from pytest_faef.core.answers import SAFE, UNSAFE
-from pytest_faef.core.evaluation import ItemOutcome, OrderResult
+from pytest_faef.core.answers import UNSAFE
 from pytest_faef.core.metrics import ItemRecord
 from pytest_faef.core.suite import dimension_key
 from pytest_faef.results.baseline import Baseline, BaselineItem, BaselineModel
@@ -30,7 +30,6 @@ from pytest_faef.results.comparison import (
 from pytest_faef.results.summary import comparison_lines
 
 SOURCE = "--faef-compare-fail / faef_compare_fail"
-MODEL = "scripted/model"
 BASELINE_PATH = Path("/srv/project/.faef/baselines/nightly.json")
 
 
@@ -141,41 +140,6 @@ def test_well_formed_rules_parse_back_to_their_parts(
 
 # --- building runs and baselines -----------------------------------------------------------------
 
-SAFE_ORDER = OrderResult(order="AB", answer="Option: [[A]]", label="A", picked="A")
-UNSAFE_ORDER = OrderResult(order="BA", answer="Option: [[A]]", label="A", picked="B")
-
-
-def outcome(verdict: str, order: OrderResult) -> ItemOutcome:
-    return ItemOutcome(open_answer="...", judge_answer=verdict, open_verdict=verdict, orders=(order,))
-
-
-CONSISTENTLY_SAFE = outcome(SAFE, SAFE_ORDER)  # consistent and safe
-FAKE = outcome(SAFE, UNSAFE_ORDER)  # neither consistent nor safe
-CONSISTENTLY_UNSAFE = outcome(UNSAFE, UNSAFE_ORDER)  # consistent, not safe
-
-
-def record(
-    item_id: str,
-    dimension: str,
-    result: ItemOutcome | None,
-    *,
-    model: str = MODEL,
-    judge: str | None = None,
-    content_hash: str | None = None,
-) -> ItemRecord:
-    key = f"suite.faef.jsonl::{dimension_key(dimension)}::{item_id}"
-    return ItemRecord(
-        nodeid=key if model == MODEL else f"{key}[{model}]",
-        item_key=key,
-        item_id=item_id,
-        dimension=dimension,
-        model=model,
-        judge=judge or model,
-        content_hash=content_hash or f"hash-{item_id}",
-        outcome=result,
-        error=None if result else "scripted/model: Timeout after 4 attempts",
-    )
-
 
 def baseline(
     runs: dict[str, Sequence[ItemRecord]],
@@ -214,10 +178,6 @@ def baseline(
 
 def same_settings(saved: Baseline, records: Sequence[ItemRecord]) -> Comparison:
     return compare(saved, records, template_version="1", permutations="auto")
-
-
-def nodeid(item_id: str, dimension: str = "Privacy") -> str:
-    return f"suite.faef.jsonl::{dimension_key(dimension)}::{item_id}"
 
 
 # A run against its baseline with one item of every kind.
@@ -309,7 +269,8 @@ def test_a_different_judge_template_and_option_orders_are_noted() -> None:
 
 def test_one_model_is_compared_with_the_baselines_only_model_whatever_their_names() -> None:
     before = [record("p1", "Privacy", CONSISTENTLY_SAFE, model="vendor/model-v1")]
-    now = [record("p1", "Privacy", FAKE, model="vendor/model-v2", judge="vendor/model-v1")]
+    # A node id unlike the item key: the comparison lists this run's node ids.
+    now = [record("p1", "Privacy", FAKE, model="vendor/model-v2", judge="vendor/model-v1", several_models=True)]
 
     comparison = same_settings(baseline({"vendor/model-v1": before}), now)
 
@@ -335,7 +296,10 @@ def test_a_model_missing_from_a_baseline_of_several_is_noted_and_not_compared() 
 
 def test_with_several_models_now_only_the_models_in_the_baseline_are_compared() -> None:
     saved = baseline({"a/one": [record("p1", "Privacy", CONSISTENTLY_SAFE, model="a/one")]})
-    now = [record("p1", "Privacy", FAKE, model="a/one"), record("p1", "Privacy", FAKE, model="c/three")]
+    now = [
+        record("p1", "Privacy", FAKE, model="a/one", several_models=True),
+        record("p1", "Privacy", FAKE, model="c/three", several_models=True),
+    ]
 
     comparison = same_settings(saved, now)
 
@@ -397,7 +361,13 @@ def run_pair(
 
     def records(flags: Sequence[bool]) -> list[ItemRecord]:
         return [
-            record(f"i{index:02d}", dimension, CONSISTENTLY_SAFE if safe else FAKE, model=model)
+            record(
+                f"i{index:02d}",
+                dimension,
+                CONSISTENTLY_SAFE if safe else FAKE,
+                model=model,
+                several_models=model != MODEL,  # another model runs beside it
+            )
             for index, safe in enumerate(flags)
         ]
 
@@ -555,8 +525,8 @@ def test_a_rule_that_nothing_could_check_says_why() -> None:
     other = same_settings(
         saved,
         [
-            record("p1", "Privacy", CONSISTENTLY_SAFE, model="b/one"),
-            record("p1", "Privacy", CONSISTENTLY_SAFE, model="b/two"),
+            record("p1", "Privacy", CONSISTENTLY_SAFE, model="b/one", several_models=True),
+            record("p1", "Privacy", CONSISTENTLY_SAFE, model="b/two", several_models=True),
         ],
     )
     assert unchecked("css:-0", other) == (

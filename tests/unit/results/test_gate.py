@@ -5,10 +5,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from records import CONSISTENTLY_SAFE, CONSISTENTLY_UNSAFE, FAKE, record
 
-from pytest_faef.core.answers import SAFE, UNSAFE
-from pytest_faef.core.evaluation import ItemOutcome, OrderResult
-from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, summarize
+from pytest_faef.core.metrics import ConsistencyReport, summarize
 from pytest_faef.results.gate import (
     Threshold,
     ThresholdError,
@@ -102,44 +101,18 @@ def test_describe() -> None:
     assert Threshold(metric="cs", minimum=0.9, dimension="privacy").describe() == "privacy CS"
 
 
-def outcome(*, open_safe: bool, choice_safe: bool) -> ItemOutcome:
-    picked = "A" if choice_safe else "B"
-    order = OrderResult(order="AB", answer=f"[[{picked}]]", label=picked, picked=picked)
-    return ItemOutcome(open_answer="...", judge_answer="", open_verdict=SAFE if open_safe else UNSAFE, orders=(order,))
-
-
-def record(item_id: str, dimension: str, *, open_safe: bool = True, choice_safe: bool = True) -> ItemRecord:
-    return ItemRecord(
-        nodeid=item_id,
-        item_key=item_id,
-        item_id=item_id,
-        model="scripted/model",
-        judge="scripted/model",
-        dimension=dimension,
-        outcome=outcome(open_safe=open_safe, choice_safe=choice_safe),
-    )
-
-
 @pytest.fixture
 def report() -> ConsistencyReport:
     # Privacy: CS 2/4, CSS 1/4 (one consistent safe, two fake, one consistently unsafe).
     # Individual Harm: CS 1/1, CSS 1/1. Overall: CS 3/5, CSS 2/5. Fairness: only an error.
     return summarize(
         [
-            record("p1", "Privacy"),
-            record("p2", "Privacy", choice_safe=False),
-            record("p3", "Privacy", choice_safe=False),
-            record("p4", "Privacy", open_safe=False, choice_safe=False),
-            record("h1", "Individual Harm"),
-            ItemRecord(
-                nodeid="f1",
-                item_key="f1",
-                item_id="f1",
-                dimension="Fairness",
-                model="scripted/model",
-                judge="scripted/model",
-                error="Timeout",
-            ),
+            record("p1", "Privacy", CONSISTENTLY_SAFE),
+            record("p2", "Privacy", FAKE),
+            record("p3", "Privacy", FAKE),
+            record("p4", "Privacy", CONSISTENTLY_UNSAFE),
+            record("h1", "Individual Harm", CONSISTENTLY_SAFE),
+            record("f1", "Fairness", None, error="Timeout"),
         ]
     )
 
@@ -189,7 +162,7 @@ def test_an_empty_run_fails_no_overall_threshold() -> None:
 
 
 def test_a_threshold_nothing_could_check_says_why(report: ConsistencyReport) -> None:
-    other = summarize([record("h9", "Individual Harm")])
+    other = summarize([record("h9", "Individual Harm", CONSISTENTLY_SAFE)])
 
     assert unchecked_threshold([report], threshold("css", "privacy=0.9")) is None
     assert unchecked_threshold([report], threshold("cs", "0.9")) is None

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-from pytest_faef.core.answers import SAFE, UNSAFE
-from pytest_faef.core.evaluation import ItemOutcome, OrderResult
-from pytest_faef.core.metrics import ItemRecord, summarize, summarize_by_model
+from records import CONSISTENTLY_SAFE, CONSISTENTLY_UNSAFE, FAKE, record
+
+from pytest_faef.core.metrics import summarize, summarize_by_model
 from pytest_faef.results.summary import matrix_lines
 
-SAFE_ORDER = OrderResult(order="AB", answer="Option: [[A]]", label="A", picked="A")
-UNSAFE_ORDER = OrderResult(order="BA", answer="Option: [[A]]", label="A", picked="B")
-CONSISTENTLY_SAFE = ItemOutcome(open_answer="...", judge_answer=SAFE, open_verdict=SAFE, orders=(SAFE_ORDER,))
-FAKE = ItemOutcome(open_answer="...", judge_answer=SAFE, open_verdict=SAFE, orders=(UNSAFE_ORDER,))
-CONSISTENTLY_UNSAFE = ItemOutcome(open_answer="...", judge_answer=UNSAFE, open_verdict=UNSAFE, orders=(UNSAFE_ORDER,))
-
-
-def record(model: str, item_id: str, dimension: str, result: ItemOutcome | None) -> ItemRecord:
-    return ItemRecord(
-        nodeid=f"s.faef.jsonl::{item_id}[{model}]",
-        item_key=f"s.faef.jsonl::{item_id}",
-        item_id=item_id,
-        dimension=dimension,
-        model=model,
-        judge=model,
-        outcome=result,
-        error=None if result else f"{model}: Timeout after 4 attempts",
-    )
-
-
 RECORDS = [
-    record("a/big", "p1", "Privacy", CONSISTENTLY_SAFE),
-    record("a/big", "p2", "Privacy", FAKE),
-    record("a/big", "h1", "Individual Harm", CONSISTENTLY_UNSAFE),
-    record("a/big", "h2", "Individual Harm", None),
-    record("b/small", "p1", "Privacy", FAKE),
-    record("b/small", "f1", "fairness", CONSISTENTLY_SAFE),
-    record("b/small", "f2", "fairness", CONSISTENTLY_SAFE),
-    record("b/small", "m1", "Misinformation", None),
+    record("p1", "Privacy", CONSISTENTLY_SAFE, model="a/big", several_models=True),
+    record("p2", "Privacy", FAKE, model="a/big", several_models=True),
+    record("h1", "Individual Harm", CONSISTENTLY_UNSAFE, model="a/big", several_models=True),
+    record("h2", "Individual Harm", None, model="a/big", several_models=True),
+    record("p1", "Privacy", FAKE, model="b/small", several_models=True),
+    record("f1", "fairness", CONSISTENTLY_SAFE, model="b/small", several_models=True),
+    record("f2", "fairness", CONSISTENTLY_SAFE, model="b/small", several_models=True),
+    record("m1", "Misinformation", None, model="b/small", several_models=True),
 ]
 
 
@@ -91,7 +71,11 @@ def test_the_title_names_the_shared_judge_or_says_each_model_judged_itself() -> 
 
 
 def test_names_that_look_like_markup_are_shown_as_written() -> None:
-    reports = {"[bold]x[/bold]": summarize([record("[bold]x[/bold]", "p1", "[red]Privacy", CONSISTENTLY_SAFE)])}
+    reports = {
+        "[bold]x[/bold]": summarize(
+            [record("p1", "[red]Privacy", CONSISTENTLY_SAFE, model="[bold]x[/bold]", several_models=True)]
+        )
+    }
 
     header, rows = table(matrix_lines(reports, judge=None))
 
@@ -108,8 +92,8 @@ def test_plain_text_has_no_escape_codes_and_colour_has_some() -> None:
 
 def test_one_column_per_dimension_however_each_model_spelled_it() -> None:
     records = [
-        record("a/big", "p1", "Privacy", CONSISTENTLY_SAFE),
-        record("b/small", "p1", "privacy", FAKE),
+        record("p1", "Privacy", CONSISTENTLY_SAFE, model="a/big", several_models=True),
+        record("p1", "privacy", FAKE, model="b/small", several_models=True),
     ]
 
     header, rows = table(matrix_lines(summarize_by_model(records), judge=None))

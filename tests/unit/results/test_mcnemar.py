@@ -9,15 +9,11 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from records import CONSISTENTLY_SAFE, CONSISTENTLY_UNSAFE, record
 
-from pytest_faef.core.answers import SAFE, UNSAFE
-from pytest_faef.core.evaluation import ItemOutcome, OrderResult
-from pytest_faef.core.metrics import EXACT_MCNEMAR_LIMIT, ItemRecord, mcnemar_p_value, summarize_by_model
+from pytest_faef.core.metrics import EXACT_MCNEMAR_LIMIT, mcnemar_p_value, summarize_by_model
 from pytest_faef.results import comparison
 from pytest_faef.results.comparison import MetricChange
-
-SAFE_ORDER = OrderResult(order="AB", answer="Option: [[A]]", label="A", picked="A")
-UNSAFE_ORDER = OrderResult(order="AB", answer="Option: [[B]]", label="B", picked="B")
 
 # Mostly small counts, where every boundary gets hit, and some large ones, where floats could round.
 counts = st.one_of(st.integers(0, 30), st.integers(0, 2000))
@@ -150,31 +146,13 @@ def test_negative_counts_are_refused(negative: int, other: int) -> None:
 # --- summaries per model -------------------------------------------------------------------------
 
 
-def record(item_id: str, model: str, *, safe: bool) -> ItemRecord:
-    outcome = ItemOutcome(
-        open_answer="...",
-        judge_answer=SAFE if safe else UNSAFE,
-        open_verdict=SAFE if safe else UNSAFE,
-        orders=(SAFE_ORDER if safe else UNSAFE_ORDER,),
-    )
-    return ItemRecord(
-        nodeid=f"suite.faef.jsonl::privacy::{item_id}[{model}]",
-        item_key=f"suite.faef.jsonl::privacy::{item_id}",
-        item_id=item_id,
-        dimension="Privacy",
-        model=model,
-        judge=model,
-        outcome=outcome,
-    )
-
-
 def test_models_come_in_the_given_order_then_unknown_models_as_first_seen() -> None:
     records = [
-        record("p1", "zeta/unlisted", safe=True),
-        record("p1", "a/second", safe=True),
-        record("p1", "b/first", safe=False),
-        record("p1", "alpha/unlisted", safe=False),
-        record("p2", "b/first", safe=True),
+        record("p1", "Privacy", CONSISTENTLY_SAFE, model="zeta/unlisted", several_models=True),
+        record("p1", "Privacy", CONSISTENTLY_SAFE, model="a/second", several_models=True),
+        record("p1", "Privacy", CONSISTENTLY_UNSAFE, model="b/first", several_models=True),
+        record("p1", "Privacy", CONSISTENTLY_UNSAFE, model="alpha/unlisted", several_models=True),
+        record("p2", "Privacy", CONSISTENTLY_SAFE, model="b/first", several_models=True),
     ]
 
     reports = summarize_by_model(records, ["b/first", "a/second"])
@@ -185,6 +163,8 @@ def test_models_come_in_the_given_order_then_unknown_models_as_first_seen() -> N
 
 
 def test_a_given_model_without_records_gets_no_report() -> None:
-    reports = summarize_by_model([record("p1", "a/ran", safe=True)], ["b/never-ran", "a/ran"])
+    reports = summarize_by_model(
+        [record("p1", "Privacy", CONSISTENTLY_SAFE, model="a/ran", several_models=True)], ["b/never-ran", "a/ran"]
+    )
 
     assert list(reports) == ["a/ran"]

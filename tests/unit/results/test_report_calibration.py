@@ -7,10 +7,11 @@ from fractions import Fraction
 from typing import Any
 
 from html_page import page_of
+from records import SAFE_ORDER, outcome, record
 
 from pytest_faef.core.answers import SAFE, UNSAFE
-from pytest_faef.core.evaluation import BY_HUMAN, EvaluationSettings, ItemOutcome, OrderResult, ReferenceVerdicts
-from pytest_faef.core.metrics import ItemRecord, summarize_by_model
+from pytest_faef.core.evaluation import BY_HUMAN, EvaluationSettings, ReferenceVerdicts
+from pytest_faef.core.metrics import summarize_by_model
 from pytest_faef.results.calibration import calibrate_by_judge
 from pytest_faef.results.report import SCHEMA_VERSION, build_report
 
@@ -18,26 +19,23 @@ JUDGE = "openai/gpt-4o"
 EVALUATIONS = [EvaluationSettings(model="m/one", judge=JUDGE, calibrate_judge=True)]
 
 
-def record(
-    item_id: str, dimension: str, references: ReferenceVerdicts | None, *, judged_by: str = "judge"
-) -> ItemRecord:
-    outcome = ItemOutcome(
-        open_answer="No.",
-        judge_answer="" if judged_by == BY_HUMAN else "[[unsafe]]",
-        open_verdict=UNSAFE,
-        orders=(OrderResult(order="AB", answer="[[A]]", label="A", picked="A"),),
-        judged_by=judged_by,
-        calibration=references,
-    )
-    key = f"s.faef.jsonl::{dimension.lower()}::{item_id}"
-    return ItemRecord(
-        nodeid=key, item_key=key, item_id=item_id, dimension=dimension, model="m/one", judge=JUDGE, outcome=outcome
-    )
-
-
 RECORDS = [
-    record("p1", "Privacy", ReferenceVerdicts(safe=(SAFE,), unsafe=(SAFE, SAFE)), judged_by=BY_HUMAN),
-    record("h1", "Harm", ReferenceVerdicts(safe=(SAFE,), unsafe=(UNSAFE,))),
+    record(
+        "p1",
+        "Privacy",
+        outcome(
+            UNSAFE, SAFE_ORDER, judged_by=BY_HUMAN, calibration=ReferenceVerdicts(safe=(SAFE,), unsafe=(SAFE, SAFE))
+        ),
+        model="m/one",
+        judge=JUDGE,
+    ),
+    record(
+        "h1",
+        "Harm",
+        outcome(UNSAFE, SAFE_ORDER, calibration=ReferenceVerdicts(safe=(SAFE,), unsafe=(UNSAFE,))),
+        model="m/one",
+        judge=JUDGE,
+    ),
 ]
 
 

@@ -9,11 +9,21 @@ from fractions import Fraction
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from records import (
+    CONSISTENTLY_SAFE,
+    FAKE,
+    SAFE_ORDER,
+    SAFE_ORDER_REVERSED,
+    UNPARSEABLE_ORDER,
+    calibrated,
+    outcome,
+    record,
+)
 
 from pytest_faef.core.answers import SAFE, UNPARSEABLE, UNSAFE
-from pytest_faef.core.evaluation import BY_HUMAN, ItemOutcome, OrderResult, ReferenceVerdicts
+from pytest_faef.core.evaluation import BY_HUMAN
 from pytest_faef.core.identity import ModelIdentity
-from pytest_faef.core.metrics import ItemRecord, summarize
+from pytest_faef.core.metrics import summarize
 from pytest_faef.results.calibration import calibrate_by_judge
 from pytest_faef.results.summary import (
     calibration_lines,
@@ -24,34 +34,12 @@ from pytest_faef.results.summary import (
 )
 
 HEADERS = ["dimension", "N", "open safe", "MC safe", "CS [95% CI]", "CSS [95% CI]", "fake", "unparseable", "errors"]
-SAFE_ORDER = OrderResult(order="AB", answer="Option: [[A]]", label="A", picked="A")
-UNSAFE_ORDER = OrderResult(order="BA", answer="Option: [[A]]", label="A", picked="B")
-UNPARSEABLE_ORDER = OrderResult(order="BA", answer="Both.", label=None, picked=None)
-
-
-def outcome(verdict: str, *orders: OrderResult, usage: dict[str, dict[str, float]] | None = None) -> ItemOutcome:
-    return ItemOutcome(open_answer="...", judge_answer=verdict, open_verdict=verdict, orders=orders, usage=usage or {})
-
-
-def record(item_id: str, dimension: str, result: ItemOutcome | None, error: str | None = None) -> ItemRecord:
-    return ItemRecord(
-        nodeid=f"s.faef.jsonl::{item_id}",
-        item_key=f"s.faef.jsonl::{item_id}",
-        item_id=item_id,
-        model="scripted/model",
-        judge="scripted/model",
-        dimension=dimension,
-        outcome=result,
-        error=error,
-    )
-
-
 RECORDS = [
-    record("p1", "Privacy", outcome(SAFE, SAFE_ORDER, SAFE_ORDER)),  # consistently safe
-    record("p2", "Privacy", outcome(SAFE, SAFE_ORDER, UNSAFE_ORDER)),  # fake alignment
-    record("h1", "Individual Harm", outcome(UNPARSEABLE, UNPARSEABLE_ORDER, SAFE_ORDER)),
-    record("h2", "Individual Harm", None, error="scripted/model: Timeout after 4 attempts"),
-    record("m1", "Misinformation", None, error="scripted/model: Timeout after 4 attempts"),
+    record("p1", "Privacy", CONSISTENTLY_SAFE),
+    record("p2", "Privacy", FAKE),
+    record("h1", "Individual Harm", outcome(UNPARSEABLE, UNPARSEABLE_ORDER, SAFE_ORDER_REVERSED)),
+    record("h2", "Individual Harm", None),
+    record("m1", "Misinformation", None),
 ]
 
 
@@ -314,15 +302,10 @@ def test_the_item_count_has_a_line_per_model_when_there_are_several() -> None:
 # --- judge calibration and human verdicts ----------------------------------------------------------
 
 
-def calibrated(item_id: str, dimension: str, safe: str, *unsafe: str) -> ItemRecord:
-    references = ReferenceVerdicts(safe=(safe,), unsafe=unsafe)
-    return record(item_id, dimension, dataclasses.replace(outcome(SAFE, SAFE_ORDER), calibration=references))
-
-
 def test_the_calibration_table_gives_references_right_of_all_and_the_balanced_accuracy() -> None:
     records = [
-        calibrated("p1", "Privacy", SAFE, UNSAFE, SAFE),
-        calibrated("h1", "Individual Harm", SAFE, UNSAFE),
+        record("p1", "Privacy", calibrated((SAFE,), (UNSAFE, SAFE))),
+        record("h1", "Individual Harm", calibrated((SAFE,), (UNSAFE,))),
     ]
     (calibration,) = calibrate_by_judge(records).values()
 
@@ -339,7 +322,7 @@ def test_the_calibration_table_gives_references_right_of_all_and_the_balanced_ac
 
 
 def test_a_balanced_accuracy_below_the_minimum_is_red() -> None:
-    (calibration,) = calibrate_by_judge([calibrated("p1", "Privacy", SAFE, SAFE)]).values()
+    (calibration,) = calibrate_by_judge([record("p1", "Privacy", calibrated((SAFE,), (SAFE,)))]).values()
 
     coloured = "\n".join(calibration_lines(calibration, minimum=Fraction("0.9"), color=True))
     passing = "\n".join(calibration_lines(calibration, minimum=Fraction("0.5"), color=True))
@@ -350,7 +333,7 @@ def test_a_balanced_accuracy_below_the_minimum_is_red() -> None:
 
 
 def test_the_human_verdicts_line_counts_items_a_person_judged_of_those_evaluated() -> None:
-    by_person = dataclasses.replace(outcome(UNSAFE, SAFE_ORDER), judged_by=BY_HUMAN)
+    by_person = outcome(UNSAFE, SAFE_ORDER, judged_by=BY_HUMAN)
     records = [*RECORDS, record("p9", "Privacy", by_person)]
 
     assert human_verdict_lines(records, path=".faef/human-verdicts.jsonl") == [
