@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pytest_faef import local_model
+from pytest_faef.calls import local_model
 
 MODEL = "faef-local/smollm2"
 LOAD_RUNS = 3
@@ -51,7 +51,7 @@ LONG_JUDGE = (
 LOAD_SNIPPET = """
 import time
 t = time.perf_counter()
-from pytest_faef import local_model
+from pytest_faef.calls import local_model
 local_model.preload("faef-local/smollm2")
 print(time.perf_counter() - t)
 """

@@ -21,12 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pytest_faef.baseline import build_baseline, load_baseline
-from pytest_faef.comparison import check_rules, compare, comparison_lines, parse_regression_rules
-from pytest_faef.evaluation import ItemOutcome, OrderResult
-from pytest_faef.html_report import render_html
-from pytest_faef.metrics import EXACT_MCNEMAR_LIMIT, ItemRecord, mcnemar_p_value, summarize_by_model
-from pytest_faef.report import build_report
+from pytest_faef.core.evaluation import ItemOutcome, OrderResult
+from pytest_faef.core.metrics import EXACT_MCNEMAR_LIMIT, ItemRecord, mcnemar_p_value, summarize_by_model
+from pytest_faef.results.baseline import build_baseline, load_baseline
+from pytest_faef.results.comparison import check_rules, compare, parse_regression_rules
+from pytest_faef.results.html_report import render_html
+from pytest_faef.results.report import build_report
+from pytest_faef.results.summary import comparison_lines
 
 T = TypeVar("T")
 

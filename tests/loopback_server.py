@@ -145,14 +145,14 @@ BEHAVIOURS = ("hash", "aligned", "unsafe", "first")
 class SuiteTable:
     """What the server knows of the suites it answers for: each item by its question, and the unsafe texts."""
 
-    items: dict[str, Any]  # question -> pytest_faef.suite.PairedItem
+    items: dict[str, Any]  # question -> pytest_faef.core.suite.PairedItem
     unsafe: frozenset[str]
 
     @classmethod
     def load(cls, paths: Sequence[str]) -> SuiteTable:
         from pathlib import Path
 
-        from pytest_faef.suite import load_suite
+        from pytest_faef.core.suite import load_suite
 
         items = {item.question: item for path in paths for item in load_suite(Path(path)).items}
         return cls(items=items, unsafe=frozenset(text for item in items.values() for text in item.negatives))

@@ -30,7 +30,7 @@ import litellm
 from litellm import CustomLLM
 from litellm.llms.custom_llm import CustomLLMError
 
-from pytest_faef.suite import PairedItem, is_suite_file, load_suite
+from pytest_faef.core.suite import PairedItem, is_suite_file, load_suite
 
 PROVIDER = "scripted"
 calls: Counter[str] = Counter()
@@ -101,7 +101,7 @@ _seen_prompts: Counter[str] = Counter()
 
 
 def generate(behaviour: str, prompt: str) -> str:
-    from pytest_faef.generation import ANGLES
+    from pytest_faef.cli.generation import ANGLES
 
     unsafe_slot = next((slot for slot, angle in enumerate(ANGLES) if f"It {angle}." in prompt), None)
     if unsafe_slot is None:

@@ -16,9 +16,9 @@ import pytest
 from terminal import Terminal
 
 from pytest_faef import cli
-from pytest_faef.human_verdicts import load_human_verdicts
-from pytest_faef.store import Judgment, ResponseStore
-from pytest_faef.suite import load_suite
+from pytest_faef.calls.store import Judgment, ResponseStore
+from pytest_faef.core.human_verdicts import load_human_verdicts
+from pytest_faef.core.suite import load_suite
 
 # The hand-written lines use spacing of their own: an untouched line must keep its exact bytes.
 HAND_WRITTEN = (
@@ -114,7 +114,7 @@ def review(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
     terminals: list[Terminal] = []
 
     def start(*args: str | Path, env: dict[str, str] | None = None) -> Terminal:
-        argv = [sys.executable, "-m", "pytest_faef.cli", "review", *map(str, args)]
+        argv = [sys.executable, "-m", "pytest_faef", "review", *map(str, args)]
         environment = {"LOGNAME": "ada", "USER": "ada", "VISUAL": "", "EDITOR": "false", **(env or {})}
         terminal = Terminal(argv, cwd=tmp_path, env=environment)
         terminals.append(terminal)

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import scripted_model
-from suites import write_jsonl
+from suites import SMALL_SUITE, write_jsonl
 
-from pytest_faef.settings import OPTIONS
+from pytest_faef.plugin.options import OPTIONS
 
 
 def test_node_ids_hold_file_dimension_and_item(faef_dir: pytest.Pytester) -> None:
@@ -208,3 +208,27 @@ def test_help_lists_every_option_with_its_ini_key(pytester: pytest.Pytester) -> 
     assert "0.85, 85%, or dimension=0.9" in text
     assert "--faef-compare=[NAME|PATH]" in text
     assert "e.g. css:-2%,cs:-5%,privacy.css:-0" in text
+
+
+def test_a_path_option_written_as_a_separate_word_says_that_it_moved_the_rootdir(pytester: pytest.Pytester) -> None:
+    # A newcomer's second run: report.json existed, pytest took it for a test path, found the parent
+    # directory's configuration instead of the suite's, and said only that no model was configured.
+    pytester.makepyprojecttoml("[tool.pytest.ini_options]\n")  # the repository's own configuration
+    suite = pytester.mkdir("evals")
+    suite.joinpath("pytest.ini").write_text("[pytest]\nfaef_model = scripted/aligned\n")
+    suite.joinpath("s.faef.jsonl").write_text(json.dumps(SMALL_SUITE[0]) + "\n")
+    pytester.mkdir("out").joinpath("report.json").write_text("{}")
+
+    result = pytester.runpytest_subprocess("evals", "--faef-report", "out/report.json")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    hint = (
+        "pytest-faef: --faef-report out/report.json: pytest took the existing path 'out/report.json' for a test "
+        f"path when it chose the rootdir ({pytester.path}) and configuration file ({pytester.path / 'pyproject.toml'});"
+        " write --faef-report=out/report.json"
+    )
+    result.stderr.fnmatch_lines([f"ERROR: pytest-faef: faef items are selected but no model is configured.* ({hint})"])
+    result.stdout.fnmatch_lines([f"*PytestConfigWarning: {hint}"])
+    written_right = pytester.runpytest_subprocess("evals", "--faef-report=out/report.json")
+    written_right.stdout.fnmatch_lines([f"rootdir: {suite}", "configfile: pytest.ini"])
+    assert "PytestConfigWarning" not in written_right.stdout.str()

@@ -15,10 +15,11 @@ import pytest
 import scripted_model
 from loopback_server import LoopbackServer
 
-from pytest_faef.evaluation import EvaluationSettings, evaluate_item
-from pytest_faef.models import LiteLLMResponder, ModelReply, ModelRequest, RecordedResponder
-from pytest_faef.store import ResponseStore
-from pytest_faef.suite import load_suite
+from pytest_faef.calls.responders import LiteLLMResponder, RecordedResponder
+from pytest_faef.calls.store import ResponseStore
+from pytest_faef.core.evaluation import EvaluationSettings, evaluate_item
+from pytest_faef.core.requests import ModelReply, ModelRequest
+from pytest_faef.core.suite import load_suite
 
 MODEL = ["--faef-model", "openai/gpt-4o-mini"]
 
@@ -106,9 +107,9 @@ def test_a_warm_store_needs_no_key_and_says_its_replies_were_not_checked_for_dri
     result.assert_outcomes(passed=4, deselected=1)
     result.stdout.fnmatch_lines(
         [
-            "usage: openai/gpt-4o-mini: 20 requests (0 fresh, 20 replayed from the store, recorded * UTC), *",
             "faef drift check skipped: openai/gpt-4o-mini: OPENAI_API_KEY not set; "
             "its 20 stored replies are replayed unchecked",
+            "usage: openai/gpt-4o-mini: 20 requests (0 fresh, 20 replayed from the store, recorded * UTC), *",
         ]
     )
     none = faef_dir.runpytest(*MODEL, "-k", "not h2", "--faef-record-mode=none")

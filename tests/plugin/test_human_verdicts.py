@@ -11,7 +11,7 @@ import pytest
 import scripted_model
 from suites import SMALL_SUITE
 
-from pytest_faef.store import ResponseStore
+from pytest_faef.calls.store import ResponseStore
 
 P1 = SMALL_SUITE[0]
 ALIGNED = ["--faef-model", "scripted/aligned", "-k", "not h2"]

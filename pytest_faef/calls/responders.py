@@ -1,0 +1,368 @@
+"""Sending requests: litellm with retries, and the store and record mode in front of it.
+
+``LiteLLMResponder`` sends a request through litellm with retries; ``RecordedResponder`` puts the
+response store and the record mode in front of it and bounds concurrency. litellm is imported
+only here and only when the first request is sent, so a pytest run with the plugin installed and
+no suite files selected never pays for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import random
+import re
+import threading
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from pytest_faef.calls.litellm_warnings import LITELLM_TYPES_WARNING, LITELLM_TYPES_WARNING_MODULE
+from pytest_faef.core.identity import LOCAL_PROVIDER, ModelIdentity, provider
+from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest, Target
+
+if TYPE_CHECKING:
+    from pytest_faef.calls.store import ResponseStore
+
+NO_KEY = "no-key-set"  # the api key sent to an endpoint of the user's own when no key variable is set
+
+
+class MissingCredentials(Exception):
+    """A model that will be asked has no key in the environment: the run stops before any request."""
+
+    def __init__(self, target: Target, variables: list[str], *, missing: int = 0) -> None:
+        self.target = target
+        self.variables = variables
+        names = " and ".join(variables)
+        needs = f"{missing} of its requests are not in the response store" if missing else "it will be asked"
+        super().__init__(
+            f"{target.model} needs {names}, which {'is' if len(variables) == 1 else 'are'} not set: {needs}"
+        )
+
+
+def missing_credentials(target: Target) -> list[str]:
+    """The environment variables ``target`` needs for a request and lacks, as litellm tells.
+
+    Local models need none, and neither may a model at an endpoint of the user's own (``*_API_BASE``):
+    many local servers take no key. Variables that name an endpoint are not credentials.
+    """
+    if target.endpoint is not None or provider(target.model) == LOCAL_PROVIDER:
+        return []
+    return _missing_keys(target.model)
+
+
+def _missing_keys(model: str) -> list[str]:
+    litellm = import_litellm()
+    try:
+        found = litellm.validate_environment(model=model)
+    except Exception:  # a provider litellm cannot check: the first request will tell
+        return []
+    missing = found.get("missing_keys") or ()
+    return [str(name) for name in missing if not str(name).endswith(("_API_BASE", "_BASE_URL"))]
+
+
+@dataclasses.dataclass
+class CallStats:
+    """Counts for the progress bar and the summary; mutated only on the event loop's thread."""
+
+    total: int = 0  # requests the submitted items need
+    done: int = 0
+    cache_hits: int = 0
+    sent: int = 0
+    retries: int = 0
+    errors: int = 0
+
+
+# Exception class names (litellm maps every provider onto these) worth another try.
+_FATAL = frozenset({"AuthenticationError", "PermissionDeniedError"})
+_TRANSIENT = frozenset(
+    {
+        "RateLimitError",
+        "APIConnectionError",
+        "Timeout",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "BadGatewayError",
+        "APIError",
+    }
+)
+# What providers' SDKs say when no key is set at all: no retry can fix it (issue 12).
+_MISSING_CREDENTIALS = re.compile(r"missing credentials|api_key client option must be set", re.IGNORECASE)
+# Provider key shapes (OpenAI-style sk-..., Anthropic sk-ant-..., Google AIza...).
+_KEY_PATTERN = re.compile(r"\b(?:sk|pk|rk)[-_][-_A-Za-z0-9]{16,}|\bAIza[-_A-Za-z0-9]{30,}")
+_import_lock = threading.Lock()
+
+
+def redact(text: str) -> str:
+    """Remove anything that looks like a credential, and the values of ``*_KEY``/``*_TOKEN`` variables."""
+    for name, value in os.environ.items():
+        if len(value) >= 8 and name.endswith(("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")):
+            text = text.replace(value, "***")
+    return _KEY_PATTERN.sub("***", text)
+
+
+def import_litellm() -> Any:
+    """Import litellm once, offline: no price-list download, no telemetry, no debug banners."""
+    with _import_lock:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        with warnings.catch_warnings():
+            # litellm's import warns about its own pydantic types; that is not the user's concern.
+            warnings.simplefilter("ignore")
+            import litellm
+
+        warnings.filterwarnings(
+            "ignore", message=LITELLM_TYPES_WARNING, category=UserWarning, module=LITELLM_TYPES_WARNING_MODULE
+        )
+        litellm.telemetry = False
+        litellm.suppress_debug_info = True
+        from pytest_faef.calls import local_model
+
+        local_model.register()
+        return litellm
+
+
+@dataclasses.dataclass(kw_only=True)
+class LiteLLMResponder:
+    """Sends requests through litellm, retrying transient failures with backoff and jitter.
+
+    Timeouts, connection errors, 429 and 5xx answers are retried, honouring ``Retry-After``.
+    """
+
+    max_retries: int = 3
+    timeout: float = 120.0
+    backoff: float = 1.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    stats: CallStats = dataclasses.field(default_factory=CallStats)
+    _keyless_targets: dict[Target, bool] = dataclasses.field(default_factory=dict)
+
+    async def acomplete(self, request: ModelRequest) -> ModelReply:
+        litellm = import_litellm()
+        kwargs = _litellm_arguments(request, self.timeout)
+        if request.endpoint is not None and self._keyless(request.target):
+            # An endpoint of the user's own may take no key (vLLM, Ollama, llama.cpp's server), but the
+            # provider's SDK refuses to send without one: give it a placeholder. A server that wants a
+            # real key answers 401, which stops the run with one line.
+            kwargs["api_key"] = NO_KEY
+        attempt = 0
+        while True:
+            try:
+                self.stats.sent += 1
+                response = await litellm.acompletion(**kwargs)
+                return _reply_from(response, litellm)
+            except Exception as exc:
+                name = type(exc).__name__
+                if name in _FATAL or _MISSING_CREDENTIALS.search(str(exc)):
+                    raise ModelCallError(f"{request.model}: {name}: {redact(_first_line(exc))}", fatal=True) from None
+                transient = name in _TRANSIENT or isinstance(exc, (TimeoutError, ConnectionError))
+                if not transient or attempt >= self.max_retries:
+                    tries = f" after {attempt + 1} attempts" if attempt else ""
+                    raise ModelCallError(f"{request.model}: {name}{tries}: {redact(_first_line(exc))}") from None
+                self.stats.retries += 1
+                await self.sleep(_retry_delay(exc, attempt, self.backoff))
+                attempt += 1
+
+    def _keyless(self, target: Target) -> bool:
+        known = self._keyless_targets.get(target)
+        if known is None:
+            known = self._keyless_targets[target] = bool(_missing_keys(target.model))
+        return known
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        """The same request, from synchronous code (not from inside a running event loop)."""
+        return asyncio.run(self.acomplete(request))
+
+
+@dataclasses.dataclass(kw_only=True)
+class RecordedResponder:
+    """The response store and record mode in front of a responder, with bounded concurrency.
+
+    Record modes, as pytest-recording users know them: ``none`` replays only; ``once`` records
+    only into a store that did not exist when the run started; ``new`` reuses stored replies and
+    requests the missing ones; ``all`` requests everything again.
+
+    A request asked again while the same one is in flight waits for that one's reply instead of
+    being sent twice: several models judged by one judge ask it the same calibration questions,
+    and two models often give the same refusal.
+    """
+
+    responder: LiteLLMResponder
+    store: ResponseStore | None
+    record_mode: str = "new"
+    concurrency: int = 16
+    # Replies recorded before this moment come from an earlier session: they are "replayed".
+    session_started: float = dataclasses.field(default_factory=time.time)
+    # Models whose replies from earlier sessions are not replayed in this one: the drift check
+    # found that they answer differently now (docs/store.md).
+    stale: set[Target] = dataclasses.field(default_factory=set)
+    _semaphore: asyncio.Semaphore | None = None
+    _fatal: str | None = None
+    _in_flight: dict[str, asyncio.Future[ModelReply]] = dataclasses.field(default_factory=dict)
+    _elsewhere_by_target: dict[Target, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def stats(self) -> CallStats:
+        return self.responder.stats
+
+    async def acomplete(self, request: ModelRequest) -> ModelReply:
+        try:
+            reply = await self._reply(request)
+        except ModelCallError:
+            self.stats.errors += 1
+            raise
+        finally:
+            self.stats.done += 1
+        return reply
+
+    def stored(self, request: ModelRequest) -> ModelReply | None:
+        """The stored reply this run may use for ``request``: none in record mode ``all``, and none
+        recorded before this session for a model found stale."""
+        if self.store is None or self.record_mode == "all":
+            return None
+        stored = self.store.get(request)
+        if stored is None:
+            return None
+        replayed = stored.recorded_at < self.session_started
+        if replayed and request.target in self.stale:
+            return None
+        return dataclasses.replace(stored, replayed=replayed)
+
+    async def _reply(self, request: ModelRequest) -> ModelReply:
+        stored = self.stored(request)
+        if stored is not None:
+            self.stats.cache_hits += 1
+            return stored
+        if self.record_mode == "none" or (self.record_mode == "once" and self.store is not None and self.store.existed):
+            where = f"in {self.store.path}" if self.store is not None else "(there is no response store yet)"
+            raise ModelCallError(
+                f"{request.model}: no stored reply {where} and record mode {self.record_mode!r} sends no requests"
+                + self._elsewhere(request.target)
+            )
+        if self._fatal is not None:
+            raise ModelCallError(self._fatal, fatal=True)
+        key = request.key()
+        shared = self._in_flight.get(key)
+        if shared is not None:
+            # Shielded: a waiter cancelled (a test stopped early) must not cancel the other waiters' request.
+            reply = await asyncio.shield(shared)
+            self.stats.cache_hits += 1
+            return dataclasses.replace(reply, cached=True)
+        sending = asyncio.ensure_future(self._send(request))
+        self._in_flight[key] = sending
+        sending.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        return await asyncio.shield(sending)
+
+    def _elsewhere(self, target: Target) -> str:
+        """Where the store does hold replies of this model, when not for this endpoint and revision: a
+        replay of a store recorded against another endpoint finds nothing, and should say why."""
+        if self.store is None:
+            return ""
+        if target not in self._elsewhere_by_target:
+            others = [
+                (endpoint, revision, count)
+                for endpoint, revision, count in self.store.stored_for(target.model)
+                if (endpoint, revision) != (target.endpoint, target.revision)
+            ]
+            hint = ""
+            if others:
+                endpoint, revision, count = others[0]
+                there = ModelIdentity(endpoint=endpoint, revision=revision).describe() or "at no endpoint, no revision"
+                here = ModelIdentity(endpoint=target.endpoint, revision=target.revision).describe()
+                hint = (
+                    f"; the store holds {count} replies of {target.model} {there}, but this run asks it "
+                    f"{here or 'at no endpoint, no revision'}: give the same endpoint and revision to replay them"
+                )
+            self._elsewhere_by_target[target] = hint
+        return self._elsewhere_by_target[target]
+
+    async def _send(self, request: ModelRequest) -> ModelReply:
+        reply = await self.ask(request)
+        if self.store is not None:
+            self.store.put(request, reply)
+        return reply
+
+    async def ask(self, request: ModelRequest) -> ModelReply:
+        """Send ``request`` to its model now, within the concurrency limit, whatever the store holds.
+
+        The reply is not stored: the drift check asks this way and decides what to keep.
+        """
+        if self._semaphore is None:  # created on the loop that uses it
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+        async with self._semaphore:
+            if self._fatal is not None:
+                raise ModelCallError(self._fatal, fatal=True)
+            try:
+                reply = await self.responder.acomplete(request)
+            except ModelCallError as exc:
+                if exc.fatal:
+                    self._fatal = str(exc)
+                raise
+        return dataclasses.replace(reply, recorded_at=time.time())
+
+
+def _litellm_arguments(request: ModelRequest, timeout: float) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": role, "content": content} for role, content in request.messages],
+        "temperature": request.temperature,
+        "timeout": timeout,
+        # Retries are ours (with Retry-After and the store in mind); the SDK's would multiply them.
+        "max_retries": 0,
+    }
+    if request.max_tokens is not None:
+        kwargs["max_tokens"] = request.max_tokens
+    if request.endpoint is not None:
+        # The endpoint is part of the request's key; sending it explicitly makes the request go
+        # exactly where the key says, whatever litellm would have read from the environment.
+        kwargs["api_base"] = request.endpoint
+    if request.seed is not None:
+        # Providers without seeds still differ by the request's key in the store; litellm drops it for them.
+        kwargs.update(seed=request.seed, drop_params=True)
+    if request.choices is not None:
+        # litellm keeps metadata to itself (and custom providers); it is not sent upstream.
+        kwargs["metadata"] = {"faef_choices": list(request.choices)}
+    return kwargs
+
+
+def _reply_from(response: Any, litellm: Any) -> ModelReply:
+    try:
+        text = response.choices[0].message.content
+    except (AttributeError, IndexError, KeyError) as exc:
+        raise ModelCallError(f"unexpected response shape: {exc}") from None
+    usage = getattr(response, "usage", None)
+    try:
+        cost = float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # litellm raises for models it has no price for
+        cost = 0.0
+    return ModelReply(
+        text=text or "",
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        cost=cost,
+    )
+
+
+def _retry_delay(exc: Exception, attempt: int, backoff: float) -> float:
+    retry_after = _retry_after_seconds(exc)
+    if retry_after is not None:
+        return retry_after
+    return float(backoff * (2**attempt) * random.uniform(0.5, 1.5))
+
+
+def _retry_after_seconds(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    try:
+        value = headers.get("retry-after")
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -1,0 +1,351 @@
+"""The response store: every model reply, keyed by its request, and the judge's verdicts, in one SQLite file.
+
+Each reply is committed as it arrives (WAL journal), so a run killed at any moment loses nothing
+and the next run asks only for what is missing. WAL with a busy timeout lets several xdist
+workers write at once. Requests hold no credentials, so neither does the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from pytest_faef.core.human_verdicts import verdict_key
+from pytest_faef.core.requests import ModelReply, ModelRequest
+
+# 2: replies say their endpoint, revision and when the drift check last confirmed them; judgments are
+#    kept per judge endpoint and revision; drift checks are recorded (issue 11).
+SCHEMA_VERSION = 2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,
+    text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    created REAL NOT NULL,
+    endpoint TEXT,
+    revision TEXT,
+    verified REAL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS judgments (
+    judge TEXT NOT NULL,
+    judge_endpoint TEXT NOT NULL,
+    judge_revision TEXT NOT NULL,
+    template_version TEXT NOT NULL,
+    answer_key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    item_key TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (judge, judge_endpoint, judge_revision, template_version, answer_key)
+);
+CREATE TABLE IF NOT EXISTS drift_checks (
+    run TEXT NOT NULL,
+    target TEXT NOT NULL,
+    result TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (run, target)
+);
+"""
+# Schema 1 kept judgments per judge name only; its rows carry over with no endpoint or revision.
+_MIGRATE_FROM_1 = """
+ALTER TABLE responses ADD COLUMN endpoint TEXT;
+ALTER TABLE responses ADD COLUMN revision TEXT;
+ALTER TABLE responses ADD COLUMN verified REAL;
+ALTER TABLE judgments RENAME TO judgments_1;
+CREATE TABLE judgments (
+    judge TEXT NOT NULL,
+    judge_endpoint TEXT NOT NULL,
+    judge_revision TEXT NOT NULL,
+    template_version TEXT NOT NULL,
+    answer_key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    item_key TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (judge, judge_endpoint, judge_revision, template_version, answer_key)
+);
+INSERT INTO judgments SELECT judge, '', '', template_version, answer_key, model, item_key, item_id, dimension,
+    question, answer, reply, verdict, created FROM judgments_1;
+DROP TABLE judgments_1;
+UPDATE meta SET value = '2' WHERE name = 'schema_version';
+"""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Judgment:
+    """A judge's verdict on one open-ended answer, kept so that a person can review it (``faef review --verdicts``)."""
+
+    judge: str
+    template_version: str
+    model: str  # the model that gave the answer
+    item_key: str
+    item_id: str
+    dimension: str
+    question: str
+    answer: str
+    reply: str  # the judge's raw reply
+    verdict: str  # safe | unsafe | unparseable
+    created: float = 0.0
+    judge_endpoint: str = ""  # where the judge was served, when it was not its provider's fixed endpoint
+    judge_revision: str = ""
+
+    @property
+    def answer_key(self) -> str:
+        return verdict_key(self.question, self.answer)
+
+
+_JUDGMENT_DETAILS = "model, item_key, item_id, dimension, reply, verdict"
+_PUT_JUDGMENT = f"""
+INSERT INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (judge, judge_endpoint, judge_revision, template_version, answer_key) DO UPDATE SET
+    ({_JUDGMENT_DETAILS}, created) = (
+        excluded.model, excluded.item_key, excluded.item_id, excluded.dimension, excluded.reply, excluded.verdict,
+        excluded.created
+    )
+WHERE ({_JUDGMENT_DETAILS}) IS NOT (
+    excluded.model, excluded.item_key, excluded.item_id, excluded.dimension, excluded.reply, excluded.verdict
+)
+"""
+
+
+class StoreError(Exception):
+    """A store file that cannot be opened or is not ours."""
+
+
+class ResponseStore:
+    """Thread-safe access to the store file; one connection per process, guarded by a lock."""
+
+    def __init__(self, path: Path, *, existed: bool | None = None) -> None:
+        """Open or create the store. ``existed`` overrides whether it counts as pre-existing
+        (xdist workers are told what the controller saw, since one of them creates it)."""
+        self.path = path
+        self.existed = path.exists() if existed is None else existed
+        self._lock = threading.Lock()
+        connection = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
+            _switch_to_wal(connection)
+            connection.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
+            connection.executescript(_SCHEMA)
+            connection.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            version = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
+            if version == "1":
+                version = _migrate_from_1(connection)
+            if version != str(SCHEMA_VERSION):
+                raise StoreError(f"{path}: response store schema {version}, this pytest-faef reads {SCHEMA_VERSION}")
+        except (OSError, sqlite3.DatabaseError, StoreError) as exc:
+            if connection is not None:
+                connection.close()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"{path}: cannot open the response store: {exc}") from None
+        self._connection = connection
+
+    def __enter__(self) -> ResponseStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def get(self, request: ModelRequest) -> ModelReply | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT text, prompt_tokens, completion_tokens, cost, created FROM responses WHERE key = ?",
+                (request.key(),),
+            ).fetchone()
+        if row is None:
+            return None
+        text, prompt_tokens, completion_tokens, cost, created = row
+        return ModelReply(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+            cached=True,
+            recorded_at=created,
+        )
+
+    def put(self, request: ModelRequest, reply: ModelReply) -> None:
+        payload = json.dumps(request.to_json(), ensure_ascii=False, sort_keys=True)
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO responses (key, model, request, text, prompt_tokens, completion_tokens, cost,"
+                " created, endpoint, revision, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    request.key(),
+                    request.model,
+                    payload,
+                    reply.text,
+                    reply.prompt_tokens,
+                    reply.completion_tokens,
+                    reply.cost,
+                    reply.recorded_at or time.time(),
+                    request.endpoint,
+                    request.revision,
+                ),
+            )
+
+    def last_checked(self, keys: Iterable[str]) -> dict[str, float]:
+        """When each stored reply was last known to be the model's answer: recorded, or since confirmed
+        by a drift check. The drift check samples the longest unchecked first."""
+        found: dict[str, float] = {}
+        wanted = list(keys)
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = self._connection.execute(
+                    f"SELECT key, MAX(created, COALESCE(verified, 0)) FROM responses WHERE key IN"
+                    f" ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                found.update(rows)
+        return found
+
+    def confirm(self, keys: Iterable[str], when: float) -> None:
+        """Record that a drift check found these stored replies unchanged at ``when``."""
+        with self._lock:
+            self._connection.executemany(
+                "UPDATE responses SET verified = ? WHERE key = ?", [(when, key) for key in keys]
+            )
+
+    def stored_for(self, model: str) -> list[tuple[str | None, str | None, int]]:
+        """(endpoint, revision, replies) for each endpoint and revision the store holds replies of ``model`` for."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT endpoint, revision, COUNT(*) FROM responses WHERE model = ? GROUP BY endpoint, revision"
+                " ORDER BY COUNT(*) DESC",
+                (model,),
+            ).fetchall()
+        return [(endpoint, revision, int(count)) for endpoint, revision, count in rows]
+
+    def put_judgment(self, judgment: Judgment) -> None:
+        """Keep the judge's latest verdict on this answer (the same answer from two models is one row).
+
+        Every run writes the judgment of every item; a row that would not change is left alone, so a
+        rerun from the store costs a lookup per item, not a write.
+        """
+        with self._lock:
+            self._connection.execute(
+                _PUT_JUDGMENT,
+                (
+                    judgment.judge,
+                    judgment.judge_endpoint,
+                    judgment.judge_revision,
+                    judgment.template_version,
+                    judgment.answer_key,
+                    judgment.model,
+                    judgment.item_key,
+                    judgment.item_id,
+                    judgment.dimension,
+                    judgment.question,
+                    judgment.answer,
+                    judgment.reply,
+                    judgment.verdict,
+                    judgment.created or time.time(),
+                ),
+            )
+
+    def judgments(self) -> list[Judgment]:
+        """Every stored judgment, ordered by item and judge."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT judge, template_version, model, item_key, item_id, dimension, question, answer, reply,"
+                " verdict, created, judge_endpoint, judge_revision FROM judgments ORDER BY item_key, judge, created"
+            ).fetchall()
+        fields = (
+            *("judge", "template_version", "model", "item_key", "item_id", "dimension", "question", "answer"),
+            *("reply", "verdict", "created", "judge_endpoint", "judge_revision"),
+        )
+        return [Judgment(**dict(zip(fields, row, strict=True))) for row in rows]
+
+    def claim_drift_check(self, run: str, target: str) -> bool:
+        """Whether this process is the first of run ``run`` to check ``target`` for drift (and so does it).
+
+        xdist workers of one run share the check: one claims it, the others wait for its result.
+        """
+        with self._lock:
+            cursor = self._connection.execute(
+                "INSERT OR IGNORE INTO drift_checks (run, target, result, created) VALUES (?, ?, NULL, ?)",
+                (run, target, time.time()),
+            )
+            return cursor.rowcount == 1
+
+    def finish_drift_check(self, run: str, target: str, result: str) -> None:
+        with self._lock:
+            self._connection.execute(
+                "UPDATE drift_checks SET result = ? WHERE run = ? AND target = ?", (result, run, target)
+            )
+
+    def drift_check_result(self, run: str, target: str) -> str | None:
+        """The result another process recorded for this run's check of ``target``; None while it runs."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT result FROM drift_checks WHERE run = ? AND target = ?", (run, target)
+            ).fetchone()
+        return row[0] if row is not None else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._connection.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+def _migrate_from_1(connection: sqlite3.Connection) -> str:
+    """Bring a schema-1 store to schema 2 in one transaction; another process may be doing it too."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
+        if version == "1":
+            for statement in _MIGRATE_FROM_1.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            version = "2"
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return str(version)
+
+
+def _switch_to_wal(connection: sqlite3.Connection, *, patience: float = 60.0) -> None:
+    """Enable WAL, waiting while another process holds the file.
+
+    Changing the journal mode does not honour the busy timeout (it fails at once with "database
+    is locked"), and xdist workers may open a new store together.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -1,0 +1,94 @@
+"""Requests and replies: the values the core asks models with, and the protocol of whatever answers them.
+
+The core builds requests and reads replies; the model-call layer (``pytest_faef.calls``) sends them
+through litellm, the store and the local model. A request's key identifies its reply in a store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any, Protocol
+
+from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.prompts import Message
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelRequest:
+    """Everything that determines a model's reply; its key identifies the reply in a store."""
+
+    model: str
+    messages: tuple[Message, ...]
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    # The only acceptable replies, when the answer is a label or a verdict. Sent to providers
+    # that can constrain decoding (the embedded local model); others get them as a hint only.
+    choices: tuple[str, ...] | None = None
+    template_version: str = ""
+    # A sampling seed: ``faef build`` asks again for a rejected option with the next one.
+    seed: int | None = None
+    # Who answers (issue 11): the api base the request goes to and the model's revision. A reply
+    # stored for one endpoint or revision is never replayed for another.
+    endpoint: str | None = None
+    revision: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        # Fields left unset are left out, so requests without them keep the keys they were stored under.
+        for name in ("seed", "endpoint", "revision"):
+            if data[name] is None:
+                del data[name]
+        return data
+
+    @property
+    def target(self) -> Target:
+        """The model that answers this request: its name, endpoint and revision."""
+        return Target(model=self.model, endpoint=self.endpoint, revision=self.revision)
+
+    def key(self) -> str:
+        payload = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Target:
+    """A model as requests address it: a name served at an endpoint, in a revision."""
+
+    model: str
+    endpoint: str | None = None
+    revision: str | None = None
+
+    def __str__(self) -> str:
+        described = ModelIdentity(endpoint=self.endpoint, revision=self.revision).describe()
+        return f"{self.model} ({described})" if described else self.model
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelReply:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0  # in US dollars, where litellm knows the model's price
+    cached: bool = False  # no request was sent for it: read from the store, or shared with one in flight
+    # Provenance (issue 11), not content: when the reply was recorded (epoch seconds), and whether
+    # that was before this session began, i.e. it is replayed from an earlier run.
+    recorded_at: float = dataclasses.field(default=0.0, compare=False)
+    replayed: bool = dataclasses.field(default=False, compare=False)
+
+
+class ModelCallError(Exception):
+    """A request that failed for good: retries exhausted, or an error that retrying cannot fix.
+
+    ``fatal`` marks errors that every other request would hit too (a rejected API key): the run
+    stops instead of sending thousands of doomed requests.
+    """
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+
+
+class Responder(Protocol):
+    async def acomplete(self, request: ModelRequest) -> ModelReply: ...

@@ -1,0 +1,369 @@
+"""Suite files: paired items in ``*.faef.jsonl`` or ``*.faef.yaml``, and their validation.
+
+A bad record never hides the good ones: loading returns every valid item together with one
+:class:`SuiteError` per problem, each naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_faef.core.orders import LABELS
+
+SUITE_SUFFIXES = (".faef.jsonl", ".faef.yaml", ".faef.yml")
+
+# The published FINE data names its fields differently; both spellings load unchanged.
+FIELD_ALIASES = {
+    "category": "dimension",
+    "Positive Option": "positive",
+    "Negative Option": "negative",
+}
+REQUIRED_FIELDS = ("id", "dimension", "question", "positive", "negative")
+# ``reviewed`` and ``provenance`` are written by ``faef build``; ``meta`` holds a user's own data.
+OPTIONAL_FIELDS = ("tags", "notes", "reviewed", "provenance", "meta")
+KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PairedItem:
+    """One safety question with its safe option and one or more unsafe options."""
+
+    id: str
+    dimension: str
+    question: str
+    positive: str
+    negatives: tuple[str, ...]
+    tags: tuple[str, ...] = ()
+    notes: str | None = None
+    reviewed: bool | None = None  # None: not a generated record, nothing to review
+    path: str = ""
+    line: int = 0
+
+    @property
+    def dimension_key(self) -> str:
+        return dimension_key(self.dimension)
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """All options, the safe one first: canonical letter A is always the safe option."""
+        return (self.positive, *self.negatives)
+
+    @property
+    def content_hash(self) -> str:
+        """A hash of what the model sees, so a later edit of the item is detectable."""
+        payload = json.dumps([self.question, self.positive, list(self.negatives)])
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SuiteError:
+    """A problem in a suite file, located precisely enough to fix without searching."""
+
+    path: str
+    line: int
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        if self.field:
+            return f"{where}: field {self.field!r}: {self.message}"
+        return f"{where}: {self.message}"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LoadedSuite:
+    items: tuple[PairedItem, ...]
+    errors: tuple[SuiteError, ...]
+    # (id, line) of records that name an id but could not be loaded: the id is still taken.
+    invalid_ids: tuple[tuple[str, int], ...] = ()
+    # Every dimension a record names, as first written, loaded or not: a gate may name it.
+    dimensions: tuple[str, ...] = ()
+
+
+def is_suite_file(path: Path) -> bool:
+    return path.name.endswith(SUITE_SUFFIXES)
+
+
+def dimension_key(dimension: str) -> str:
+    """The form of a dimension used in node ids: ``Individual Harm`` -> ``individual_harm``."""
+    return re.sub(r"[^0-9a-z]+", "_", dimension.casefold()).strip("_") or "unnamed"
+
+
+def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
+    """Load a suite file; ``display_path`` is how errors name it (relative to the rootdir)."""
+    shown = display_path or str(path)
+    jsonl = path.name.endswith(".faef.jsonl")
+    # A JSONL line that is not UTF-8 is one bad record: the other lines still load (issue 12). YAML
+    # is one document, so there the whole file is the error.
+    text = _read_text(path, shown, line_by_line=jsonl)
+    if isinstance(text, SuiteError):
+        return LoadedSuite(items=(), errors=(text,))
+    raw_records = list(_jsonl_records(text, shown) if jsonl else _yaml_records(text, shown))
+    items: list[PairedItem] = []
+    errors: list[SuiteError] = []
+    invalid_ids: list[tuple[str, int]] = []
+    dimensions: dict[str, str] = {}  # by id form, as first written
+    # An invalid record keeps its id: once it is fixed, a later record reusing the id would clash.
+    first_line_of_id: dict[str, int] = {}
+    for raw in raw_records:
+        if isinstance(raw, SuiteError):
+            errors.append(raw)
+            continue
+        record, line, field_lines = raw
+        named = record.get("dimension", record.get("category"))
+        if isinstance(named, str) and named.strip():
+            dimensions.setdefault(dimension_key(named), named.strip())
+        parsed = _parse_record(record, path=shown, line=line, field_lines=field_lines)
+        if isinstance(parsed, SuiteError):
+            errors.append(parsed)
+            if (claimed := _raw_id(record)) is not None:
+                first_line_of_id.setdefault(claimed, line)
+                invalid_ids.append((claimed, line))
+            continue
+        if parsed.id in first_line_of_id:
+            errors.append(
+                SuiteError(
+                    path=shown,
+                    line=field_lines.get("id", line),
+                    field="id",
+                    message=f"duplicate id {parsed.id!r} (first used on line {first_line_of_id[parsed.id]})",
+                )
+            )
+            continue
+        first_line_of_id[parsed.id] = line
+        items.append(parsed)
+    return LoadedSuite(
+        items=tuple(items), errors=tuple(errors), invalid_ids=tuple(invalid_ids), dimensions=tuple(dimensions.values())
+    )
+
+
+def _raw_id(record: Mapping[str, Any]) -> str | None:
+    """The id a record names, read as the loader reads a valid one; None when it names none."""
+    value = record.get("id")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value).strip() or None
+
+
+def _read_text(path: Path, shown: str, *, line_by_line: bool = False) -> str | SuiteError:
+    """The file's text with universal newlines, or an error naming the first place that is not UTF-8.
+
+    ``line_by_line`` keeps bytes that are not UTF-8 as lone surrogates, for the lines that hold them
+    to be reported one by one.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return SuiteError(path=shown, line=0, field=None, message=f"cannot read: {exc}")
+    if line_by_line:
+        return data.decode("utf-8", errors="surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # The codec names a byte offset; a person needs the line and column (issue 12).
+        line, column = text_position(data[: exc.start].decode("utf-8"))
+        message = f"byte 0x{data[exc.start]:02x} at column {column} is not UTF-8; the file must be UTF-8"
+        return SuiteError(path=shown, line=line, field=None, message=message)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def text_position(before: str) -> tuple[int, int]:
+    """(line, column), both from 1, of the character that follows ``before``, counting lines as the loader does."""
+    rows = (before.replace("\r\n", "\n") + "^").splitlines()
+    return len(rows), len(rows[-1])
+
+
+def parse_record(record: Mapping[str, Any], *, path: str, line: int) -> PairedItem | SuiteError:
+    """Check one record by the loader's rules (``faef review`` checks an edited record before writing it)."""
+    return _parse_record(record, path=path, line=line, field_lines={})
+
+
+_RawRecord = tuple[Mapping[str, Any], int, Mapping[str, int]]
+
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by the surrogateescape handler
+
+
+def jsonl_objects(text: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, the object) for each non-blank line, or (line number, what is wrong with it)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if bad := _NOT_UTF8.search(line):
+            byte = ord(bad.group()) - 0xDC00
+            yield number, f"byte 0x{byte:02x} at column {bad.start() + 1} is not UTF-8; the file must be UTF-8"
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, f"invalid JSON: {exc.msg} at column {exc.colno}"
+            continue
+        yield number, record if isinstance(record, dict) else "a record must be a JSON object"
+
+
+def _jsonl_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
+    for number, record in jsonl_objects(text):
+        if isinstance(record, str):
+            yield SuiteError(path=shown, line=number, field=None, message=record)
+        else:
+            yield record, number, {}
+
+
+def _yaml_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
+    import yaml
+
+    try:
+        document = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        yield SuiteError(path=shown, line=line, field=None, message=f"invalid YAML: {getattr(exc, 'problem', exc)}")
+        return
+    if document is None:
+        return
+    if not isinstance(document, yaml.SequenceNode):
+        yield SuiteError(
+            path=shown, line=document.start_mark.line + 1, field=None, message="the file must hold a list of records"
+        )
+        return
+    loader = yaml.SafeLoader("")
+    for node in document.value:
+        line = node.start_mark.line + 1
+        if not isinstance(node, yaml.MappingNode):
+            yield SuiteError(path=shown, line=line, field=None, message="a record must be a mapping")
+            continue
+        try:
+            record = loader.construct_mapping(node, deep=True)
+        except yaml.YAMLError as exc:
+            yield SuiteError(path=shown, line=line, field=None, message=f"invalid YAML: {exc}")
+            continue
+        field_lines = {str(key.value): key.start_mark.line + 1 for key, _ in node.value}
+        yield {str(name): value for name, value in record.items()}, line, field_lines
+
+
+def _parse_record(
+    record: Mapping[str, Any], *, path: str, line: int, field_lines: Mapping[str, int]
+) -> PairedItem | SuiteError:
+    fields: dict[str, Any] = {}
+    for name, value in record.items():
+        canonical = FIELD_ALIASES.get(str(name), str(name))
+        if canonical in fields:
+            return SuiteError(
+                path=path,
+                line=field_lines.get(str(name), line),
+                field=str(name),
+                message=f"given twice (as {canonical!r} too)",
+            )
+        fields[canonical] = value
+
+    def error(field: str, message: str) -> SuiteError:
+        return SuiteError(path=path, line=field_lines.get(field, line), field=field, message=message)
+
+    for name in fields:
+        if name not in KNOWN_FIELDS:
+            # A typo ("tag", "negatives") would otherwise be dropped without a word.
+            known = ", ".join(KNOWN_FIELDS)
+            return error(name, f"unknown field (known: {known}; put your own data under 'meta')")
+    for name in REQUIRED_FIELDS:
+        if name not in fields or fields[name] is None:
+            return error(name, "missing")
+    item_id = fields["id"]
+    if isinstance(item_id, bool) or not isinstance(item_id, (str, int)):
+        return error("id", "must be a string or an integer")
+    item_id = str(item_id).strip()
+    if not item_id:
+        return error("id", "empty")
+    texts: dict[str, str] = {}
+    positives = _text_list(fields["positive"])
+    if isinstance(positives, str):
+        return error("positive", positives)
+    if len(positives) != 1:
+        return error("positive", "must be exactly one option")
+    positive = positives[0]
+    for name in ("dimension", "question"):
+        value = fields[name]
+        if not isinstance(value, str):
+            return error(name, f"must be a string, not {type(value).__name__}")
+        if not value.strip():
+            return error(name, "empty")
+        texts[name] = value.strip()
+    negatives = _text_list(fields["negative"])
+    if isinstance(negatives, str):
+        return error("negative", negatives)
+    if 1 + len(negatives) > len(LABELS):
+        return error(
+            "negative",
+            f"{1 + len(negatives)} options are too many: they are labelled A to Z, so an item has at most "
+            f"{len(LABELS)} (the positive and up to {len(LABELS) - 1} negatives)",
+        )
+    if message := option_overlap(positive, negatives):
+        return error("negative", message)
+    tags = fields.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        return error("tags", "must be a list of strings")
+    notes = fields.get("notes")
+    if notes is not None and not isinstance(notes, str):
+        return error("notes", "must be a string")
+    reviewed = fields.get("reviewed")
+    if reviewed is not None and not isinstance(reviewed, bool):
+        return error("reviewed", "must be true or false")
+    for name in ("provenance", "meta"):
+        if fields.get(name) is not None and not isinstance(fields[name], dict):
+            return error(name, f"must be a mapping, not {type(fields[name]).__name__}")
+    return PairedItem(
+        id=item_id,
+        dimension=texts["dimension"],
+        question=texts["question"],
+        positive=positive,
+        negatives=tuple(negatives),
+        tags=tuple(tags),
+        notes=notes,
+        reviewed=reviewed,
+        path=path,
+        line=line,
+    )
+
+
+def normalized_option(text: str) -> str:
+    """An option as a reader compares it: case, spacing and end punctuation do not make it different."""
+    return " ".join(text.casefold().split()).strip(" .!?")
+
+
+def option_overlap(positive: str, negatives: Sequence[str]) -> str | None:
+    """Why the options are not distinct, or None: an unsafe option repeating the safe one or another."""
+    seen: dict[str, int] = {normalized_option(positive): 0}
+    for number, negative in enumerate(negatives, start=1):
+        key = normalized_option(negative)
+        if key in seen:
+            first = seen[key]
+            return (
+                "repeats the positive option" if first == 0 else f"unsafe option {number} repeats unsafe option {first}"
+            )
+        seen[key] = number
+    return None
+
+
+def _text_list(value: Any) -> list[str] | str:
+    """Options as a list of stripped strings, or a message saying what is wrong."""
+    if not isinstance(value, list):
+        if not isinstance(value, str):
+            return f"must be a string, not {type(value).__name__}"
+        return [value.strip()] if value.strip() else "empty"
+    values = value
+    if not values:
+        return "empty list"
+    result = []
+    for entry in values:
+        if not isinstance(entry, str):
+            return f"options must be strings, not {type(entry).__name__}"
+        if not entry.strip():
+            return "empty option"
+        result.append(entry.strip())
+    return result

@@ -1,0 +1,306 @@
+"""The pytest face: options, hooks, collected items, session state and progress; this module holds the hooks
+(the pytest11 entry point). Imports any layer below; the faef command never imports it.
+
+Each hook delegates to plain-Python code; session state lives in one object in ``config.stash``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_faef.plugin.options import OPTIONS, Option
+
+# Everything else is imported inside the hooks that need it, as hypothesis's plugin does: a project
+# with pytest-faef installed that selects no suite pays for registering options and nothing more.
+if TYPE_CHECKING:
+    from pytest_faef.plugin.session import FaefSession
+
+NO_MODEL_MESSAGE = (
+    "pytest-faef: faef items are selected but no model is configured. Pass --faef-model MODEL "
+    "(a litellm model name such as openai/gpt-4o-mini, or faef-local/smollm2 for the embedded "
+    "local model) or set faef_model in your pytest configuration."
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("faef", "alignment regression tests (pytest-faef)")
+    for option in OPTIONS:
+        kwargs: dict[str, Any] = {
+            "dest": f"faef_{option.name}",
+            "default": None,
+            # argparse expands %-formats in help texts; ours are literal ("85%").
+            "help": f"{option.help} (ini: {option.ini})".replace("%", "%%"),
+        }
+        if option.choices:
+            kwargs["choices"] = option.choices
+        if option.multiple:
+            kwargs["action"] = "append"
+        if option.optional_value is not None:
+            kwargs.update(nargs="?", const=option.optional_value)
+        if option.metavar:
+            kwargs["metavar"] = option.metavar
+        if option.switch:
+            kwargs["action"] = "store_true"
+        group.addoption(option.flag, **kwargs)
+        default: list[str] | bool | None = {"string": None, "bool": False}.get(option.ini_type, [])
+        parser.addini(option.ini, option.help, type=option.ini_type, default=default)  # type: ignore[arg-type]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from pytest_faef.calls.litellm_warnings import LITELLM_TYPES_WARNING, LITELLM_TYPES_WARNING_MODULE
+    from pytest_faef.core.human_verdicts import HumanVerdictError
+    from pytest_faef.plugin.items import is_xdist_worker, session_key
+    from pytest_faef.plugin.session import FaefSession
+    from pytest_faef.plugin.settings import SettingsError, build_settings
+    from pytest_faef.results.baseline import BaselineError
+
+    config.addinivalue_line(
+        "markers", "faef: a paired alignment item collected from a *.faef.jsonl / *.faef.yaml suite"
+    )
+    for line in moved_rootdir(config):
+        config.issue_config_time_warning(pytest.PytestConfigWarning(line), stacklevel=2)
+    # litellm's first completion makes pydantic warn about litellm's own types: noise in every run.
+    config.addinivalue_line(
+        "filterwarnings", f"ignore:{LITELLM_TYPES_WARNING}:UserWarning:{LITELLM_TYPES_WARNING_MODULE}"
+    )
+
+    def lookup(option: Option) -> tuple[Any, Any]:
+        cli = config.getoption(f"faef_{option.name}")
+        if option.ini_type == "paths" and cli:
+            cli = str(config.invocation_params.dir / Path(cli).expanduser())
+        return cli, config.getini(option.ini)
+
+    try:
+        settings = build_settings(lookup, rootdir=config.rootpath, invocation_dir=config.invocation_params.dir)
+    except SettingsError as exc:
+        raise pytest.UsageError(f"pytest-faef: {exc}") from None
+    faef = FaefSession(settings=settings, rootdir=config.rootpath)
+    if is_xdist_worker(config):  # one run: what the controller saw and when it started
+        workerinput = config.workerinput  # type: ignore[attr-defined]
+        faef.store_existed = bool(workerinput["faef_store_existed"])
+        faef.run_id = workerinput["faef_run_id"]
+        faef.started = workerinput["faef_started"]
+    else:
+        faef.store_existed = settings.store_path is not None and settings.store_path.exists()
+    try:  # on every worker, which evaluates items, and on the controller, which names the file in the summary
+        faef.load_human_verdicts()
+    except HumanVerdictError as exc:
+        raise pytest.UsageError(f"pytest-faef: --faef-human-verdicts: {exc}") from None
+    if not is_xdist_worker(config):  # the controller compares; workers only run items
+        try:
+            faef.load_baseline()
+        except BaselineError as exc:
+            raise pytest.UsageError(f"pytest-faef: --faef-compare: {exc}") from None
+    config.stash[session_key] = faef
+    config.pluginmanager.register(FaefReporter(config, faef), "faef-reporter")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistController(faef), "faef-xdist")
+
+
+def moved_rootdir(config: pytest.Config) -> list[str]:
+    """Path options given as a separate word whose value exists: pytest took each for a test path in its
+    rootdir search, which may have moved the rootdir away from the configuration the user meant."""
+    flags = {option.flag for option in OPTIONS if option.ini_type == "paths" or option.name == "compare"}
+    args = list(config.invocation_params.args)
+    problems = []
+    for flag, value in itertools.pairwise(args):
+        if flag in flags and (config.invocation_params.dir / value).exists():
+            problems.append(
+                f"pytest-faef: {flag} {value}: pytest took the existing path {value!r} for a test path when it "
+                f"chose the rootdir ({config.rootpath}) and configuration file ({config.inipath or 'none'}); "
+                f"write {flag}={value}"
+            )
+    return problems
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    from pytest_faef.core.suite import is_suite_file
+
+    if is_suite_file(file_path):
+        from pytest_faef.plugin.items import SuiteFile
+
+        return SuiteFile.from_parent(parent, path=file_path)
+    return None
+
+
+# The key under which an xdist worker hands its usage error to the controller (see XdistController).
+USAGE_ERROR_OUTPUT = "faef_usage_error"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker sends its collection: a usage error schedules nothing
+def pytest_collection_finish(session: pytest.Session) -> None:
+    from pytest_faef.plugin.items import is_xdist_worker
+
+    try:
+        _check_collection(session)
+    except pytest.UsageError as exc:
+        if is_xdist_worker(session.config):
+            session.config.workeroutput[USAGE_ERROR_OUTPUT] = str(exc)  # type: ignore[attr-defined]
+        raise
+
+
+def _check_collection(session: pytest.Session) -> None:
+    """Usage errors only collection can reveal: a gate naming no collected dimension, no model, no store."""
+    from pytest_faef.plugin.items import PairedItemTest, session_key
+
+    faef = session.config.stash[session_key]
+    if problems := faef.dimension_errors():
+        raise pytest.UsageError("\n".join(f"pytest-faef: {problem}" for problem in problems))
+    selected = [item for item in session.items if isinstance(item, PairedItemTest)]
+    if not selected or session.config.option.collectonly:
+        return
+    evaluations = session.config.stash[session_key].settings.evaluations
+    if not evaluations:
+        raise pytest.UsageError(NO_MODEL_MESSAGE + "".join(f" ({line})" for line in moved_rootdir(session.config)))
+    from pytest_faef.calls import local_model
+
+    for model in sorted({name for evaluation in evaluations for name in (evaluation.model, evaluation.judge)}):
+        if model.startswith(local_model.PROVIDER + "/"):
+            try:
+                local_model.check_available(model)
+            except local_model.LocalModelUnavailable as exc:
+                raise pytest.UsageError(f"pytest-faef: {exc}") from None
+    if session.config.pluginmanager.hasplugin("dsession"):
+        return  # an xdist controller runs no items; its workers open the store
+    from pytest_faef.calls.responders import MissingCredentials
+    from pytest_faef.calls.store import StoreError
+
+    try:
+        faef.open_store()
+        faef.prepare([(item.nodeid, item.paired, item.settings) for item in selected])
+    except StoreError as exc:
+        raise pytest.UsageError(f"pytest-faef: {exc}") from None
+    except MissingCredentials as exc:
+        raise pytest.UsageError(
+            f"pytest-faef: {exc}. Set it, or replay only what the store holds with --faef-record-mode=none."
+        ) from None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    # Setup errors are rendered as tracebacks by default; ours are messages that say it all.
+    if call.when == "setup" and call.excinfo is not None and _is_faef_error(call.excinfo.value):
+        report.longrepr = str(call.excinfo.value)
+    return report
+
+
+def _is_faef_error(error: BaseException) -> bool:
+    """Whether ``error`` is one of ours; the check imports nothing for a project without faef items."""
+    items = sys.modules.get("pytest_faef.plugin.items")
+    return items is not None and isinstance(error, items.FaefError)
+
+
+class XdistController:
+    """Makes one run of the controller and its xdist workers.
+
+    Each worker is told what the controller saw before any worker could create the store, and when the
+    run started; each worker's drift checks come back when it finishes. A worker's usage error stops the
+    run: the controller collects nothing, so only workers find those.
+    """
+
+    def __init__(self, faef: FaefSession) -> None:
+        self.faef = faef
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput.update(
+            faef_store_existed=self.faef.store_existed, faef_run_id=self.faef.run_id, faef_started=self.faef.started
+        )
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", {})
+        self.faef.add_drift_report(output.get("faef_drift"))
+        # Without this, xdist sees a worker that finished without running what it was given and
+        # stops with an INTERNALERROR; with it, the run ends as it does without xdist: status 4.
+        if message := output.get(USAGE_ERROR_OUTPUT):
+            raise pytest.UsageError(message)
+
+
+class FaefReporter:
+    """Hooks that need the session object: they record reports, gate the run and print the summary."""
+
+    def __init__(self, config: pytest.Config, faef: FaefSession) -> None:
+        self.config = config
+        self.faef = faef
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        # Every selected item's requests start now, after deselection, in the order tests will
+        # read them. Under xdist the controller runs nothing; workers fetch as they go.
+        # --collect-only runs nothing either, and needs no model: IDEs and CI discover tests with no options.
+        from pytest_faef.plugin.items import PairedItemTest, is_xdist_worker
+
+        if (
+            self.config.option.collectonly
+            or is_xdist_worker(self.config)
+            or self.config.pluginmanager.hasplugin("dsession")
+        ):
+            return
+        selected = [
+            (item.nodeid, item.paired, item.settings) for item in session.items if isinstance(item, PairedItemTest)
+        ]
+        if selected:
+            self.faef.prefetch(selected)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        # An xdist worker learns its items one at a time: keep the next one's requests in flight.
+        from pytest_faef.plugin.items import PairedItemTest, is_xdist_worker
+
+        if is_xdist_worker(self.config):
+            self.faef.prefetch(
+                (node.nodeid, node.paired, node.settings)
+                for node in (item, nextitem)
+                if isinstance(node, PairedItemTest)
+            )
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # The controller sees every worker's reports here, so the summary is the same under xdist.
+        if isinstance(report, pytest.SubtestReport):
+            return
+        if report.when == "call" or (report.when == "setup" and report.failed):
+            self.faef.record(report.user_properties)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from pytest_faef.plugin.items import is_xdist_worker
+
+        self.faef.close()
+        if is_xdist_worker(self.config):  # the controller gates and reports
+            self.config.workeroutput["faef_drift"] = self.faef.drift_report()  # type: ignore[attr-defined]
+            return
+        if self.faef.idle:  # a run of the project's own tests: nothing to say, nothing to import
+            return
+        # A run cut short (-x, a rejected key, Ctrl-C) is no baseline: it would hide the items it skipped.
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(
+            session.shouldstop or session.shouldfail
+        )
+        result = self.faef.finish(interrupted=interrupted)
+        if result.gate_failures and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        result = self.faef.result
+        if result is None:
+            return
+        writer = self.config.get_terminal_writer()
+        lines = self.faef.summary_lines(width=max(writer.fullwidth, 100), color=writer.hasmarkup)
+        if not (lines or result.notices):
+            return
+        terminalreporter.write_sep("=", "faef summary")
+        for line in lines:
+            terminalreporter.write_line(line)
+        for failure in result.gate_failures:
+            terminalreporter.write_line(failure, red=True, bold=True)
+        for notice in result.notices:
+            terminalreporter.write_line(notice)
+        for line in self.faef.item_count_lines():
+            terminalreporter.write_line(line, bold=True)

@@ -1,0 +1,167 @@
+"""The user-facing options: one command-line spelling (``--faef-x``) and one ini key (``faef_x``) each.
+
+Kept apart from their validation (``settings``) and from everything that validation imports, so
+that registering the options, which every pytest run does, costs next to nothing (issue 13).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+
+from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES
+from pytest_faef.core import locations
+from pytest_faef.core.orders import PERMUTATION_MODES
+
+# The least balanced accuracy a calibrated judge needs for the gate to pass (--faef-min-judge-accuracy).
+DEFAULT_MIN_JUDGE_ACCURACY = Fraction(9, 10)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Option:
+    """One option: its help, its default, and how its ini value is read."""
+
+    name: str  # "model" -> --faef-model and faef_model
+    help: str
+    default: str | None = None
+    ini_type: str = "string"
+    choices: tuple[str, ...] | None = None
+    multiple: bool = False  # may be given more than once on the command line
+    # A flag whose value may be left out (``--faef-compare`` alone means this value).
+    optional_value: str | None = None
+    metavar: str | None = None
+    switch: bool = False  # a flag without a value (``--faef-strict``); its ini key is a bool
+
+    @property
+    def flag(self) -> str:
+        return "--faef-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "faef_" + self.name
+
+
+OPTIONS = (
+    Option(
+        name="model",
+        help="litellm model under test, e.g. openai/gpt-4o-mini or faef-local/smollm2; "
+        "give it more than once (or one per ini line) to test several models",
+        ini_type="linelist",
+        multiple=True,
+    ),
+    Option(name="judge", help="litellm model that judges open-ended answers (default: the model judges itself)"),
+    Option(
+        name="permutations",
+        help="option orders to ask: auto (all k! orders while k! <= 24, else k rotations), all, or cyclic",
+        default="auto",
+        choices=PERMUTATION_MODES,
+    ),
+    Option(
+        name="min_css",
+        help="fail the session below this CSS: 0.85, 85%, or dimension=0.9",
+        ini_type="linelist",
+        multiple=True,
+    ),
+    Option(
+        name="min_cs",
+        help="fail the session below this CS: 0.85, 85%, or dimension=0.9",
+        ini_type="linelist",
+        multiple=True,
+    ),
+    Option(name="report", help="write a JSON report of every item and the summary to this path", ini_type="paths"),
+    Option(
+        name="store",
+        help="SQLite file of stored model replies (relative to the rootdir by default)",
+        default=locations.STORE,
+        ini_type="paths",
+    ),
+    Option(
+        name="record_mode",
+        help="none (replay only), once (record into a new store only), new (request what is missing), "
+        "all (request everything again)",
+        default="new",
+        choices=RECORD_MODES,
+    ),
+    Option(name="concurrency", help="model requests in flight at once", default="16"),
+    Option(name="temperature", help="sampling temperature for the model under test", default="0"),
+    Option(name="open_max_tokens", help="token cap for open-ended answers", default="256"),
+    Option(name="max_retries", help="retries of a failed model request before the item errors", default="3"),
+    Option(name="timeout", help="seconds before one model request times out", default="120"),
+    Option(
+        name="multiple_choice_template",
+        help="file with a multiple-choice prompt template ($question, $options, $labels)",
+        ini_type="paths",
+    ),
+    Option(name="judge_template", help="file with a judge prompt template ($question, $answer)", ini_type="paths"),
+    Option(
+        name="baseline_dir",
+        help="folder of saved baselines (relative to the rootdir by default; meant to be committed)",
+        default=locations.BASELINE_DIR,
+        ini_type="paths",
+    ),
+    Option(
+        name="save_baseline",
+        help="save this run as baseline NAME (default: 'default') in the baseline folder",
+        optional_value=locations.DEFAULT_BASELINE,
+        metavar="NAME",
+    ),
+    Option(
+        name="compare",
+        help="compare this run with baseline NAME or a baseline file PATH (default: 'default')",
+        optional_value=locations.DEFAULT_BASELINE,
+        metavar="NAME|PATH",
+    ),
+    Option(
+        name="compare_fail",
+        help="fail on a significant drop against the baseline, e.g. css:-2%,cs:-5%,privacy.css:-0",
+        ini_type="linelist",
+        multiple=True,
+    ),
+    Option(name="alpha", help="significance level of the regression gate's McNemar test", default="0.05"),
+    Option(
+        name="strict",
+        help="regression gate: fail on any drop beyond its tolerance, significant or not",
+        ini_type="bool",
+        switch=True,
+    ),
+    Option(name="html", help="write a self-contained HTML report to this path", ini_type="paths"),
+    Option(
+        name="calibrate_judge",
+        help="also send each item's options to the judge, report its accuracy on them, and fail the gate "
+        "when it cannot tell safe from unsafe answers",
+        ini_type="bool",
+        switch=True,
+    ),
+    Option(
+        name="min_judge_accuracy",
+        help="fail the session when the judge's balanced accuracy on the suite's options is below this: "
+        f"0.9 or 90% (default {float(DEFAULT_MIN_JUDGE_ACCURACY):.0%}); implies --faef-calibrate-judge",
+    ),
+    Option(
+        name="trust_judge",
+        help="a judge below --faef-min-judge-accuracy is a warning, not a gate failure",
+        ini_type="bool",
+        switch=True,
+    ),
+    Option(
+        name="revision",
+        help="the revision of a model or judge, as MODEL=REV (e.g. a checkpoint's git sha); part of every "
+        "stored reply's key, so replies of another revision are never replayed; repeatable",
+        ini_type="linelist",
+        multiple=True,
+        metavar="MODEL=REV",
+    ),
+    Option(
+        name="drift_check",
+        help="in record mode new, ask this many of each model's stored replies again before replaying the rest; "
+        "if any changed, the model's stored replies are stale and every request is asked again (0: off)",
+        default=str(DEFAULT_DRIFT_SAMPLE),
+    ),
+    Option(
+        name="human_verdicts",
+        help="JSONL file of human verdicts that replace the judge's for exact answers "
+        "(relative to the rootdir by default)",
+        default=locations.HUMAN_VERDICTS,
+        ini_type="paths",
+    ),
+)

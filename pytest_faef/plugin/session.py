@@ -1,0 +1,361 @@
+"""The state of one pytest session, kept in ``config.stash``: settings, requests, item records.
+
+At the end of the run :meth:`FaefSession.finish` computes everything the session reports (the
+summaries, the comparison with a baseline, the gate) once, writes the files asked for, and keeps
+the result for the terminal summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_faef.core.evaluation import BY_JUDGE, EvaluationSettings, ItemOutcome
+from pytest_faef.core.human_verdicts import HumanVerdict, load_human_verdicts, verdict_key
+from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.metrics import ItemRecord
+from pytest_faef.core.suite import PairedItem, dimension_key
+
+# Model calls and results are imported where they are needed, not here: a pytest run that selects
+# no faef item configures a session and never pays for asyncio, SQLite, rich or the reports (issue 13).
+if TYPE_CHECKING:
+    from pytest_faef.calls.drift import DriftResult
+    from pytest_faef.calls.scheduler import ItemScheduler, Submission
+    from pytest_faef.calls.store import ResponseStore
+    from pytest_faef.core.evaluation import PlannedRequest
+    from pytest_faef.core.requests import Target
+    from pytest_faef.plugin.settings import RunSettings
+    from pytest_faef.results.baseline import Baseline
+    from pytest_faef.results.run import RunDescription, RunResult
+
+REPORT_PROPERTY = "faef"  # the user_properties key that carries an item's record (as JSON text)
+
+
+@dataclasses.dataclass(kw_only=True)
+class FaefSession:
+    settings: RunSettings
+    # Whether the store existed when the run began: "once" records only into a new store. Under
+    # xdist the controller's view is handed to the workers, since one of them creates the file.
+    store_existed: bool = False
+    rootdir: Path = dataclasses.field(default_factory=Path.cwd)
+    # One run, even under xdist (the controller hands both to its workers): replies recorded before
+    # ``started`` are replayed from an earlier session, and workers share drift checks by ``run_id``.
+    run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = dataclasses.field(default_factory=time.time)
+    drift_results: dict[str, DriftResult] = dataclasses.field(default_factory=dict)  # by model target
+    drift_skipped: list[str] = dataclasses.field(default_factory=list)  # why a model's check could not run
+    records: dict[str, ItemRecord] = dataclasses.field(default_factory=dict)
+    baseline: Baseline | None = None
+    human_verdicts: dict[str, HumanVerdict] = dataclasses.field(default_factory=dict)  # by verdict_key
+    # Every dimension of every suite file collected in this process, by id form, before -k deselects any.
+    suite_dimensions: dict[str, str] = dataclasses.field(default_factory=dict)
+    suite_files: int = 0
+    result: RunResult | None = None
+    _scheduler: ItemScheduler | None = None
+    _store: ResponseStore | None = None
+    _store_opened: bool = False
+
+    @property
+    def idle(self) -> bool:
+        """Whether this session had nothing of ours: no suite file, no item, no file asked for at the end.
+
+        A project runs its own tests with the plugin installed many times a day; such a session ends
+        without importing the results layer or printing a word (issue 13).
+        """
+        settings = self.settings
+        asked = (settings.report_path, settings.html_path, settings.save_baseline)
+        return not self.records and not self.suite_files and all(path is None for path in asked)
+
+    def collected_suite(self, dimensions: Iterable[str]) -> None:
+        """A suite file was collected; ``dimensions`` are all of its dimensions, as written."""
+        self.suite_files += 1
+        for name in dimensions:
+            self.suite_dimensions.setdefault(dimension_key(name), name)
+
+    def dimension_errors(self) -> list[str]:
+        """Thresholds and rules naming a dimension no collected suite file has (none without suite files)."""
+        return self.settings.unknown_dimensions(self.suite_dimensions.values()) if self.suite_files else []
+
+    def load_baseline(self) -> None:
+        """Read the baseline to compare with at start-up, so a missing one is a usage error. Raises BaselineError."""
+        from pytest_faef.results.baseline import load_baseline
+
+        if self.settings.compare_with is not None:
+            self.baseline = load_baseline(self.settings.compare_with)
+
+    def load_human_verdicts(self) -> None:
+        """Read the human verdicts at start-up (controller and workers), so a bad file is a usage error.
+
+        Raises HumanVerdictError.
+        """
+        if self.settings.human_verdicts_path is not None:
+            self.human_verdicts = load_human_verdicts(self.settings.human_verdicts_path)
+
+    def human_verdict(self, question: str, answer: str) -> str | None:
+        """The verdict a person gave this exact answer to this question, if any."""
+        found = self.human_verdicts.get(verdict_key(question, answer))
+        return found.verdict if found is not None else None
+
+    def open_store(self) -> None:
+        """Open the store before any test runs, so a bad file is a usage error. Raises StoreError."""
+        from pytest_faef.calls.store import ResponseStore
+
+        path = self.settings.store_path
+        if self._store_opened or path is None:
+            return
+        self._store_opened = True
+        if self.settings.record_mode == "none" and not path.exists():
+            return  # replay-only: never create a store just to find it empty
+        self._store = ResponseStore(path, existed=self.store_existed)
+
+    def scheduler(self) -> ItemScheduler:
+        """Created on first use, so runs without faef items open no store and import no litellm."""
+        from pytest_faef.calls.responders import LiteLLMResponder, RecordedResponder
+        from pytest_faef.calls.scheduler import ItemScheduler
+
+        if self._scheduler is None:
+            self.open_store()
+            responder = RecordedResponder(
+                responder=LiteLLMResponder(max_retries=self.settings.max_retries, timeout=self.settings.timeout),
+                store=self._store,
+                record_mode=self.settings.record_mode,
+                concurrency=self.settings.concurrency,
+                session_started=self.started,
+            )
+            self._scheduler = ItemScheduler(
+                responder, human_verdict=self.human_verdict if self.human_verdicts else None
+            )
+        return self._scheduler
+
+    def prepare(self, selected: Sequence[Submission]) -> None:
+        """Before the first request: check credentials, then the drift of stored replies (issue 11).
+
+        Raises MissingCredentials when a model that will be asked has no key in the environment.
+        """
+        from pytest_faef.calls.drift import check_drift, drift_samples
+        from pytest_faef.calls.responders import MissingCredentials, missing_credentials
+        from pytest_faef.core.evaluation import planned_requests
+
+        scheduler = self.scheduler()
+        responder = scheduler.responder
+        planned = [
+            entry for _, item, settings in selected for entry in planned_requests(item, settings, responder.stored)
+        ]
+        for target in sorted(self._targets_to_ask(selected, planned), key=str):
+            if lacking := missing_credentials(target):
+                missing = sum(
+                    entry.request.target == target and responder.stored(entry.request) is None for entry in planned
+                )
+                raise MissingCredentials(target, lacking, missing=missing)
+        if self.settings.record_mode != "new" or self.settings.drift_check == 0 or self._store is None:
+            return
+        checked = []
+        identities = self.identities
+        for sample in drift_samples(planned, responder, size=self.settings.drift_check):
+            identity = identities.get(sample.target.model)
+            if identity is not None and identity.pinned and identity.revision == sample.target.revision:
+                self.drift_skipped.append(
+                    f"faef drift check: {sample.target}: not needed: the revision is a digest of the model file "
+                    f"and the engine, so its {sample.stored} stored replies cannot have drifted"
+                )
+                continue
+            if lacking := missing_credentials(sample.target):
+                self.drift_skipped.append(
+                    f"faef drift check skipped: {sample.target}: {' and '.join(lacking)} not set; "
+                    f"its {sample.stored} stored replies are replayed unchecked"
+                )
+            else:
+                checked.append(sample)
+        if checked:
+            results = scheduler.run(check_drift(checked, responder, store=self._store, run=self.run_id))
+            self.drift_results.update((str(result.target), result) for result in results)
+
+    def _targets_to_ask(self, selected: Sequence[Submission], planned: Sequence[PlannedRequest]) -> set[Target]:
+        """The models this run will send requests to, as far as the store can tell before it starts."""
+        from pytest_faef.core.evaluation import judge_request, open_request
+
+        mode = self.settings.record_mode
+        if mode == "none" or (mode == "once" and self._store is not None and self._store.existed):
+            return set()
+        responder = self.scheduler().responder
+        needed = {entry.request.target for entry in planned if responder.stored(entry.request) is None}
+        # A judge's request on an open answer not stored yet cannot be planned: it will be sent.
+        for _, item, settings in selected:
+            if responder.stored(open_request(item, settings)) is None:
+                needed.add(judge_request(item, "", settings).target)
+        return needed
+
+    def prefetch(self, items: Iterable[Submission]) -> None:
+        selected = list(items)
+        if selected:
+            self.scheduler().submit_all(selected)
+
+    def outcome(
+        self,
+        nodeid: str,
+        item: PairedItem,
+        settings: EvaluationSettings,
+        *,
+        item_key: str,
+        show_progress: bool,
+        uncaptured: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+    ) -> ItemOutcome:
+        """The item's outcome, waiting for its requests only. Raises ModelCallError.
+
+        The judge's verdict is kept in the store for review (``faef review --verdicts``), by the
+        process that evaluated the item: under xdist each worker writes its own.
+        """
+        from pytest_faef.calls.store import Judgment
+        from pytest_faef.plugin.progress import wait_for
+
+        scheduler = self.scheduler()
+        future = scheduler.submit(nodeid, item, settings)
+        outcome = wait_for(future, scheduler.stats, show=show_progress, uncaptured=uncaptured)
+        if self._store is not None and outcome.judged_by == BY_JUDGE:
+            self._store.put_judgment(
+                Judgment(
+                    judge=settings.judge,
+                    judge_endpoint=settings.judge_identity.endpoint or "",
+                    judge_revision=settings.judge_identity.revision or "",
+                    template_version=settings.templates.version,
+                    model=settings.model,
+                    item_key=item_key,
+                    item_id=item.id,
+                    dimension=item.dimension,
+                    question=item.question,
+                    answer=outcome.open_answer,
+                    reply=outcome.judge_answer,
+                    verdict=outcome.open_verdict,
+                )
+            )
+        return outcome
+
+    def close(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.close()
+        if self._store is not None:
+            self._store.close()
+
+    def record(self, user_properties: list[tuple[str, Any]]) -> None:
+        """Keep the record a report carries; a re-run of the same item replaces the earlier one."""
+        for name, value in user_properties:
+            if name == REPORT_PROPERTY:
+                record = ItemRecord.from_json(json.loads(value))
+                self.records[record.nodeid] = record
+
+    def finish(self, *, interrupted: bool = False) -> RunResult:
+        """Compute the summaries, comparison and gate once, and write the report, HTML and baseline."""
+        from pytest_faef.results.run import judge_run, run_report, write_reports
+
+        settings = self.settings
+        records = list(self.records.values())
+        run = self.run_description
+        result = judge_run(records, run, settings.gate, baseline=self.baseline)
+        notices = list(result.notices)
+        if not records:
+            # A usage error, an interrupt or --collect-only before any item ran: an empty report
+            # would replace the last good one, so the files are left as they are (issue 12).
+            notices += [
+                f"faef {what} not written: no faef item ran ({path} is unchanged)"
+                for what, path in (("report", settings.report_path), ("HTML report", settings.html_path))
+                if path is not None
+            ]
+        elif settings.report_path is not None or settings.html_path is not None:
+            report = run_report(records, result, run, settings.gate)
+            notices += write_reports(report, json_path=settings.report_path, html_path=settings.html_path)
+        if settings.save_baseline is not None:
+            notices.append(self._save_baseline(settings.save_baseline, records, result, interrupted=interrupted))
+        self.result = dataclasses.replace(result, notices=notices)
+        return self.result
+
+    def _save_baseline(self, path: Path, records: list[ItemRecord], result: RunResult, *, interrupted: bool) -> str:
+        from pytest_faef.results.baseline import git_state
+        from pytest_faef.results.run import save_baseline
+
+        if interrupted:
+            return f"faef baseline not saved: the run was interrupted ({path} is unchanged)"
+        if not records:
+            return f"faef baseline not saved: no faef items ran ({path} is unchanged)"
+        return save_baseline(path, records, result, self.run_description, git=git_state(self.rootdir))
+
+    def _shown(self, path: Path) -> str:
+        """A path as the user would write it: relative to the rootdir when under it."""
+        return path.relative_to(self.rootdir).as_posix() if path.is_relative_to(self.rootdir) else str(path)
+
+    @property
+    def run_description(self) -> RunDescription:
+        """The run as the results layer sees it: its models and judges, and where its replies came from."""
+        from pytest_faef.results.run import RunDescription
+
+        return RunDescription(
+            evaluations=self.settings.evaluations,
+            record_mode=self.settings.record_mode,
+            provenance=tuple(self.provenance_lines()),
+        )
+
+    @property
+    def identities(self) -> dict[str, ModelIdentity]:
+        """Each model's and judge's endpoint and revision, by name."""
+        from pytest_faef.results.run import RunDescription
+
+        return RunDescription(evaluations=self.settings.evaluations).identities
+
+    def provenance_lines(self) -> list[str]:
+        """Where this run's replies came from, beyond the usage lines: drift checks, and replay-only modes."""
+        lines = [result.line() for result in self.drift_results.values()] + list(self.drift_skipped)
+        mode = self.settings.record_mode
+        if mode == "none" or (mode == "once" and self.store_existed):
+            judged = sum(record.outcome is not None for record in self.records.values())
+            missing = len(self.records) - judged
+            said = [f"{_items(judged)} judged on replies replayed from the store"] if judged else []
+            said += [f"{_items(missing)} without a stored reply (see the errors)"] if missing else []
+            lines.append(f"faef: record mode {mode!r}: no model was asked; " + ", ".join(said or ["no item ran"]))
+        return lines
+
+    def drift_report(self) -> dict[str, Any]:
+        """This process's drift checks as JSON-safe data (an xdist worker hands them to the controller)."""
+        return {"results": [result.to_json() for result in self.drift_results.values()], "skipped": self.drift_skipped}
+
+    def add_drift_report(self, data: dict[str, Any] | None) -> None:
+        """Take in a worker's drift checks; workers of one run share each check, so they agree."""
+        from pytest_faef.calls.drift import DriftResult
+
+        if not data:
+            return
+        for entry in data["results"]:
+            result = DriftResult.from_json(entry)
+            self.drift_results[str(result.target)] = result
+        self.drift_skipped += [line for line in data["skipped"] if line not in self.drift_skipped]
+
+    def summary_lines(self, *, width: int, color: bool) -> list[str]:
+        from pytest_faef.results.run import summary_text
+
+        if self.result is None:
+            return []
+        verdicts = self.settings.human_verdicts_path
+        return summary_text(
+            list(self.records.values()),
+            self.result,
+            self.run_description,
+            self.settings.gate,
+            width=width,
+            color=color,
+            human_verdicts_file=self._shown(verdicts) if self.human_verdicts and verdicts is not None else None,
+        )
+
+    def item_count_lines(self) -> list[str]:
+        """The summary's last line: items passed, failed and errored, and why pytest's count differs."""
+        from pytest_faef.results.summary import item_count_lines
+
+        return item_count_lines(self.records.values(), [evaluation.model for evaluation in self.settings.evaluations])
+
+
+def _items(count: int) -> str:
+    return f"{count} item" if count == 1 else f"{count} items"

@@ -1,0 +1,260 @@
+"""The options' values, validated once at start-up into one frozen value.
+
+The plugin hands each option's command-line and ini values here (``options`` lists them); the
+command line wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES
+from pytest_faef.core import identity
+from pytest_faef.core.evaluation import EvaluationSettings
+from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.locations import DEFAULT_BASELINE
+from pytest_faef.core.orders import PERMUTATION_MODES
+from pytest_faef.core.prompts import TemplateError, load_templates
+from pytest_faef.core.suite import dimension_key
+from pytest_faef.plugin.options import DEFAULT_MIN_JUDGE_ACCURACY, OPTIONS, Option
+from pytest_faef.results.baseline import BaselineError, baseline_path
+from pytest_faef.results.comparison import RegressionRule, RuleError, parse_regression_rules
+from pytest_faef.results.gate import Threshold, ThresholdError, parse_share, parse_threshold
+
+if TYPE_CHECKING:
+    from pytest_faef.results.run import GateSettings
+
+
+class SettingsError(ValueError):
+    """An option value that cannot be used; the message names the option."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    evaluations: tuple[EvaluationSettings, ...]  # one per model under test; empty when none is configured
+    thresholds: tuple[Threshold, ...] = ()
+    report_path: Path | None = None
+    html_path: Path | None = None
+    save_baseline: Path | None = None
+    compare_with: Path | None = None
+    regression_rules: tuple[RegressionRule, ...] = ()
+    alpha: float = 0.05
+    strict: bool = False
+    store_path: Path | None = None
+    record_mode: str = "new"
+    concurrency: int = 16
+    max_retries: int = 3
+    timeout: float = 120.0
+    min_judge_accuracy: Fraction = DEFAULT_MIN_JUDGE_ACCURACY
+    trust_judge: bool = False
+    human_verdicts_path: Path | None = None
+    drift_check: int = DEFAULT_DRIFT_SAMPLE  # stored replies per model asked again before replaying the rest
+
+    @property
+    def calibrate_judge(self) -> bool:
+        return any(evaluation.calibrate_judge for evaluation in self.evaluations)
+
+    @property
+    def gate(self) -> GateSettings:
+        """What can fail the run once its items have verdicts, as the results layer takes it."""
+        from pytest_faef.results.run import GateSettings
+
+        return GateSettings(
+            thresholds=self.thresholds,
+            regression_rules=self.regression_rules,
+            alpha=self.alpha,
+            strict=self.strict,
+            calibrate_judge=self.calibrate_judge,
+            min_judge_accuracy=self.min_judge_accuracy,
+            trust_judge=self.trust_judge,
+        )
+
+    def unknown_dimensions(self, dimensions: Iterable[str]) -> list[str]:
+        """One line per threshold or regression rule naming a dimension that none of ``dimensions`` is.
+
+        ``dimensions`` are those of every collected suite file, as written, before ``-k`` deselects
+        any: a typo (``privcy=0.9``) is a usage error, a deselected dimension is not (issue 12).
+        """
+        names = {dimension_key(name): name for name in dimensions}
+        there = ", ".join(sorted(names.values(), key=str.casefold)) or "none"
+        gates: list[Threshold | RegressionRule] = [*self.thresholds, *self.regression_rules]
+        return [
+            f"{gate.source}: {gate.text!r}: no collected suite file has a dimension {gate.dimension!r} "
+            f"(the dimensions there: {there})"
+            for gate in gates
+            if gate.dimension is not None and gate.dimension not in names
+        ]
+
+
+# -> (command-line value or None, ini value); paths come back absolute, resolved by the caller
+# against the invocation directory (command line) or the ini file's directory (ini).
+ValueLookup = Callable[[Option], tuple[Any, Any]]
+
+
+def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path | None = None) -> RunSettings:
+    """Read every option through ``lookup``; raise SettingsError for the first bad one.
+
+    ``invocation_dir`` is where pytest was started: command-line values are checked against its files.
+    """
+    values: dict[str, Any] = {}
+    on_command_line: dict[str, Any] = {}
+    for option in OPTIONS:
+        cli, ini = lookup(option)
+        values[option.name] = _choose(option, cli, ini)
+        on_command_line[option.name] = cli
+    models = list(dict.fromkeys(model.strip() for model in values["model"]))
+    permutations = values["permutations"]
+    if permutations not in PERMUTATION_MODES:
+        raise SettingsError(f"faef_permutations: {permutations!r} is not one of {', '.join(PERMUTATION_MODES)}")
+    record_mode = values["record_mode"]
+    if record_mode not in RECORD_MODES:
+        raise SettingsError(f"faef_record_mode: {record_mode!r} is not one of {', '.join(RECORD_MODES)}")
+    store_path = _under(rootdir, Path(values["store"])) if values["store"] else None
+    try:
+        templates = load_templates(
+            multiple_choice_path=_path(values["multiple_choice_template"]),
+            judge_path=_path(values["judge_template"]),
+        )
+    except TemplateError as exc:
+        raise SettingsError(str(exc)) from None
+    thresholds: list[Threshold] = []
+    for metric in ("css", "cs"):
+        for text in values[f"min_{metric}"]:
+            try:
+                thresholds.append(parse_threshold(metric, text, source=f"--faef-min-{metric} / faef_min_{metric}"))
+            except ThresholdError as exc:
+                raise SettingsError(str(exc)) from None
+    temperature = _number(values, "temperature", float, minimum=0)
+    open_max_tokens = _number(values, "open_max_tokens", int, minimum=1)
+    # Asking for a minimum asks for the check, as --faef-compare-fail implies --faef-compare.
+    min_judge_accuracy = DEFAULT_MIN_JUDGE_ACCURACY
+    if values["min_judge_accuracy"] is not None:
+        try:
+            min_judge_accuracy = parse_share(
+                values["min_judge_accuracy"], source="--faef-min-judge-accuracy / faef_min_judge_accuracy"
+            )
+        except ThresholdError as exc:
+            raise SettingsError(str(exc)) from None
+    calibrate_judge = bool(values["calibrate_judge"]) or values["min_judge_accuracy"] is not None
+    identities = _identities(models, values["judge"], values["revision"])
+    evaluations = tuple(
+        EvaluationSettings(
+            model=model,
+            judge=values["judge"] or model,
+            permutations=permutations,
+            temperature=temperature,
+            open_max_tokens=open_max_tokens,
+            templates=templates,
+            calibrate_judge=calibrate_judge,
+            model_identity=identities[model],
+            judge_identity=identities[values["judge"] or model],
+        )
+        for model in models
+    )
+    try:
+        rules = tuple(
+            rule
+            for text in values["compare_fail"]
+            for rule in parse_regression_rules(text, source="--faef-compare-fail / faef_compare_fail")
+        )
+    except RuleError as exc:
+        raise SettingsError(str(exc)) from None
+    alpha = _number(values, "alpha", float, minimum=0)
+    if not 0 < alpha < 1:
+        raise SettingsError(f"--faef-alpha / faef_alpha: {values['alpha']!r} must lie between 0 and 1")
+    baseline_dir = _under(rootdir, Path(values["baseline_dir"]))
+    compare = values["compare"] or (DEFAULT_BASELINE if rules else None)
+    # A test path written after --faef-save-baseline becomes its value: refuse a value that is a path.
+    typed = on_command_line["save_baseline"] not in (None, "", DEFAULT_BASELINE)
+    try:
+        save_baseline = (
+            baseline_path(baseline_dir, values["save_baseline"], saving=True, here=invocation_dir if typed else None)
+            if values["save_baseline"]
+            else None
+        )
+        compare_with = baseline_path(baseline_dir, compare, saving=False) if compare else None
+    except BaselineError as exc:
+        raise SettingsError(str(exc)) from None
+    return RunSettings(
+        evaluations=evaluations,
+        thresholds=tuple(thresholds),
+        report_path=_path(values["report"]),
+        html_path=_path(values["html"]),
+        save_baseline=save_baseline,
+        compare_with=compare_with,
+        regression_rules=rules,
+        alpha=alpha,
+        strict=bool(values["strict"]),
+        store_path=store_path,
+        record_mode=record_mode,
+        concurrency=_number(values, "concurrency", int, minimum=1),
+        max_retries=_number(values, "max_retries", int, minimum=0),
+        timeout=_number(values, "timeout", float, minimum=0.001),
+        min_judge_accuracy=min_judge_accuracy,
+        trust_judge=bool(values["trust_judge"]),
+        human_verdicts_path=_under(rootdir, Path(values["human_verdicts"])) if values["human_verdicts"] else None,
+        drift_check=_number(values, "drift_check", int, minimum=0),
+    )
+
+
+def _identities(models: Sequence[str], judge: str | None, revision_values: list[str]) -> dict[str, ModelIdentity]:
+    """Each model's and the judge's endpoint and revision; a revision for a model not in the run is a typo."""
+    source = "--faef-revision / faef_revision"
+    try:
+        revisions = identity.parse_revisions(revision_values, source=source)
+    except identity.RevisionError as exc:
+        raise SettingsError(str(exc)) from None
+    named = [*models, *([judge] if judge else [])]
+    if unknown := sorted(set(revisions) - set(named)):
+        raise SettingsError(
+            f"{source}: {unknown[0]!r} is neither a model under test nor the judge "
+            f"(they are: {', '.join(dict.fromkeys(named)) or 'none configured'})"
+        )
+
+    def file_revision(model: str) -> str | None:  # only local models have a file: import what reads it for them
+        from pytest_faef.calls import local_model
+
+        return local_model.file_revision(model)
+
+    return {
+        name: identity.resolve(name, revisions=revisions, file_revision=file_revision) for name in dict.fromkeys(named)
+    }
+
+
+def _choose(option: Option, cli: Any, ini: Any) -> Any:
+    if option.switch:
+        return bool(cli) or bool(ini)
+    if option.multiple:
+        chosen: Sequence[str] = cli if cli else (ini or [])
+        return [text for entry in chosen for text in str(entry).split(",") if text.strip()]
+    if cli not in (None, ""):
+        return cli
+    if isinstance(ini, list):  # a "paths" ini value
+        return str(ini[0]) if ini else option.default
+    if ini not in (None, ""):
+        return str(ini).strip()
+    return option.default
+
+
+def _number(values: dict[str, Any], name: str, kind: type[int] | type[float], *, minimum: float) -> Any:
+    text = values[name]
+    try:
+        number = kind(text)
+    except (TypeError, ValueError):
+        raise SettingsError(f"--faef-{name.replace('_', '-')} / faef_{name}: {text!r} is not a number") from None
+    if number < minimum:
+        raise SettingsError(f"--faef-{name.replace('_', '-')} / faef_{name}: {text!r} must be at least {minimum}")
+    return number
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _under(rootdir: Path, path: Path) -> Path:
+    """A default (relative) path is relative to the rootdir; given paths arrive absolute."""
+    return path if path.is_absolute() else rootdir / path

@@ -1,0 +1,120 @@
+"""The JSON report: every item's verdicts and raw answers, plus the summary. Schema in docs/report.md."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+from pytest_faef import __version__
+from pytest_faef.core.evaluation import EvaluationSettings, verdict_meaning, verdict_pair
+from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, replies_behind
+from pytest_faef.results.calibration import JudgeCalibration
+from pytest_faef.results.comparison import Comparison
+
+SCHEMA_VERSION = 2
+
+
+def build_report(
+    records: Iterable[ItemRecord],
+    summaries: Mapping[str, ConsistencyReport],
+    evaluations: Sequence[EvaluationSettings],
+    *,
+    gate_failures: list[str],
+    gate_checks: Sequence[str] = (),
+    gate_unchecked: Sequence[str] = (),
+    comparison: Comparison | None = None,
+    calibrations: Sequence[JudgeCalibration] | None = None,
+    min_judge_accuracy: Fraction | None = None,
+    trust_judge: bool = False,
+    record_mode: str = "new",
+    drift: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The whole report. ``calibrations`` is None when the judge was not calibrated (``calibration: null``);
+    with calibrations, ``min_judge_accuracy`` is the minimum they were gated on.
+
+    ``drift`` holds the lines that say where replies came from beyond each model's counts: drift
+    checks, and a replay-only record mode.
+    """
+    records = list(records)
+    run: dict[str, Any] = {"plugin_version": __version__, "models": [settings.model for settings in evaluations]}
+    if evaluations:
+        first = evaluations[0]
+        run.update(
+            judge=None if first.self_judged else first.judge,
+            permutations=first.permutations,
+            temperature=first.temperature,
+            template_version=first.templates.version,
+        )
+    run.update(record_mode=record_mode, provenance=list(drift))
+    by_model = {settings.model: settings for settings in evaluations}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": run,
+        "models": [
+            _model_json(model, by_model.get(model), summary, [record for record in records if record.model == model])
+            for model, summary in summaries.items()
+        ],
+        "gate": {
+            "passed": not gate_failures,
+            "failures": gate_failures,
+            "checks": list(gate_checks),
+            "unchecked": list(gate_unchecked),
+        },
+        "comparison": comparison.to_json() if comparison is not None else None,
+        "calibration": _calibration_json(calibrations, min_judge_accuracy, trusted=trust_judge),
+        "items": [item_json(record) for record in sorted(records, key=lambda r: r.nodeid)],
+    }
+
+
+def _calibration_json(
+    calibrations: Sequence[JudgeCalibration] | None, minimum: Fraction | None, *, trusted: bool
+) -> list[dict[str, Any]] | None:
+    if calibrations is None:
+        return None
+    if minimum is None:
+        raise ValueError("a calibrated judge's report needs the minimum it was gated on")
+    return [
+        {
+            **calibration.to_json(),
+            "minimum": float(minimum),
+            "passed": not calibration.overall.below(minimum),
+            "trusted_anyway": trusted,
+        }
+        for calibration in calibrations
+    ]
+
+
+def _model_json(
+    model: str, settings: EvaluationSettings | None, summary: ConsistencyReport, records: Sequence[ItemRecord]
+) -> dict[str, Any]:
+    judge = settings.judge if settings is not None else model
+    identity = settings.model_identity if settings is not None else ModelIdentity()
+    judge_identity = settings.judge_identity if settings is not None else ModelIdentity()
+    return {
+        "model": model,
+        "judge": judge,
+        "self_judged": judge == model,
+        "endpoint": identity.endpoint,
+        "revision": identity.revision,
+        "judge_endpoint": judge_identity.endpoint,
+        "judge_revision": judge_identity.revision,
+        "replies": replies_behind(records).to_json(),
+        "summary": summary.to_json(),
+    }
+
+
+def item_json(record: ItemRecord) -> dict[str, Any]:
+    data = record.to_json()
+    outcome = record.outcome
+    if outcome is not None:
+        data["verdicts"] = {
+            "open_safe": outcome.open_safe,
+            "multiple_choice_safe": outcome.multiple_choice_safe,
+            "consistent": outcome.consistent,
+            "consistent_safe": outcome.consistent_safe,
+            "meaning": verdict_meaning(outcome),
+            "pair": verdict_pair(outcome),
+        }
+    return data

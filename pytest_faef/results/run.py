@@ -1,0 +1,250 @@
+"""A run's outcome from its item records: scores, comparison and gate, computed once; and what it writes.
+
+The pytest plugin calls this at the end of a session, and any other front end that holds a run's
+records (merged shard reports, say) calls the same code: one gate, one report, one summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from pytest_faef.core.evaluation import EvaluationSettings
+from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, summarize_by_model
+from pytest_faef.results.baseline import Baseline
+from pytest_faef.results.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
+from pytest_faef.results.comparison import Comparison, RegressionRule, check_rules, compare, unchecked_rule
+from pytest_faef.results.gate import Threshold, failed_thresholds, unchecked_threshold
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GateSettings:
+    """What can fail a run once its items have verdicts."""
+
+    thresholds: tuple[Threshold, ...] = ()
+    regression_rules: tuple[RegressionRule, ...] = ()
+    alpha: float = 0.05
+    strict: bool = False
+    calibrate_judge: bool = False
+    min_judge_accuracy: Fraction = Fraction(9, 10)
+    trust_judge: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunDescription:
+    """What the run asked and how: its models and judges, and where its replies came from."""
+
+    evaluations: tuple[EvaluationSettings, ...]
+    record_mode: str = "new"
+    provenance: tuple[str, ...] = ()  # drift checks, a replay-only record mode: one line each
+
+    @property
+    def models(self) -> list[str]:
+        return [evaluation.model for evaluation in self.evaluations]
+
+    @property
+    def judges(self) -> dict[str, str]:
+        return {evaluation.model: evaluation.judge for evaluation in self.evaluations}
+
+    @property
+    def template_version(self) -> str:
+        return self.evaluations[0].templates.version if self.evaluations else ""
+
+    @property
+    def permutations(self) -> str:
+        return self.evaluations[0].permutations if self.evaluations else ""
+
+    @property
+    def identities(self) -> dict[str, ModelIdentity]:
+        """Each model's and judge's endpoint and revision, by name."""
+        identities = {}
+        for evaluation in self.evaluations:
+            identities[evaluation.model] = evaluation.model_identity
+            identities[evaluation.judge] = evaluation.judge_identity
+        return identities
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunResult:
+    """What a finished run says: computed once, then reported, summarised and gated."""
+
+    summaries: dict[str, ConsistencyReport]
+    comparison: Comparison | None
+    gate_failures: list[str]  # an untrusted judge, thresholds, significant regressions: each fails the run
+    notices: list[str]  # a judge trusted anyway, regressions within noise, gates not checked
+    calibrations: dict[str, JudgeCalibration] = dataclasses.field(default_factory=dict)  # by judge
+    checks: list[str] = dataclasses.field(default_factory=list)  # what the gate checked
+    unchecked: list[str] = dataclasses.field(default_factory=list)  # what it could not, and why
+
+
+def judge_run(
+    records: Iterable[ItemRecord], run: RunDescription, gate: GateSettings, *, baseline: Baseline | None = None
+) -> RunResult:
+    """Scores per model, the judge's calibration, the comparison with ``baseline`` and the gate."""
+    records = list(records)
+    summaries = summarize_by_model(records, run.models)
+    several = len(summaries) > 1
+    calibrations = calibrate_by_judge(records)
+    gate_failures: list[str] = []
+    notices: list[str] = []
+    for calibration in calibrations.values():
+        failures, warnings = judge_gate_lines(calibration, gate.min_judge_accuracy, trusted=gate.trust_judge)
+        gate_failures += failures
+        notices += warnings
+    gate_failures += [
+        line
+        for model, summary in summaries.items()
+        for line in failed_thresholds(summary, gate.thresholds, model=model if several else None)
+    ]
+    comparison = None
+    if baseline is not None and records:
+        comparison = compare(
+            baseline,
+            records,
+            template_version=run.template_version,
+            permutations=run.permutations,
+            identities=run.identities,
+        )
+        verdicts = check_rules(comparison, gate.regression_rules, alpha=gate.alpha, strict=gate.strict)
+        gate_failures += [verdict.line for verdict in verdicts if verdict.failed]
+        notices += [verdict.line for verdict in verdicts if not verdict.failed]
+    checks, unchecked = _gate_checks(gate, summaries, calibrations, comparison)
+    if records:  # a run without faef items (plain tests, with faef thresholds in the ini) says nothing
+        notices += [f"FAEF gate, not checked: {line}" for line in unchecked]
+    return RunResult(
+        summaries=summaries,
+        comparison=comparison,
+        gate_failures=gate_failures,
+        notices=notices,
+        calibrations=calibrations,
+        checks=checks,
+        unchecked=unchecked,
+    )
+
+
+def _gate_checks(
+    gate: GateSettings,
+    summaries: Mapping[str, ConsistencyReport],
+    calibrations: Mapping[str, JudgeCalibration],
+    comparison: Comparison | None,
+) -> tuple[list[str], list[str]]:
+    """What the gate checked, and what it could not: a dimension deselected with -k, items that all errored."""
+    checks: list[str] = []
+    unchecked: list[str] = []
+    if gate.calibrate_judge:
+        check = judge_check(gate.min_judge_accuracy, trusted=gate.trust_judge)
+        if calibrations:
+            checks.append(check)
+        else:
+            unchecked.append(f"{check} (no item's options reached the judge)")
+    for threshold in gate.thresholds:
+        reason = unchecked_threshold(summaries.values(), threshold)
+        (unchecked if reason else checks).append(reason or threshold.check())
+    for rule in gate.regression_rules:
+        reason = unchecked_rule(comparison, rule)
+        (unchecked if reason else checks).append(reason or rule.check())
+    return checks, unchecked
+
+
+def run_report(
+    records: Iterable[ItemRecord], result: RunResult, run: RunDescription, gate: GateSettings
+) -> dict[str, Any]:
+    """The JSON report of the run (docs/report.md)."""
+    from pytest_faef.results.report import build_report
+
+    return build_report(
+        records,
+        result.summaries,
+        run.evaluations,
+        gate_failures=result.gate_failures,
+        gate_checks=result.checks,
+        gate_unchecked=result.unchecked,
+        comparison=result.comparison,
+        calibrations=list(result.calibrations.values()) if gate.calibrate_judge else None,
+        min_judge_accuracy=gate.min_judge_accuracy,
+        trust_judge=gate.trust_judge,
+        record_mode=run.record_mode,
+        drift=run.provenance,
+    )
+
+
+def write_reports(report: dict[str, Any], *, json_path: Path | None, html_path: Path | None) -> list[str]:
+    """Write the JSON and HTML reports asked for, atomically; one notice per file written."""
+    from pytest_faef.core.files import write_json_atomically, write_text_atomically
+
+    notices = []
+    if json_path is not None:
+        write_json_atomically(json_path, report)
+        notices.append(f"faef report written to {json_path}")
+    if html_path is not None:
+        from pytest_faef.results.html_report import render_html
+
+        write_text_atomically(html_path, render_html(report))
+        notices.append(f"faef HTML report written to {html_path}")
+    return notices
+
+
+def save_baseline(
+    path: Path, records: Sequence[ItemRecord], result: RunResult, run: RunDescription, *, git: tuple[str, bool] | None
+) -> str:
+    """Save the run as a baseline at ``path``; the notice that says so."""
+    from pytest_faef.core.files import write_json_atomically
+    from pytest_faef.results.baseline import build_baseline
+
+    data = build_baseline(
+        records,
+        result.summaries,
+        name=path.stem,
+        template_version=run.template_version,
+        permutations=run.permutations,
+        git=git,
+        identities=run.identities,
+    )
+    write_json_atomically(path, data)
+    items = sum(len(model["items"]) for model in data["models"].values())
+    return f"faef baseline {path.stem!r} saved to {path} ({items} item verdicts)"
+
+
+def summary_text(
+    records: Sequence[ItemRecord],
+    result: RunResult,
+    run: RunDescription,
+    gate: GateSettings,
+    *,
+    width: int,
+    color: bool,
+    human_verdicts_file: str | None = None,
+) -> list[str]:
+    """The run's summary as the terminal shows it, as plain lines (ANSI-coloured when ``color``)."""
+    from pytest_faef.results.summary import (
+        calibration_lines,
+        comparison_lines,
+        human_verdict_lines,
+        matrix_lines,
+        summary_lines,
+        usage_lines,
+    )
+
+    if not result.summaries:
+        return []
+    judges = run.judges
+    lines: list[str] = []
+    for model, summary in result.summaries.items():
+        lines += summary_lines(summary, model=model, judge=judges.get(model, model), width=width, color=color)
+    if len(result.summaries) > 1:
+        explicit = {judge for model, judge in judges.items() if judge != model}
+        judge = next(iter(explicit)) if len(explicit) == 1 else None
+        lines += matrix_lines(result.summaries, judge=judge, width=width, color=color)
+    for calibration in result.calibrations.values():
+        lines += calibration_lines(calibration, minimum=gate.min_judge_accuracy, width=width, color=color)
+    if human_verdicts_file is not None:
+        lines += human_verdict_lines(records, path=human_verdicts_file)
+    lines += list(run.provenance)  # the drift checks ran first
+    lines += usage_lines(records, run.identities)
+    if result.comparison is not None:
+        lines += comparison_lines(result.comparison, width=width, color=color)
+    return lines

@@ -1,0 +1,312 @@
+"""The end-of-session summary: a rich table per dimension and overall, returned as plain lines.
+
+Returning lines (not printing) keeps it testable without a terminal; the plugin writes them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+from pytest_faef.core.evaluation import BY_HUMAN
+from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.metrics import (
+    OVERALL,
+    ConsistencyReport,
+    GroupSummary,
+    ItemRecord,
+    ModelUsage,
+    Rate,
+    usage_by_model,
+)
+from pytest_faef.core.suite import dimension_key
+from pytest_faef.core.timestamps import span
+from pytest_faef.results.calibration import JudgeAccuracy, JudgeCalibration
+from pytest_faef.results.comparison import Comparison, MetricChange
+
+# The columns of a model's summary, in the terminal and in the HTML report.
+SUMMARY_HEADERS = (
+    "dimension",
+    "N",
+    "open safe",
+    "MC safe",
+    "CS [95% CI]",
+    "CSS [95% CI]",
+    "fake",
+    "unparseable",
+    "errors",
+)
+
+
+def summary_lines(
+    report: ConsistencyReport, *, model: str, judge: str, width: int = 120, color: bool = False
+) -> list[str]:
+    from rich.table import Table
+    from rich.text import Text
+
+    judged = "self-judged" if model == judge else f"judge: {judge}"
+    # Names are the user's text, not rich markup: "[test]" must show, "[/]" must not raise.
+    table = Table(title=Text(f"FAEF consistency: {model} ({judged})"), title_justify="left", show_lines=False)
+    for header in SUMMARY_HEADERS:
+        table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)
+    for group in report.dimensions:
+        table.add_row(Text(group.dimension), *_scores(group))
+    table.add_section()
+    table.add_row(report.overall.dimension, *_scores(report.overall), style="bold")
+    note = unparseable_note(
+        (report.overall.dimension, report.overall.consistent_unparseable, report.overall.cs.count),
+        [(group.dimension, group.consistent_unparseable, group.cs.count) for group in report.dimensions],
+    )
+    return render(table, width=width, color=color) + ([note] if note else [])
+
+
+def unparseable_note(overall: tuple[str, int, int], dimensions: Iterable[tuple[str, int, int]]) -> str | None:
+    """How much of CS rests on unparseable replies, beside the table (and the HTML one); None when none does.
+
+    Each group is (dimension, consistent items resting on an unparseable reply, consistent items).
+    """
+    _, count, consistent = overall
+    if not count:
+        return None
+    parts = ", ".join(f"{name} {each} of {among}" for name, each, among in dimensions if each)
+    return (
+        f"CS rests partly on unparseable replies, read as not safe as in the FAEF paper: {count} of the "
+        f"{consistent} consistent items overall ({parts})"
+    )
+
+
+def matrix_lines(
+    reports: Mapping[str, ConsistencyReport], *, judge: str | None, width: int = 120, color: bool = False
+) -> list[str]:
+    """Models by dimensions, each cell ``CS / CSS``: the paper's comparison of models at a glance."""
+    from rich.table import Table
+    from rich.text import Text
+
+    # One column per dimension however each model's suite spelled it; the first spelling names it.
+    spellings: dict[str, str] = {}
+    for report in reports.values():
+        for group in report.dimensions:
+            spellings.setdefault(dimension_key(group.dimension), group.dimension)
+    dimensions = sorted(spellings.values(), key=str.casefold)
+    judged = f"judge: {judge}" if judge else "each model self-judged"
+    table = Table(title=Text(f"FAEF CS / CSS by model and dimension ({judged})"), title_justify="left")
+    table.add_column("model", no_wrap=True)
+    for name in (*dimensions, OVERALL):
+        table.add_column(Text(name), justify="right", no_wrap=True)
+    table.add_column("N", justify="right", no_wrap=True)
+    table.add_column("errors", justify="right", no_wrap=True)
+    for model, report in reports.items():
+        cells = [_pair(report.group(name)) for name in dimensions]
+        table.add_row(Text(model), *cells, _pair(report.overall), str(report.overall.items), str(report.overall.errors))
+    return render(table, width=width, color=color)
+
+
+# The columns of a judge's calibration, in the terminal and in the HTML report.
+CALIBRATION_HEADERS = ("dimension", "items", "safe references", "unsafe references", "balanced accuracy")
+
+
+def calibration_lines(
+    calibration: JudgeCalibration, *, minimum: Fraction, width: int = 120, color: bool = False
+) -> list[str]:
+    """The judge's accuracy on the suite's own options; a balanced accuracy below ``minimum`` is red."""
+    from rich.table import Table
+    from rich.text import Text
+
+    title = f"FAEF judge calibration: {calibration.judge} (minimum balanced accuracy {float(minimum):.1%})"
+    table = Table(title=Text(title), title_justify="left")
+    for header in CALIBRATION_HEADERS:
+        table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)
+
+    def row(group: JudgeAccuracy) -> tuple[Text, ...]:
+        balanced = group.balanced
+        return (
+            Text(group.dimension),
+            Text(str(group.items)),
+            Text(reference_share(group.safe)),
+            Text(reference_share(group.unsafe)),
+            Text("-" if balanced is None else f"{balanced:.1%}", style="red" if group.below(minimum) else ""),
+        )
+
+    for group in calibration.dimensions:
+        table.add_row(*row(group))
+    table.add_section()
+    table.add_row(*row(calibration.overall), style="bold")
+    return render(table, width=width, color=color)
+
+
+def reference_share(rate: Rate) -> str:
+    """``38/40 (95.0%)``: references ruled correctly, of all, and the share."""
+    return f"{rate.count}/{rate.total} ({_percent(rate)})"
+
+
+def human_verdict_lines(records: Iterable[ItemRecord], *, path: str) -> list[str]:
+    """How many evaluated items a person judged instead of the judge model."""
+    outcomes = [record.outcome for record in records if record.outcome is not None]
+    by_person = sum(outcome.judged_by == BY_HUMAN for outcome in outcomes)
+    return [f"human verdicts: {by_person} of {len(outcomes)} items judged by a person ({path})"]
+
+
+def render(table: Any, *, width: int, color: bool) -> list[str]:
+    """A rich renderable as plain lines (ANSI-coloured when ``color``), never squeezed to fit."""
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    # Never squeeze the table: a truncated score is worse than a line wider than the terminal.
+    # Without expand=True the table takes its natural width, whatever room the console offers.
+    console = Console(
+        file=buffer,
+        width=max(width, 1000),
+        force_terminal=color,
+        color_system="standard" if color else None,
+        highlight=False,
+    )
+    console.print(table)
+    return [line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines()]
+
+
+def _pair(group: GroupSummary | None) -> str:
+    if group is None or group.cs.value is None or group.css.value is None:
+        return "-"
+    return f"{group.cs.value:.2f} / {group.css.value:.2f}"
+
+
+def _scores(group: GroupSummary) -> tuple[str, ...]:
+    return (
+        str(group.items),
+        _percent(group.open_safe),
+        _percent(group.multiple_choice_safe),
+        _with_interval(group.cs),
+        _with_interval(group.css),
+        str(group.fake_alignment),
+        str(group.unparseable_answers),
+        str(group.errors),
+    )
+
+
+def _percent(rate: Rate) -> str:
+    return "-" if rate.value is None else f"{rate.value:.1%}"
+
+
+def _with_interval(rate: Rate) -> str:
+    interval = rate.interval
+    if rate.value is None or interval is None:
+        return "-"
+    return f"{rate.value:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+def usage_lines(records: Iterable[ItemRecord], identities: Mapping[str, ModelIdentity] | None = None) -> list[str]:
+    """One line per model: requests, how many were asked now and how many replayed (recorded when),
+    tokens, and cost where known; the model's endpoint and revision where there are any."""
+    lines = []
+    totals = usage_by_model(records)
+    for model in sorted(totals):
+        usage = totals[model]
+        described = (identities or {}).get(model, ModelIdentity()).describe()
+        name = f"{model} ({described})" if described else model
+        cost = f", ${usage.cost:.4f}" if usage.cost else ""
+        tokens = f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens"
+        lines.append(
+            f"usage: {name}: {usage.requests} requests ({usage.fresh} fresh, {usage.replayed} replayed"
+            f"{replay_span(usage)}), {tokens}{cost}"
+        )
+    return lines
+
+
+def replay_span(usage: ModelUsage) -> str:
+    """`` from the store, recorded 2026-11-30 10:02 to 2026-12-01 09:15 UTC`` for replayed replies, else nothing."""
+    if usage.first_recorded is None or usage.last_recorded is None:
+        return ""
+    return f" from the store, recorded {span(usage.first_recorded, usage.last_recorded)}"
+
+
+def item_count_lines(records: Iterable[ItemRecord], models: Sequence[str]) -> list[str]:
+    """The summary's last line: items passed, failed and errored; one line per model when there are several.
+
+    pytest's own count is larger when option orders fail: each order is a subtest, and each one that
+    fails is counted as a failure besides its item's (issue 12), so the line says how many.
+    """
+    counts: dict[str, Counter[str]] = {model: Counter() for model in models}
+    for record in records:
+        count = counts.setdefault(record.model, Counter())
+        outcome = record.outcome
+        if outcome is None:
+            count["errors"] += 1
+            continue
+        count["passed" if outcome.consistent_safe else "failed"] += 1
+        count["failed orders"] += sum(not order.safe for order in outcome.orders)
+    lines = []
+    for model, count in counts.items():
+        items = count["passed"] + count["failed"] + count["errors"]
+        if not items:
+            continue
+        named = f"{model}: " if len(counts) > 1 else ""
+        line = (
+            f"faef: {named}{items} {'item' if items == 1 else 'items'}: {count['passed']} passed, "
+            f"{count['failed']} failed, {count['errors']} {'error' if count['errors'] == 1 else 'errors'}"
+        )
+        if orders := count["failed orders"]:
+            line += f" (pytest's count adds {orders} failed option order{'' if orders == 1 else 's'}, a subtest each)"
+        lines.append(line)
+    return lines
+
+
+def comparison_lines(comparison: Comparison, *, width: int = 120, color: bool = False) -> list[str]:
+    """The comparison as the terminal shows it: per model a table of baseline vs now, then item lists."""
+    from rich.table import Table
+    from rich.text import Text
+
+    baseline = comparison.baseline
+    commit = f", commit {baseline.git_commit[:10]}" if baseline.git_commit else ""
+    dirty = " with uncommitted changes" if baseline.git_dirty else ""
+    lines = [f"compared with baseline {baseline.name!r} ({baseline.path}; created {baseline.created}{commit}{dirty})"]
+    lines += [f"note: {note}" for note in comparison.notes]
+    lines += list(comparison.warnings)
+    for model in comparison.models:
+        name = model.model if model.model == model.baseline_model else f"{model.model} vs {model.baseline_model}"
+        table = Table(title=Text(f"FAEF change against the baseline: {name}"), title_justify="left")
+        for header in ("dimension", "N", "CS before", "CS now", "change", "CSS before", "CSS now", "change"):
+            table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)
+        table.add_column("regressed / improved (CSS)", justify="right", no_wrap=True)
+        table.add_column("p", justify="right", no_wrap=True)
+        for index, group in enumerate(model.groups[1:] + model.groups[:1]):
+            if index == len(model.groups) - 1:
+                table.add_section()
+            table.add_row(
+                Text(group.dimension),
+                str(group.items),
+                *_before_now(group.cs),
+                *_before_now(group.css),
+                f"{len(group.css.regressed)} / {len(group.css.improved)}",
+                f"{group.css.p_value:.3g}" if group.items else "-",
+                style="bold" if group.dimension == OVERALL else None,
+            )
+        lines += render(table, width=width, color=color)
+        overall = model.overall
+        lines += _listed("regressed (were consistent and safe, are not now)", overall.css.regressed)
+        lines += _listed("improved (are consistent and safe now)", overall.css.improved)
+        lines += _listed("regressed in consistency only", _only(overall.cs.regressed, overall.css.regressed))
+        lines += _listed("new since the baseline (not compared)", model.added)
+        lines += _listed("edited since the baseline (not compared)", model.edited)
+        lines += _listed("without verdicts in one of the runs (not compared)", model.errored)
+        lines += _listed("in the baseline but not in this run (removed or not selected)", model.removed)
+    return lines
+
+
+def _before_now(metric: MetricChange) -> tuple[str, str, str]:
+    if metric.items == 0 or metric.change is None:
+        return "-", "-", "-"
+    return f"{metric.baseline:.3f}", f"{metric.current:.3f}", f"{metric.change:+.3f}"
+
+
+def _only(these: Sequence[str], not_those: Sequence[str]) -> tuple[str, ...]:
+    excluded = set(not_those)
+    return tuple(nodeid for nodeid in these if nodeid not in excluded)
+
+
+def _listed(title: str, nodeids: Sequence[str]) -> list[str]:
+    if not nodeids:
+        return []
+    return [f"{title}: {len(nodeids)}", *(f"  {nodeid}" for nodeid in nodeids)]
