@@ -118,8 +118,9 @@ def text(value: str) -> str:
 
 
 def code(value: str) -> str:
-    """``value`` as a code span whatever backticks it holds, on one line (``|`` escaped, for tables)."""
-    value = " ".join(value.split()).replace("|", "\\|")
+    """``value`` as a code span whatever backticks it holds, on one line. Only for lists and headings: in a
+    table cell, ``|`` would end the cell, and GitHub's ``\\|`` inside a code span shows the backslash elsewhere."""
+    value = " ".join(value.split())
     longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
     fence = "`" * (longest + 1)
     padded = f" {value} " if value.startswith("`") or value.endswith("`") else value
