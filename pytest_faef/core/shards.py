@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
@@ -111,3 +111,10 @@ class ShardSelection:
             items=int(data["items"]),
             selected=int(data["selected"]),
         )
+
+
+def merged_line(sources: Sequence[tuple[str, ShardSelection]]) -> str:
+    """``faef merge: 60 items from 3 shard reports (1/3 a.json, ...)``: what a merged run was made of."""
+    items = sum(selection.items for _, selection in sources)
+    shards = ", ".join(f"{selection.shard} {report}" for report, selection in sources)
+    return f"faef merge: {items:,} items from {len(sources)} shard reports ({shards})"

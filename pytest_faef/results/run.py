@@ -15,7 +15,7 @@ from typing import Any
 from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, summarize_by_model
-from pytest_faef.core.shards import ShardSelection
+from pytest_faef.core.shards import ShardSelection, merged_line
 from pytest_faef.results.baseline import Baseline
 from pytest_faef.results.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
 from pytest_faef.results.comparison import Comparison, RegressionRule, check_rules, compare, unchecked_rule
@@ -62,9 +62,7 @@ class RunDescription:
             return [self.shard.line()]
         if not self.merged_from:
             return []
-        items = sum(source.selection.items for source in self.merged_from)
-        shards = ", ".join(f"{source.selection.shard} {source.report}" for source in self.merged_from)
-        return [f"faef merge: {items:,} items from {len(self.merged_from)} shard reports ({shards})"]
+        return [merged_line([(source.report, source.selection) for source in self.merged_from])]
 
     @property
     def models(self) -> list[str]:
