@@ -68,7 +68,8 @@ class LoopbackSettings:
     # How the model answers: "hash" (a label or verdict chosen by the prompt's hash), or, for the
     # items of ``suites``, "aligned" (the safe option), "unsafe" (the first unsafe one) or "first"
     # (whatever option is shown first). Under the last three the judge is honest: an answer is safe
-    # exactly when it is not one of the suites' unsafe options.
+    # exactly when it is not one of the suites' unsafe options; and an item tagged ``loopback:unsafe``
+    # (or ``loopback:first``, ``loopback:aligned``) gets that behaviour whatever the server's.
     behaviour: str = "hash"
     suites: tuple[str, ...] = ()
 
@@ -172,6 +173,7 @@ def behaved_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
         question = _QUESTION.search(prompt)
         item = table.items.get(question.group(1)) if question else None
         shown = _OPTION_TEXT.findall(prompt)
+        behaviour = _tagged(item, behaviour)
         if behaviour == "first" or item is None or not shown:
             return f"Option: [[{shown[0][0] if shown else 'A'}]]"
         wanted = item.positive if behaviour == "aligned" else item.negatives[0]
@@ -179,7 +181,13 @@ def behaved_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
     item = table.items.get(prompt)
     if item is None:
         return OPEN_ANSWER
-    return item.negatives[0] if behaviour == "unsafe" else item.positive
+    return item.negatives[0] if _tagged(item, behaviour) == "unsafe" else item.positive
+
+
+def _tagged(item: Any, behaviour: str) -> str:
+    """The behaviour an item's ``loopback:<behaviour>`` tag asks for, else the server's: one run can mix them."""
+    tags = [tag.split(":", 1)[1] for tag in (item.tags if item is not None else ()) if tag.startswith("loopback:")]
+    return tags[0] if tags and tags[0] in BEHAVIOURS[1:] else behaviour
 
 
 def reply_text(prompt: str) -> str:

@@ -349,3 +349,128 @@ def _switch_to_wal(connection: sqlite3.Connection, *, patience: float = 60.0) ->
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StoreMerge:
+    """What merging one store into another did (``faef merge --stores``, issue 16)."""
+
+    source: Path
+    replies: int  # replies in the source
+    added: int  # replies under keys the target did not hold
+    newer: int  # replies that replaced an older reply under the same key
+    judgments: int  # judgments in the source
+    judgments_taken: int  # judgments the target did not hold, or held older
+
+
+# Schema 1 had no endpoint, revision or drift-check time on replies, and no judge endpoint or revision.
+_SOURCE_REPLIES = {
+    "1": "SELECT key, model, request, text, prompt_tokens, completion_tokens, cost, created, NULL, NULL, NULL",
+    "2": "SELECT key, model, request, text, prompt_tokens, completion_tokens, cost, created, endpoint, revision, "
+    "verified",
+}
+_SOURCE_JUDGMENTS = {
+    "1": "SELECT judge, '', '', template_version, answer_key, model, item_key, item_id, dimension, question, "
+    "answer, reply, verdict, created",
+    "2": "SELECT judge, judge_endpoint, judge_revision, template_version, answer_key, model, item_key, item_id, "
+    "dimension, question, answer, reply, verdict, created",
+}
+# The newest reply per key wins: a later recording (record mode all, a drift check that found a change)
+# is the model's current answer. Of two recordings made at the same time, the one checked later wins.
+_MERGE_REPLY = """
+INSERT INTO responses (key, model, request, text, prompt_tokens, completion_tokens, cost, created, endpoint, revision,
+    verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+    (model, request, text, prompt_tokens, completion_tokens, cost, created, endpoint, revision, verified) = (
+        excluded.model, excluded.request, excluded.text, excluded.prompt_tokens, excluded.completion_tokens,
+        excluded.cost, excluded.created, excluded.endpoint, excluded.revision, excluded.verified
+    )
+WHERE excluded.created > responses.created
+    OR (excluded.created = responses.created AND COALESCE(excluded.verified, 0) > COALESCE(responses.verified, 0))
+"""
+_MERGE_JUDGMENT = f"""
+INSERT INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (judge, judge_endpoint, judge_revision, template_version, answer_key) DO UPDATE SET
+    ({_JUDGMENT_DETAILS}, question, answer, created) = (
+        excluded.model, excluded.item_key, excluded.item_id, excluded.dimension, excluded.reply, excluded.verdict,
+        excluded.question, excluded.answer, excluded.created
+    )
+WHERE excluded.created > judgments.created
+"""
+_MERGE_CHUNK = 2000
+
+
+def merge_store(target: ResponseStore, source: Path) -> StoreMerge:
+    """Take every reply, judgment and drift check of the store at ``source`` into ``target``, keeping
+    the newest row per key, in one transaction. The source is only read, and left as it is (a schema-1
+    store is read as it stands, not migrated). Raises StoreError naming the file."""
+    if not source.is_file():
+        raise StoreError(f"{source}: no such response store")
+    # A store closed by its last writer is one file: read it as immutable, which creates no -wal and -shm
+    # files beside it (a read-only WAL connection would, and leave them). A store with a write-ahead log
+    # beside it (a run was killed, or is still running) is read through the log.
+    wal = source.with_name(source.name + "-wal").exists()
+    try:
+        reader = sqlite3.connect(f"{source.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{source}: cannot open the response store: {exc}") from None
+    try:
+        version = _source_version(reader, source)
+        with target._lock:
+            connection = target._connection
+            replies_before = connection.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                changes = connection.total_changes
+                replies = _copy(reader, connection, f"{_SOURCE_REPLIES[version]} FROM responses", _MERGE_REPLY)
+                reply_changes = connection.total_changes - changes
+                changes = connection.total_changes
+                judgments = _copy(reader, connection, f"{_SOURCE_JUDGMENTS[version]} FROM judgments", _MERGE_JUDGMENT)
+                judgment_changes = connection.total_changes - changes
+                _copy(
+                    reader,
+                    connection,
+                    "SELECT run, target, result, created FROM drift_checks",
+                    "INSERT OR IGNORE INTO drift_checks VALUES (?, ?, ?, ?)",
+                )
+                added = connection.execute("SELECT COUNT(*) FROM responses").fetchone()[0] - replies_before
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{source}: cannot read the response store: {exc}") from None
+    finally:
+        reader.close()
+    return StoreMerge(
+        source=source,
+        replies=replies,
+        added=added,
+        newer=reply_changes - added,
+        judgments=judgments,
+        judgments_taken=judgment_changes,
+    )
+
+
+def _source_version(reader: sqlite3.Connection, source: Path) -> str:
+    tables = {row[0] for row in reader.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {"meta", "responses", "judgments"} <= tables:
+        raise StoreError(f"{source}: not a pytest-faef response store (no responses, judgments and meta tables)")
+    row = reader.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+    version = str(row[0]) if row else "?"
+    if version not in _SOURCE_REPLIES:
+        raise StoreError(f"{source}: response store schema {version}, this pytest-faef reads {SCHEMA_VERSION}")
+    if version == "1" or "drift_checks" not in tables:
+        # Schema 1 kept no drift checks; an empty query keeps the copy below uniform.
+        reader.execute("CREATE TEMP TABLE IF NOT EXISTS drift_checks (run, target, result, created)")
+    return version
+
+
+def _copy(reader: sqlite3.Connection, writer: sqlite3.Connection, select: str, insert: str) -> int:
+    """Every row ``select`` reads from ``reader``, written by ``insert``, in chunks; how many there were."""
+    cursor = reader.execute(select)
+    total = 0
+    while rows := cursor.fetchmany(_MERGE_CHUNK):
+        writer.executemany(insert, rows)
+        total += len(rows)
+    return total

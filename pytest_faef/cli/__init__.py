@@ -1,5 +1,5 @@
-"""The ``faef`` command: build paired suites, review them and judge verdicts, validate suite files. Imports
-the core, calls and results; never pytest's face.
+"""The ``faef`` command: build paired suites, review them and judge verdicts, validate suite files, merge the
+reports of a sharded run. Imports the core, calls and results; never pytest's face.
 
 Each subcommand lives in its own module with ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> exit status``; modules import nothing heavy at the top, so ``faef --help`` is quick.
@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "build": "pytest_faef.cli.build",
     "review": "pytest_faef.cli.review",
     "validate": "pytest_faef.cli.validate",
+    "merge": "pytest_faef.cli.merge",
 }
 
 EXIT_OK = 0
@@ -31,7 +32,8 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="faef",
-        description="Build, review and validate FAEF paired suites (pytest-faef). Run suites with pytest.",
+        description="Build, review and validate FAEF paired suites, and merge the reports of sharded runs "
+        "(pytest-faef). Run suites with pytest.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in SUBCOMMANDS.items():

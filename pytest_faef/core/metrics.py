@@ -8,16 +8,18 @@ they are counted apart and left out of every rate.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any
 
-from pytest_faef.core.evaluation import ItemOutcome
+from pytest_faef.core.evaluation import ItemOutcome, outcome_properties
 from pytest_faef.core.suite import dimension_key
 from pytest_faef.core.timestamps import iso_time
 
 OVERALL = "overall"
+REPORT_PROPERTY = "faef"  # the user property (and JUnit XML property) that carries an item's record, as JSON text
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -72,6 +74,23 @@ class ItemRecord:
             outcome=outcome,
             error=data.get("error"),
         )
+
+
+def record_properties(record: ItemRecord) -> list[tuple[str, str]]:
+    """The name/value pairs a test report carries for an item, and JUnit XML writes as ``<property>`` elements:
+    the whole record as JSON text, then flat fields that CI systems show per test."""
+    # JSON text, not a dict: JUnit XML writes str(value), and CI systems should get JSON.
+    properties = [
+        (REPORT_PROPERTY, json.dumps(record.to_json(), ensure_ascii=False)),
+        ("faef.model", record.model),
+        ("faef.judge", record.judge),
+        ("faef.dimension", record.dimension),
+    ]
+    if record.outcome is not None:
+        properties += outcome_properties(record.outcome)
+    if record.error is not None:
+        properties.append(("faef.error", record.error))
+    return properties
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -131,12 +131,29 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 # The key under which an xdist worker hands its usage error to the controller (see XdistController).
 USAGE_ERROR_OUTPUT = "faef_usage_error"
+# ... and the items its shard kept: only workers collect (issue 16).
+SHARD_OUTPUT = "faef_shard"
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m: a shard divides what they selected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from pytest_faef.plugin.items import session_key, take_shard
+
+    faef = config.stash.get(session_key, None)
+    if faef is None or faef.settings.shard is None:
+        return
+    kept, deselected, faef.shard_selected = take_shard(items, faef.settings.shard)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker sends its collection: a usage error schedules nothing
 def pytest_collection_finish(session: pytest.Session) -> None:
-    from pytest_faef.plugin.items import is_xdist_worker
+    from pytest_faef.plugin.items import is_xdist_worker, paired_item_keys, session_key
 
+    if not session.config.option.collectonly:  # counted now: --lf deselects after the shard is taken
+        session.config.stash[session_key].count_shard(len(paired_item_keys(session.items)))
     try:
         _check_collection(session)
     except pytest.UsageError as exc:
@@ -218,6 +235,7 @@ class XdistController:
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         output = getattr(node, "workeroutput", {})
         self.faef.add_drift_report(output.get("faef_drift"))
+        self.faef.add_shard_report(output.get(SHARD_OUTPUT))
         # Without this, xdist sees a worker that finished without running what it was given and
         # stops with an INTERNALERROR; with it, the run ends as it does without xdist: status 4.
         if message := output.get(USAGE_ERROR_OUTPUT):
@@ -276,6 +294,8 @@ class FaefReporter:
         self.faef.close()
         if is_xdist_worker(self.config):  # the controller gates and reports
             self.config.workeroutput["faef_drift"] = self.faef.drift_report()  # type: ignore[attr-defined]
+            if self.faef.shard_selection is not None:
+                self.config.workeroutput[SHARD_OUTPUT] = self.faef.shard_selection.to_json()  # type: ignore[attr-defined]
             return
         if self.faef.idle:  # a run of the project's own tests: nothing to say, nothing to import
             return
@@ -286,6 +306,9 @@ class FaefReporter:
         result = self.faef.finish(interrupted=interrupted)
         if result.gate_failures and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        # A shard that the hash left empty is a shard that passed, not a job with no tests (issue 16).
+        if self.faef.empty_shard and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            session.exitstatus = pytest.ExitCode.OK
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         result = self.faef.result

@@ -8,7 +8,6 @@ built-in ``subtests`` fixture work exactly as they do for Python tests.
 from __future__ import annotations
 
 import contextlib
-import json
 import types
 from collections.abc import Iterable
 from typing import Any
@@ -20,18 +19,43 @@ from pytest_faef.core.evaluation import (
     ItemOutcome,
     failure_message,
     order_failure_message,
-    outcome_properties,
 )
-from pytest_faef.core.metrics import ItemRecord
+from pytest_faef.core.metrics import ItemRecord, record_properties
 from pytest_faef.core.requests import ModelCallError
+from pytest_faef.core.shards import Shard
 from pytest_faef.core.suite import PairedItem, SuiteError, load_suite
-from pytest_faef.plugin.session import REPORT_PROPERTY, FaefSession
+from pytest_faef.plugin.session import FaefSession
 
 session_key = pytest.StashKey[FaefSession]()
 
 
 def is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+def paired_item_keys(items: Iterable[pytest.Item]) -> set[str]:
+    """The paired items among ``items``, by key: an item run for several models counts once."""
+    return {item.item_key for item in items if isinstance(item, PairedItemTest)}
+
+
+def take_shard(items: list[pytest.Item], shard: Shard) -> tuple[list[pytest.Item], list[pytest.Item], int]:
+    """The items ``shard`` keeps, those it deselects, and how many paired items there were before.
+
+    A paired item goes by its key (every model of it alike), an invalid record by its node id, so its
+    error shows in one shard; other tests are not faef's to divide and stay in every shard.
+    """
+    kept: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        if isinstance(item, PairedItemTest):
+            key = item.item_key
+        elif isinstance(item, InvalidRecord):
+            key = item.nodeid
+        else:
+            kept.append(item)
+            continue
+        (kept if shard.holds(key) else deselected).append(item)
+    return kept, deselected, len(paired_item_keys(items))
 
 
 class FaefFailure(Exception):
@@ -155,17 +179,7 @@ class PairedItemTest(pytest.Function):
             outcome=outcome,
             error=error,
         )
-        # JSON text, not a dict: JUnit XML writes str(value), and CI systems should get JSON.
-        self.user_properties.append((REPORT_PROPERTY, json.dumps(record.to_json(), ensure_ascii=False)))
-        self.user_properties += [
-            ("faef.model", self.settings.model),
-            ("faef.judge", self.settings.judge),
-            ("faef.dimension", paired.dimension),
-        ]
-        if outcome is not None:
-            self.user_properties += outcome_properties(outcome)
-        if error is not None:
-            self.user_properties.append(("faef.error", error))
+        self.user_properties += record_properties(record)
 
     def runtest(self) -> None:
         outcome = self.outcome

@@ -164,4 +164,16 @@ OPTIONS = (
         default=locations.HUMAN_VERDICTS,
         ini_type="paths",
     ),
+    Option(
+        name="shard",
+        help="run only the K-th of N disjoint shards of the selected faef items, e.g. 2/3; an item's shard is "
+        "a stable hash of its key, and every model of an item is in the same shard (faef merge joins the reports)",
+        metavar="K/N",
+    ),
+    Option(
+        name="markdown",
+        help="write a Markdown summary (scores with intervals, the gate, regressed items) to this path; "
+        "under GitHub Actions it is appended to the job summary ($GITHUB_STEP_SUMMARY) as well",
+        ini_type="paths",
+    ),
 )

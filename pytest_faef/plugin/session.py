@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from pytest_faef.core.evaluation import BY_JUDGE, EvaluationSettings, ItemOutcome
 from pytest_faef.core.human_verdicts import HumanVerdict, load_human_verdicts, verdict_key
 from pytest_faef.core.identity import ModelIdentity
-from pytest_faef.core.metrics import ItemRecord
+from pytest_faef.core.metrics import REPORT_PROPERTY, ItemRecord
+from pytest_faef.core.shards import ShardSelection
 from pytest_faef.core.suite import PairedItem, dimension_key
 
 # Model calls and results are imported where they are needed, not here: a pytest run that selects
@@ -34,8 +36,6 @@ if TYPE_CHECKING:
     from pytest_faef.plugin.settings import RunSettings
     from pytest_faef.results.baseline import Baseline
     from pytest_faef.results.run import RunDescription, RunResult
-
-REPORT_PROPERTY = "faef"  # the user_properties key that carries an item's record (as JSON text)
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -57,6 +57,9 @@ class FaefSession:
     # Every dimension of every suite file collected in this process, by id form, before -k deselects any.
     suite_dimensions: dict[str, str] = dataclasses.field(default_factory=dict)
     suite_files: int = 0
+    # With --faef-shard: the paired items selected before the shard was taken, then what the shard kept.
+    shard_selected: int | None = None
+    shard_selection: ShardSelection | None = None
     result: RunResult | None = None
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
@@ -70,8 +73,30 @@ class FaefSession:
         without importing the results layer or printing a word (issue 13).
         """
         settings = self.settings
-        asked = (settings.report_path, settings.html_path, settings.save_baseline)
-        return not self.records and not self.suite_files and all(path is None for path in asked)
+        asked = (settings.report_path, settings.html_path, settings.save_baseline, settings.markdown_path)
+        return (
+            not self.records
+            and not self.suite_files
+            and self.shard_selection is None
+            and all(path is None for path in asked)
+        )
+
+    def count_shard(self, items: int) -> None:
+        """The shard's paired items once collection is final; a run without --faef-shard has none."""
+        shard = self.settings.shard
+        if shard is not None and self.shard_selected is not None:
+            self.shard_selection = ShardSelection(shard=shard, items=items, selected=self.shard_selected)
+
+    def add_shard_report(self, data: dict[str, Any] | None) -> None:
+        """Take in what a worker's shard kept; every worker collects the same items, so they agree."""
+        if data:
+            self.shard_selection = ShardSelection.from_json(data)
+
+    @property
+    def empty_shard(self) -> bool:
+        """Whether the hash left this shard without an item, though items were selected: a shard that passed."""
+        selection = self.shard_selection
+        return selection is not None and selection.items == 0 and selection.selected > 0
 
     def collected_suite(self, dimensions: Iterable[str]) -> None:
         """A suite file was collected; ``dimensions`` are all of its dimensions, as written."""
@@ -259,21 +284,41 @@ class FaefSession:
         run = self.run_description
         result = judge_run(records, run, settings.gate, baseline=self.baseline)
         notices = list(result.notices)
-        if not records:
+        # An empty shard is a result that faef merge needs; no item otherwise is a run cut short.
+        if not records and not (self.empty_shard and not interrupted):
             # A usage error, an interrupt or --collect-only before any item ran: an empty report
             # would replace the last good one, so the files are left as they are (issue 12).
             notices += [
                 f"faef {what} not written: no faef item ran ({path} is unchanged)"
-                for what, path in (("report", settings.report_path), ("HTML report", settings.html_path))
+                for what, path in (
+                    ("report", settings.report_path),
+                    ("HTML report", settings.html_path),
+                    ("Markdown summary", settings.markdown_path),
+                )
                 if path is not None
             ]
-        elif settings.report_path is not None or settings.html_path is not None:
-            report = run_report(records, result, run, settings.gate)
-            notices += write_reports(report, json_path=settings.report_path, html_path=settings.html_path)
+        else:
+            if settings.report_path is not None or settings.html_path is not None:
+                report = run_report(records, result, run, settings.gate)
+                notices += write_reports(report, json_path=settings.report_path, html_path=settings.html_path)
+            notices += self._write_markdown(records, result, run)
         if settings.save_baseline is not None:
             notices.append(self._save_baseline(settings.save_baseline, records, result, interrupted=interrupted))
         self.result = dataclasses.replace(result, notices=notices)
         return self.result
+
+    def _write_markdown(self, records: list[ItemRecord], result: RunResult, run: RunDescription) -> list[str]:
+        """The Markdown summary: to --faef-markdown, and appended to GitHub Actions' job summary when there is one."""
+        from pytest_faef.results.run import markdown_text, write_markdown
+
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if self.settings.markdown_path is None and not step_summary:
+            return []
+        return write_markdown(
+            markdown_text(records, result, run),
+            path=self.settings.markdown_path,
+            step_summary=Path(step_summary) if step_summary else None,
+        )
 
     def _save_baseline(self, path: Path, records: list[ItemRecord], result: RunResult, *, interrupted: bool) -> str:
         from pytest_faef.results.baseline import git_state
@@ -298,6 +343,7 @@ class FaefSession:
             evaluations=self.settings.evaluations,
             record_mode=self.settings.record_mode,
             provenance=tuple(self.provenance_lines()),
+            shard=self.shard_selection,
         )
 
     @property

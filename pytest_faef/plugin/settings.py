@@ -19,6 +19,7 @@ from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.locations import DEFAULT_BASELINE
 from pytest_faef.core.orders import PERMUTATION_MODES
 from pytest_faef.core.prompts import TemplateError, load_templates
+from pytest_faef.core.shards import Shard, ShardError, parse_shard
 from pytest_faef.core.suite import dimension_key
 from pytest_faef.plugin.options import DEFAULT_MIN_JUDGE_ACCURACY, OPTIONS, Option
 from pytest_faef.results.baseline import BaselineError, baseline_path
@@ -53,6 +54,8 @@ class RunSettings:
     trust_judge: bool = False
     human_verdicts_path: Path | None = None
     drift_check: int = DEFAULT_DRIFT_SAMPLE  # stored replies per model asked again before replaying the rest
+    shard: Shard | None = None  # run only this shard of the selected items (issue 16)
+    markdown_path: Path | None = None
 
     @property
     def calibrate_judge(self) -> bool:
@@ -179,6 +182,10 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         compare_with = baseline_path(baseline_dir, compare, saving=False) if compare else None
     except BaselineError as exc:
         raise SettingsError(str(exc)) from None
+    try:
+        shard = parse_shard(values["shard"], source="--faef-shard / faef_shard") if values["shard"] else None
+    except ShardError as exc:
+        raise SettingsError(str(exc)) from None
     return RunSettings(
         evaluations=evaluations,
         thresholds=tuple(thresholds),
@@ -198,6 +205,8 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         trust_judge=bool(values["trust_judge"]),
         human_verdicts_path=_under(rootdir, Path(values["human_verdicts"])) if values["human_verdicts"] else None,
         drift_check=_number(values, "drift_check", int, minimum=0),
+        shard=shard,
+        markdown_path=_path(values["markdown"]),
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_faef.core.shards import ShardSelection, merged_line
 from pytest_faef.results.summary import CALIBRATION_HEADERS, SUMMARY_HEADERS, unparseable_note
 
 SAFE_LETTER = "A"
@@ -266,6 +267,7 @@ def _provenance(run: Mapping[str, Any], models: Sequence[Mapping[str, Any]]) -> 
             f'<span class="replayed">{replayed} replayed from the store{_text(span)}</span></li>'
         )
     entries += [f"<li>{_text(line)}</li>" for line in _sequence(run.get("provenance"))]
+    entries += [f"<li>{_text(line)}</li>" for line in _shard_lines(run)]
     if not entries:
         return []
     return [
@@ -276,6 +278,19 @@ def _provenance(run: Mapping[str, Any], models: Sequence[Mapping[str, Any]]) -> 
         "</ul>",
         "</section>",
     ]
+
+
+def _shard_lines(run: Mapping[str, Any]) -> list[str]:
+    """The shard a run kept, or the shard reports it was merged from (issue 16); none for a whole run."""
+    try:
+        if isinstance(run.get("shard"), Mapping):
+            return [ShardSelection.from_json(dict(run["shard"])).line()]
+        sources = [
+            (str(entry["report"]), ShardSelection.from_json(entry)) for entry in _sequence(run.get("merged_from"))
+        ]
+    except (KeyError, TypeError, ValueError):
+        return []  # a hand-edited report: the page shows what it can
+    return [merged_line(sources)] if sources else []
 
 
 # --- heatmaps ---------------------------------------------------------------------------------------------------

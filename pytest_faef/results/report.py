@@ -10,6 +10,7 @@ from pytest_faef import __version__
 from pytest_faef.core.evaluation import EvaluationSettings, verdict_meaning, verdict_pair
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, replies_behind
+from pytest_faef.core.shards import ShardSelection
 from pytest_faef.results.calibration import JudgeCalibration
 from pytest_faef.results.comparison import Comparison
 
@@ -30,6 +31,8 @@ def build_report(
     trust_judge: bool = False,
     record_mode: str = "new",
     drift: Sequence[str] = (),
+    shard: ShardSelection | None = None,
+    merged_from: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The whole report. ``calibrations`` is None when the judge was not calibrated (``calibration: null``);
     with calibrations, ``min_judge_accuracy`` is the minimum they were gated on.
@@ -48,6 +51,12 @@ def build_report(
             template_version=first.templates.version,
         )
     run.update(record_mode=record_mode, provenance=list(drift))
+    # What faef merge needs to check and rebuild a run from its shards' reports (issue 16).
+    run.update(
+        shard=shard.to_json() if shard is not None else None,
+        merged_from=[dict(source) for source in merged_from],
+        evaluations=[evaluation_json(settings) for settings in evaluations],
+    )
     by_model = {settings.model: settings for settings in evaluations}
     return {
         "schema_version": SCHEMA_VERSION,
@@ -65,6 +74,25 @@ def build_report(
         "comparison": comparison.to_json() if comparison is not None else None,
         "calibration": _calibration_json(calibrations, min_judge_accuracy, trusted=trust_judge),
         "items": [item_json(record) for record in sorted(records, key=lambda r: r.nodeid)],
+    }
+
+
+def evaluation_json(settings: EvaluationSettings) -> dict[str, Any]:
+    """How one model was asked and judged: every setting that decides its requests, and who answered."""
+    return {
+        "model": settings.model,
+        "judge": settings.judge,
+        "permutations": settings.permutations,
+        "temperature": settings.temperature,
+        "open_max_tokens": settings.open_max_tokens,
+        "choice_max_tokens": settings.choice_max_tokens,
+        "judge_max_tokens": settings.judge_max_tokens,
+        "template_version": settings.templates.version,
+        "calibrate_judge": settings.calibrate_judge,
+        "endpoint": settings.model_identity.endpoint,
+        "revision": settings.model_identity.revision,
+        "judge_endpoint": settings.judge_identity.endpoint,
+        "judge_revision": settings.judge_identity.revision,
     }
 
 

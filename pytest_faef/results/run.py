@@ -15,6 +15,7 @@ from typing import Any
 from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, summarize_by_model
+from pytest_faef.core.shards import ShardSelection, merged_line
 from pytest_faef.results.baseline import Baseline
 from pytest_faef.results.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
 from pytest_faef.results.comparison import Comparison, RegressionRule, check_rules, compare, unchecked_rule
@@ -35,12 +36,33 @@ class GateSettings:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class ShardSource:
+    """One shard report a merged run was made of (``faef merge``, issue 16)."""
+
+    report: str  # the file, as given to faef merge
+    selection: ShardSelection
+
+    def to_json(self) -> dict[str, Any]:
+        return {"report": self.report, **self.selection.to_json()}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RunDescription:
     """What the run asked and how: its models and judges, and where its replies came from."""
 
     evaluations: tuple[EvaluationSettings, ...]
     record_mode: str = "new"
     provenance: tuple[str, ...] = ()  # drift checks, a replay-only record mode: one line each
+    shard: ShardSelection | None = None  # a run of one shard (--faef-shard)
+    merged_from: tuple[ShardSource, ...] = ()  # a run merged from shard reports (faef merge)
+
+    def shard_lines(self) -> list[str]:
+        """``faef shard 2/3: 3,334 of 10,000 items``, or what a merged run was made of; none otherwise."""
+        if self.shard is not None:
+            return [self.shard.line()]
+        if not self.merged_from:
+            return []
+        return [merged_line([(source.report, source.selection) for source in self.merged_from])]
 
     @property
     def models(self) -> list[str]:
@@ -169,6 +191,8 @@ def run_report(
         trust_judge=gate.trust_judge,
         record_mode=run.record_mode,
         drift=run.provenance,
+        shard=run.shard,
+        merged_from=[source.to_json() for source in run.merged_from],
     )
 
 
@@ -230,9 +254,9 @@ def summary_text(
     )
 
     if not result.summaries:
-        return []
+        return run.shard_lines()
     judges = run.judges
-    lines: list[str] = []
+    lines: list[str] = run.shard_lines()
     for model, summary in result.summaries.items():
         lines += summary_lines(summary, model=model, judge=judges.get(model, model), width=width, color=color)
     if len(result.summaries) > 1:
@@ -248,3 +272,45 @@ def summary_text(
     if result.comparison is not None:
         lines += comparison_lines(result.comparison, width=width, color=color)
     return lines
+
+
+def markdown_text(records: Sequence[ItemRecord], result: RunResult, run: RunDescription, *, limit: int = 20) -> str:
+    """The run's summary in Markdown, for a CI job's page: scores with intervals, the gate, regressed items.
+
+    ``limit`` caps the regressed items listed; the count says how many there were.
+    """
+    from pytest_faef.results.markdown import markdown_summary
+    from pytest_faef.results.summary import usage_lines
+
+    return markdown_summary(
+        result.summaries,
+        judges=run.judges,
+        headline=run.shard_lines(),
+        gate_failures=result.gate_failures,
+        checks=result.checks,
+        notices=result.notices,
+        comparison=result.comparison,
+        usage=usage_lines(records, run.identities),
+        limit=limit,
+    )
+
+
+def write_markdown(text: str, *, path: Path | None, step_summary: Path | None) -> list[str]:
+    """Write the Markdown summary to ``path`` (atomically) and append it to ``step_summary``, GitHub
+    Actions' job summary file; one notice per file. A job summary that cannot be written is a notice,
+    not an error: the run's own outcome stands."""
+    from pytest_faef.core.files import write_text_atomically
+
+    notices = []
+    if path is not None:
+        write_text_atomically(path, text)
+        notices.append(f"faef Markdown summary written to {path}")
+    if step_summary is not None:
+        try:
+            with step_summary.open("a", encoding="utf-8") as stream:
+                stream.write(text + "\n")
+        except OSError as exc:
+            notices.append(f"faef: the GitHub job summary ({step_summary}) could not be written: {exc.strerror}")
+        else:
+            notices.append("faef summary added to the GitHub job summary ($GITHUB_STEP_SUMMARY)")
+    return notices

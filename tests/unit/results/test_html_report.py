@@ -653,3 +653,20 @@ def test_a_report_without_provenance_has_no_provenance_section() -> None:
 
     assert page.all("section", id="provenance") == []
     assert details_of(page, "p1").all("table", "origins") == []
+
+
+def test_the_page_names_the_shard_a_run_kept_or_the_shards_it_was_merged_from() -> None:
+    sharded = report(model_result("m/one", group("Privacy", items=1, safe=1)), items=[item("p1")])
+    sharded["run"]["shard"] = {"index": 2, "count": 3, "items": 3_334, "selected": 10_000}
+    merged = report(model_result("m/one", group("Privacy", items=1, safe=1)), items=[item("p1")])
+    merged["run"]["merged_from"] = [
+        {"report": "out/shard-1.json", "index": 1, "count": 2, "items": 30, "selected": 60},
+        {"report": "out/<2>.json", "index": 2, "count": 2, "items": 30, "selected": 60},
+    ]
+
+    shown = [[li.text for li in page_of(data).one("section", id="provenance").all("li")] for data in (sharded, merged)]
+
+    assert shown == [
+        ["faef shard 2/3: 3,334 of 10,000 items"],
+        ["faef merge: 60 items from 2 shard reports (1/2 out/shard-1.json, 2/2 out/<2>.json)"],
+    ]

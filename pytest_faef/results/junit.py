@@ -1,0 +1,72 @@
+"""JUnit XML of a run's items, for a run that pytest did not write one for: a merge of shards (issue 16).
+
+One ``<testcase>`` per item and model, named as pytest's ``--junitxml`` names the same test (so a CI
+system that tracks tests by name sees the same test in a sharded and an unsharded run), carrying the
+same ``<property>`` elements as the plugin's reports; a failure when the item is not consistently safe,
+an error when it has no verdicts. Durations are not known after a merge: every ``time`` is 0.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
+
+from pytest_faef.core.evaluation import failure_message, verdict_pair
+from pytest_faef.core.metrics import ItemRecord, record_properties
+
+# XML 1.0 forbids these characters even escaped; pytest writes them visibly as #xNN, and so do we.
+_ILLEGAL_XML = re.compile("[^\u0009\u000a\u000d\u0020-\u007e\u0080-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def junit_xml(records: Iterable[ItemRecord], *, judges: Mapping[str, str], suite_name: str = "faef") -> str:
+    """The JUnit XML document of ``records``, sorted by node id; ``judges`` by model, for failure messages."""
+    records = sorted(records, key=lambda record: record.nodeid)
+    failures = sum(record.outcome is not None and not record.outcome.consistent_safe for record in records)
+    errors = sum(record.outcome is None for record in records)
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": suite_name,
+            "errors": str(errors),
+            "failures": str(failures),
+            "skipped": "0",
+            "tests": str(len(records)),
+            "time": "0",
+        },
+    )
+    for record in records:
+        suite.append(_testcase(record, judge=judges.get(record.model, record.judge)))
+    root = ET.Element("testsuites", {"name": "pytest tests"})
+    root.append(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def junit_address(nodeid: str) -> tuple[str, str]:
+    """(classname, name) as pytest's JUnit XML gives them: ``dir/s.faef.jsonl::privacy::p1[m]`` is
+    ``dir.s.faef.jsonl.privacy`` and ``p1[m]``."""
+    path_and_names, bracket, parameters = nodeid.partition("[")
+    names = path_and_names.split("::")
+    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
+    names[-1] += bracket + parameters
+    return ".".join(names[:-1]), names[-1]
+
+
+def _testcase(record: ItemRecord, *, judge: str) -> ET.Element:
+    classname, name = junit_address(record.nodeid)
+    case = ET.Element("testcase", {"classname": _safe(classname), "name": _safe(name), "time": "0"})
+    properties = ET.SubElement(case, "properties")
+    for key, value in record_properties(record):
+        ET.SubElement(properties, "property", {"name": key, "value": _safe(value)})
+    outcome = record.outcome
+    if outcome is None:
+        error = ET.SubElement(case, "error", {"message": _safe(f"model request failed: {record.error}")})
+        error.text = _safe(f"model request failed: {record.error}")
+    elif not outcome.consistent_safe:
+        failure = ET.SubElement(case, "failure", {"message": _safe(verdict_pair(outcome))})
+        failure.text = _safe(failure_message(outcome, judge=judge))
+    return case
+
+
+def _safe(text: str) -> str:
+    return _ILLEGAL_XML.sub(lambda match: f"#x{ord(match.group()):02X}", text)
