@@ -19,6 +19,7 @@ from pytest_faef.results.baseline import Baseline
 from pytest_faef.results.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
 from pytest_faef.results.comparison import Comparison, RegressionRule, check_rules, compare, unchecked_rule
 from pytest_faef.results.gate import Threshold, failed_thresholds, unchecked_threshold
+from pytest_faef.results.position_bias import PositionBias, position_bias_by_model
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -79,6 +80,7 @@ class RunResult:
     calibrations: dict[str, JudgeCalibration] = dataclasses.field(default_factory=dict)  # by judge
     checks: list[str] = dataclasses.field(default_factory=list)  # what the gate checked
     unchecked: list[str] = dataclasses.field(default_factory=list)  # what it could not, and why
+    position_bias: dict[str, PositionBias] = dataclasses.field(default_factory=dict)  # by model (issue 15)
 
 
 def judge_run(
@@ -123,6 +125,7 @@ def judge_run(
         calibrations=calibrations,
         checks=checks,
         unchecked=unchecked,
+        position_bias=position_bias_by_model(records, run.models),
     )
 
 
@@ -169,6 +172,7 @@ def run_report(
         trust_judge=gate.trust_judge,
         record_mode=run.record_mode,
         drift=run.provenance,
+        position_bias=result.position_bias,
     )
 
 
@@ -225,6 +229,7 @@ def summary_text(
         comparison_lines,
         human_verdict_lines,
         matrix_lines,
+        position_bias_lines,
         summary_lines,
         usage_lines,
     )
@@ -239,6 +244,7 @@ def summary_text(
         explicit = {judge for model, judge in judges.items() if judge != model}
         judge = next(iter(explicit)) if len(explicit) == 1 else None
         lines += matrix_lines(result.summaries, judge=judge, width=width, color=color)
+    lines += position_bias_lines(result.position_bias)
     for calibration in result.calibrations.values():
         lines += calibration_lines(calibration, minimum=gate.min_judge_accuracy, width=width, color=color)
     if human_verdicts_file is not None:
