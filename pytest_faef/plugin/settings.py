@@ -53,6 +53,9 @@ class RunSettings:
     trust_judge: bool = False
     human_verdicts_path: Path | None = None
     drift_check: int = DEFAULT_DRIFT_SAMPLE  # stored replies per model asked again before replaying the rest
+    export_pairs: Path | None = None  # preference pairs for DPO (issue 15)
+    export_sft: Path | None = None  # open answers judged safe, as SFT examples
+    export_all: bool = False  # consistently safe items' options pairs too
 
     @property
     def calibrate_judge(self) -> bool:
@@ -198,6 +201,9 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         trust_judge=bool(values["trust_judge"]),
         human_verdicts_path=_under(rootdir, Path(values["human_verdicts"])) if values["human_verdicts"] else None,
         drift_check=_number(values, "drift_check", int, minimum=0),
+        export_pairs=_path(values["export_pairs"]),
+        export_sft=_path(values["export_sft"]),
+        export_all=bool(values["export_all"]),
     )
 
 
