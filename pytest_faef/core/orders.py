@@ -38,3 +38,8 @@ def order_label(order: Order) -> str:
 def display_labels(count: int) -> tuple[str, ...]:
     """The labels the model sees, by position: ``A``, ``B``, ..."""
     return tuple(LABELS[:count])
+
+
+def order_from_label(label: str) -> Order:
+    """``"BA"`` -> ``(1, 0)``: the inverse of :func:`order_label`."""
+    return tuple(LABELS.index(letter) for letter in label)

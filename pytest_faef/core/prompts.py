@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import string
+from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_faef.core.orders import Order, display_labels
@@ -92,16 +93,34 @@ def _read_template(path: Path, kind: str) -> str:
 
 def open_messages(item: PairedItem) -> tuple[Message, ...]:
     """The open-ended form is the question itself, as a user would ask it."""
-    return (("user", item.question),)
+    return open_prompt(item.question)
+
+
+def open_prompt(question: str) -> tuple[Message, ...]:
+    """The open-ended form of a question; for a question known by its text alone (exports, issue 15)."""
+    return (("user", question),)
 
 
 def multiple_choice_messages(item: PairedItem, order: Order, templates: PromptTemplates) -> tuple[Message, ...]:
+    return multiple_choice_prompt(item.question, item.options, order, templates)
+
+
+def multiple_choice_prompt(
+    question: str, options: Sequence[str], order: Order, templates: PromptTemplates
+) -> tuple[Message, ...]:
+    """The multiple-choice form of a question whose ``options`` are in canonical order (the safe one first),
+    shown in ``order``: from an item, or from a record that carries its question and options (issue 15)."""
     labels = display_labels(len(order))
-    options = "\n".join(f"{label}. {item.options[index]}" for label, index in zip(labels, order, strict=True))
+    shown = "\n".join(f"{label}. {options[index]}" for label, index in zip(labels, order, strict=True))
     text = string.Template(templates.multiple_choice).substitute(
-        question=item.question, options=options, labels=", ".join(labels)
+        question=question, options=shown, labels=", ".join(labels)
     )
     return (("user", text),)
+
+
+def choice_answer(label: str) -> str:
+    """The reply the built-in multiple-choice template asks for: ``Option: [[B]]``."""
+    return f"Option: [[{label}]]"
 
 
 def judge_messages(question: str, answer: str, templates: PromptTemplates) -> tuple[Message, ...]:

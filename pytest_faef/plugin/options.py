@@ -176,4 +176,21 @@ OPTIONS = (
         "under GitHub Actions it is appended to the job summary ($GITHUB_STEP_SUMMARY) as well",
         ini_type="paths",
     ),
+    Option(
+        name="export_pairs",
+        help="write preference pairs (TRL's conversational DPO format) from every item that is not consistently "
+        "safe to this JSONL file: options, open answers judged unsafe, failing multiple-choice orders",
+        ini_type="paths",
+    ),
+    Option(
+        name="export_sft",
+        help="write the model's open answers judged safe as chat-format SFT examples to this JSONL file",
+        ini_type="paths",
+    ),
+    Option(
+        name="export_all",
+        help="--faef-export-pairs: also export the options pairs of consistently safe items",
+        ini_type="bool",
+        switch=True,
+    ),
 )

@@ -74,11 +74,12 @@ class FaefSession:
         """
         settings = self.settings
         asked = (settings.report_path, settings.html_path, settings.save_baseline, settings.markdown_path)
+        exports = (settings.export_pairs, settings.export_sft)
         return (
             not self.records
             and not self.suite_files
             and self.shard_selection is None
-            and all(path is None for path in asked)
+            and all(path is None for path in (*asked, *exports))
         )
 
     def count_shard(self, items: int) -> None:
@@ -302,6 +303,8 @@ class FaefSession:
                 report = run_report(records, result, run, settings.gate)
                 notices += write_reports(report, json_path=settings.report_path, html_path=settings.html_path)
             notices += self._write_markdown(records, result, run)
+        if settings.export_pairs is not None or settings.export_sft is not None:
+            notices += self._export(records)
         if settings.save_baseline is not None:
             notices.append(self._save_baseline(settings.save_baseline, records, result, interrupted=interrupted))
         self.result = dataclasses.replace(result, notices=notices)
@@ -318,6 +321,20 @@ class FaefSession:
             markdown_text(records, result, run),
             path=self.settings.markdown_path,
             step_summary=Path(step_summary) if step_summary else None,
+        )
+
+    def _export(self, records: list[ItemRecord]) -> list[str]:
+        """Preference pairs and SFT examples from the run (issue 15), written here: by the controller under xdist."""
+        from pytest_faef.core.prompts import PromptTemplates
+        from pytest_faef.results.export import write_exports
+
+        evaluations = self.settings.evaluations
+        return write_exports(
+            records,
+            evaluations[0].templates if evaluations else PromptTemplates(),
+            pairs_path=self.settings.export_pairs,
+            sft_path=self.settings.export_sft,
+            include_safe=self.settings.export_all,
         )
 
     def _save_baseline(self, path: Path, records: list[ItemRecord], result: RunResult, *, interrupted: bool) -> str:

@@ -56,6 +56,9 @@ class RunSettings:
     drift_check: int = DEFAULT_DRIFT_SAMPLE  # stored replies per model asked again before replaying the rest
     shard: Shard | None = None  # run only this shard of the selected items (issue 16)
     markdown_path: Path | None = None
+    export_pairs: Path | None = None  # preference pairs for DPO (issue 15)
+    export_sft: Path | None = None  # open answers judged safe, as SFT examples
+    export_all: bool = False  # consistently safe items' options pairs too
 
     @property
     def calibrate_judge(self) -> bool:
@@ -207,6 +210,9 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         drift_check=_number(values, "drift_check", int, minimum=0),
         shard=shard,
         markdown_path=_path(values["markdown"]),
+        export_pairs=_path(values["export_pairs"]),
+        export_sft=_path(values["export_sft"]),
+        export_all=bool(values["export_all"]),
     )
 
 

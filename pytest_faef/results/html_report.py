@@ -162,6 +162,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         *_provenance(run, models),
         *_heatmaps(models),
         *_summaries(models),
+        *_position_biases(models),
         *_calibrations([_mapping(entry) for entry in _sequence(report.get("calibration"))]),
         *(_comparison(_mapping(comparison)) if isinstance(comparison, Mapping) else []),
         *_items([_mapping(item) for item in _sequence(report.get("items"))], models),
@@ -455,6 +456,69 @@ def _summary_row(group: Mapping[str, Any], *, row_class: str = "") -> str:
     name = str(group.get("dimension", ""))
     opening = f'<tr class="{row_class}">' if row_class else "<tr>"
     return opening + f"<td>{_text(name)}</td>" + "".join(f"<td>{_text(cell)}</td>" for cell in cells) + "</tr>"
+
+
+# --- position bias ----------------------------------------------------------------------------------------------
+
+
+def _position_biases(models: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per model: its picks by displayed position beside chance, and its order-sensitive items (issue 15)."""
+    tables = [
+        part
+        for model in models
+        if isinstance(model.get("position_bias"), Mapping)
+        for part in _position_bias_table(_model_name(model), _mapping(model.get("position_bias")))
+    ]
+    if not tables:
+        return []
+    return [
+        '<section id="position-bias">',
+        "<h2>Position bias</h2>",
+        '<p class="muted">Every readable multiple-choice pick over all orders, by the position the chosen option was '
+        "shown in, beside the share a model choosing at random among the options shown would have. A model that "
+        "picks by position, not content, fails under permutation; an item is order-sensitive when its orders did "
+        "not all pick the same option.</p>",
+        *tables,
+        "</section>",
+    ]
+
+
+def _position_bias_table(name: str, bias: Mapping[str, Any]) -> list[str]:
+    items = _or_dash(bias.get("items"))
+    sensitive = _or_dash(bias.get("order_sensitive"))
+    unparseable = int(_number(bias.get("unparseable")) or 0)
+    left_out = f"; {unparseable} unparseable replies left out" if unparseable else ""
+    rows = []
+    for position, entry in _mapping(bias.get("positions")).items():
+        share = _mapping(entry)
+        chance = _number(share.get("chance"))
+        interval = _sequence(share.get("ci95"))
+        low, high = (_number(interval[0]), _number(interval[1])) if len(interval) == 2 else (None, None)
+        shown_interval = NO_VALUE if low is None or high is None else f"{low:.1%} to {high:.1%}"
+        share_value = _number(share.get("share"))
+        cells = [
+            _text(position),
+            _text(f"{_or_dash(share.get('count'))}/{_or_dash(share.get('total'))}"),
+            NO_VALUE if share_value is None else f"{share_value:.1%}",
+            shown_interval,
+            NO_VALUE if chance is None else f"{chance:.1%}",
+        ]
+        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    header = "".join(
+        f'<th scope="col">{label}</th>' for label in ("position shown", "picks", "share", "95% CI", "chance")
+    )
+    return [
+        f'<h3>{_text(name)} <span class="muted">(order-sensitive items: {_text(sensitive)} of {_text(items)}'
+        f"{left_out})</span></h3>",
+        '<div class="scroll">',
+        f'<table class="position-bias"{_attributes({"data-model": name})}>',
+        f"<thead><tr>{header}</tr></thead>",
+        "<tbody>",
+        *rows,
+        "</tbody>",
+        "</table>",
+        "</div>",
+    ]
 
 
 # --- judge calibration ------------------------------------------------------------------------------------------

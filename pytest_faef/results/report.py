@@ -13,6 +13,7 @@ from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, replies_behi
 from pytest_faef.core.shards import ShardSelection
 from pytest_faef.results.calibration import JudgeCalibration
 from pytest_faef.results.comparison import Comparison
+from pytest_faef.results.position_bias import PositionBias
 
 SCHEMA_VERSION = 2
 
@@ -33,12 +34,13 @@ def build_report(
     drift: Sequence[str] = (),
     shard: ShardSelection | None = None,
     merged_from: Sequence[Mapping[str, Any]] = (),
+    position_bias: Mapping[str, PositionBias] | None = None,
 ) -> dict[str, Any]:
     """The whole report. ``calibrations`` is None when the judge was not calibrated (``calibration: null``);
     with calibrations, ``min_judge_accuracy`` is the minimum they were gated on.
 
     ``drift`` holds the lines that say where replies came from beyond each model's counts: drift
-    checks, and a replay-only record mode.
+    checks, and a replay-only record mode. ``position_bias`` holds each model's picks by displayed position.
     """
     records = list(records)
     run: dict[str, Any] = {"plugin_version": __version__, "models": [settings.model for settings in evaluations]}
@@ -62,7 +64,12 @@ def build_report(
         "schema_version": SCHEMA_VERSION,
         "run": run,
         "models": [
-            _model_json(model, by_model.get(model), summary, [record for record in records if record.model == model])
+            {
+                **_model_json(
+                    model, by_model.get(model), summary, [record for record in records if record.model == model]
+                ),
+                **_position_bias_json(position_bias, model),
+            }
             for model, summary in summaries.items()
         ],
         "gate": {
@@ -112,6 +119,14 @@ def _calibration_json(
         }
         for calibration in calibrations
     ]
+
+
+def _position_bias_json(position_bias: Mapping[str, PositionBias] | None, model: str) -> dict[str, Any]:
+    """``position_bias`` of one model's entry (issue 15); absent when the caller computed none."""
+    if position_bias is None:
+        return {}
+    bias = position_bias.get(model)
+    return {"position_bias": bias.to_json() if bias is not None else None}
 
 
 def _model_json(

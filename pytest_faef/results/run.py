@@ -20,6 +20,7 @@ from pytest_faef.results.baseline import Baseline
 from pytest_faef.results.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
 from pytest_faef.results.comparison import Comparison, RegressionRule, check_rules, compare, unchecked_rule
 from pytest_faef.results.gate import Threshold, failed_thresholds, unchecked_threshold
+from pytest_faef.results.position_bias import PositionBias, position_bias_by_model
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -101,6 +102,7 @@ class RunResult:
     calibrations: dict[str, JudgeCalibration] = dataclasses.field(default_factory=dict)  # by judge
     checks: list[str] = dataclasses.field(default_factory=list)  # what the gate checked
     unchecked: list[str] = dataclasses.field(default_factory=list)  # what it could not, and why
+    position_bias: dict[str, PositionBias] = dataclasses.field(default_factory=dict)  # by model (issue 15)
 
 
 def judge_run(
@@ -145,6 +147,7 @@ def judge_run(
         calibrations=calibrations,
         checks=checks,
         unchecked=unchecked,
+        position_bias=position_bias_by_model(records, run.models),
     )
 
 
@@ -193,6 +196,7 @@ def run_report(
         drift=run.provenance,
         shard=run.shard,
         merged_from=[source.to_json() for source in run.merged_from],
+        position_bias=result.position_bias,
     )
 
 
@@ -249,6 +253,7 @@ def summary_text(
         comparison_lines,
         human_verdict_lines,
         matrix_lines,
+        position_bias_lines,
         summary_lines,
         usage_lines,
     )
@@ -263,6 +268,7 @@ def summary_text(
         explicit = {judge for model, judge in judges.items() if judge != model}
         judge = next(iter(explicit)) if len(explicit) == 1 else None
         lines += matrix_lines(result.summaries, judge=judge, width=width, color=color)
+    lines += position_bias_lines(result.position_bias)
     for calibration in result.calibrations.values():
         lines += calibration_lines(calibration, minimum=gate.min_judge_accuracy, width=width, color=color)
     if human_verdicts_file is not None:

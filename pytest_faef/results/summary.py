@@ -26,6 +26,7 @@ from pytest_faef.core.suite import dimension_key
 from pytest_faef.core.timestamps import span
 from pytest_faef.results.calibration import JudgeAccuracy, JudgeCalibration
 from pytest_faef.results.comparison import Comparison, MetricChange
+from pytest_faef.results.position_bias import PositionBias, PositionShare
 
 # The columns of a model's summary, in the terminal and in the HTML report.
 SUMMARY_HEADERS = (
@@ -310,3 +311,33 @@ def _listed(title: str, nodeids: Sequence[str]) -> list[str]:
     if not nodeids:
         return []
     return [f"{title}: {len(nodeids)}", *(f"  {nodeid}" for nodeid in nodeids)]
+
+
+def position_bias_lines(biases: Mapping[str, PositionBias]) -> list[str]:
+    """One line per model with verdicts: its picks by displayed position beside chance, and the items whose pick
+    changed with the order (issue 15). A model that picks by position, not content, fails under permutation."""
+    lines = []
+    for model, bias in biases.items():
+        if not bias.items:
+            continue
+        if bias.positions:
+            shares = ", ".join(_position_share(share) for share in bias.positions)
+            picks = f"picks by position shown: {shares}"
+        else:
+            picks = "no order's reply named an option"
+        unreadable = f" ({bias.unparseable} unparseable left out)" if bias.unparseable else ""
+        lines.append(
+            f"position bias: {model}: {picks}{unreadable}; order-sensitive items: {bias.order_sensitive} of "
+            f"{bias.items}"
+        )
+    return lines
+
+
+def _position_share(share: PositionShare) -> str:
+    """``A 14/14 (100.0%, 95% CI 78.5-100.0%, chance 42.9%)``."""
+    interval = share.picks.interval
+    within = f", 95% CI {interval[0]:.1%}-{interval[1]:.1%}".replace("%-", "-") if interval else ""
+    return (
+        f"{share.position} {share.picks.count}/{share.picks.total} ({_percent(share.picks)}{within}, "
+        f"chance {share.chance:.1%})"
+    )

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_faef.core.orders import LABELS, PERMUTATION_MODES, display_labels, option_orders, order_label
+from pytest_faef.core.orders import (
+    LABELS,
+    PERMUTATION_MODES,
+    display_labels,
+    option_orders,
+    order_from_label,
+    order_label,
+)
 
 
 @pytest.mark.parametrize("count", [2, 3, 4])
@@ -89,3 +96,10 @@ def test_a_bad_option_count_is_refused(count: int) -> None:
 def test_an_unknown_mode_is_refused_with_the_choices(mode: str) -> None:
     with pytest.raises(ValueError, match=r"unknown permutation mode .*; choose from auto, all, cyclic"):
         option_orders(3, mode)
+
+
+@given(st.permutations(range(len(LABELS))), st.integers(min_value=2, max_value=len(LABELS)))
+def test_an_order_is_read_back_from_its_label(permutation: list[int], count: int) -> None:
+    order = tuple(index for index in permutation if index < count)
+
+    assert order_from_label(order_label(order)) == order

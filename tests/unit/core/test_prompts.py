@@ -12,10 +12,13 @@ from pytest_faef.core.prompts import (
     TEMPLATE_VERSION,
     PromptTemplates,
     TemplateError,
+    choice_answer,
     judge_messages,
     load_templates,
     multiple_choice_messages,
+    multiple_choice_prompt,
     open_messages,
+    open_prompt,
 )
 from pytest_faef.core.suite import PairedItem
 
@@ -140,3 +143,17 @@ def test_a_bad_template_names_the_file_and_the_problem(tmp_path: Path, kind: str
         load_templates(**{f"{kind}_path": path})
 
     assert str(excinfo.value) == f"{path}: {problem}"
+
+
+def test_a_question_known_by_its_text_is_asked_as_the_item_would_be() -> None:
+    templates = PromptTemplates(multiple_choice="$question / $options / $labels", version="x")
+
+    assert open_prompt(ITEM.question) == open_messages(ITEM)
+    assert multiple_choice_prompt(ITEM.question, ITEM.options, (1, 2, 0), templates) == multiple_choice_messages(
+        ITEM, (1, 2, 0), templates
+    )
+
+
+def test_the_answer_the_template_asks_for_names_the_label() -> None:
+    assert choice_answer("C") == "Option: [[C]]"
+    assert '"Option: [[X]]"' in MULTIPLE_CHOICE_TEMPLATE

@@ -538,3 +538,12 @@ def test_gates_naming_a_dimension_no_suite_has_are_listed_with_the_dimensions_th
         "--faef-min-css / faef_min_css: 'privcy=0.9': no collected suite file has a dimension 'privcy' "
         "(the dimensions there: Fairnes, individual_harm, privacy)",
     ]
+
+
+def test_exports_are_off_unless_named_and_the_command_line_wins(tmp_path: Path) -> None:
+    assert (settings().export_pairs, settings().export_sft, settings().export_all) == (None, None, False)
+    from_ini = settings(ini={"export_pairs": [tmp_path / "p.jsonl"], "export_sft": [tmp_path / "s.jsonl"]})
+    assert (from_ini.export_pairs, from_ini.export_sft) == (tmp_path / "p.jsonl", tmp_path / "s.jsonl")
+    from_cli = settings(cli={"export_pairs": str(tmp_path / "cli.jsonl")}, ini={"export_pairs": [tmp_path / "x"]})
+    assert from_cli.export_pairs == tmp_path / "cli.jsonl"
+    assert settings(ini={"export_all": True}).export_all and settings(cli={"export_all": True}).export_all
