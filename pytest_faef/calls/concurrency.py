@@ -145,28 +145,50 @@ class Limiter:
     async def slot(self, endpoint: Hashable) -> AsyncIterator[None]:
         """Wait for room to send one request to ``endpoint``, and hold it while the request runs."""
         state = self._endpoint(endpoint)
-        if state.waiting or not self._room(endpoint, state):
-            import asyncio
-
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            state.waiting.append(waiter)
-            self._admit(endpoint, state)  # room, or a pause whose end must wake the waiters
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter in state.waiting:
-                    state.waiting.remove(waiter)
-                elif waiter.done() and not waiter.cancelled():
-                    state.in_flight -= 1  # admitted, but gone before it could use the room
-                    self._admit(endpoint, state)
-                raise
-        else:
-            state.in_flight += 1
+        await self._acquire(endpoint, state, ahead=False)
         try:
             yield
         finally:
             state.in_flight -= 1
             self._admit(endpoint, state)
+
+    @contextlib.asynccontextmanager
+    async def released(self, endpoint: Hashable) -> AsyncIterator[None]:
+        """Inside a ``slot``: give the room back while the request waits to be retried, and take it again
+        after, ahead of the requests not sent yet. A request backing off holds no room that others could use."""
+        state = self._endpoint(endpoint)
+        state.in_flight -= 1
+        self._admit(endpoint, state)
+        try:
+            yield
+        finally:
+            try:
+                await self._acquire(endpoint, state, ahead=True)
+            except BaseException:
+                state.in_flight += 1  # the slot gives back the room it holds as it closes
+                raise
+
+    async def _acquire(self, endpoint: Hashable, state: _Endpoint, *, ahead: bool) -> None:
+        if not state.waiting and self._room(endpoint, state):
+            state.in_flight += 1
+            return
+        import asyncio
+
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if ahead:
+            state.waiting.appendleft(waiter)
+        else:
+            state.waiting.append(waiter)
+        self._admit(endpoint, state)  # room, or a pause whose end must wake the waiters
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter in state.waiting:
+                state.waiting.remove(waiter)
+            elif waiter.done() and not waiter.cancelled():
+                state.in_flight -= 1  # admitted, but gone before it could use the room
+                self._admit(endpoint, state)
+            raise
 
     def reply(self, endpoint: Hashable) -> None:
         if self.fixed is None:

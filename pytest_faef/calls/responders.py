@@ -174,7 +174,11 @@ class LiteLLMResponder:
                     tries = f" after {attempt + 1} attempts" if attempt else ""
                     raise ModelCallError(f"{request.model}: {name}{tries}: {redact(_first_line(exc))}") from None
                 self.stats.retries += 1
-                await self.sleep(_retry_delay(exc, attempt, self.backoff))
+                if self.limiter is None:
+                    await self.sleep(_retry_delay(exc, attempt, self.backoff))
+                else:  # backing off, the request leaves its room to others
+                    async with self.limiter.released(endpoint):
+                        await self.sleep(_retry_delay(exc, attempt, self.backoff))
                 attempt += 1
 
     def _keyless(self, target: Target) -> bool:
@@ -313,9 +317,7 @@ class RecordedResponder:
                 raise ModelCallError(self._fatal, fatal=True)
             self.stats.limits[request.model] = limiter.current(endpoint)
             if self.budget is not None and self.spent() >= self.budget:
-                raise ModelCallError(
-                    f"{request.model}: not sent: {budget_reached(self.budget)}"
-                )
+                raise ModelCallError(f"{request.model}: not sent: {budget_reached(self.budget)}")
             try:
                 reply = await self.responder.acomplete(request)
             except ModelCallError as exc:

@@ -208,7 +208,7 @@ def usage_lines(records: Iterable[ItemRecord], identities: Mapping[str, ModelIde
         described = (identities or {}).get(model, ModelIdentity()).describe()
         name = f"{model} ({described})" if described else model
         cost = f", {dollars(usage.cost)}" if usage.cost else ""
-        if usage.cost and dollars(usage.spent) != dollars(usage.cost):
+        if usage.cost and usage.replayed and dollars(usage.spent) != dollars(usage.cost):
             cost += f" ({dollars(usage.spent)} spent now)"  # the rest was paid when the replies were recorded
         tokens = f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens"
         lines.append(

@@ -220,3 +220,49 @@ def test_a_request_cancelled_while_it_waits_leaves_no_room_taken() -> None:
         return peak[0]
 
     assert asyncio.run(main()) == 1
+
+
+def test_a_request_backing_off_leaves_its_room_to_others_and_comes_back_ahead_of_them() -> None:
+    async def main() -> list[str]:
+        limiter = Limiter(fixed=1)
+        events: list[str] = []
+
+        async def retried() -> None:
+            async with limiter.slot("a"):
+                events.append("first attempt")
+                async with limiter.released("a"):
+                    await asyncio.sleep(0.02)  # the backoff: the other request runs meanwhile
+                events.append("retry")
+                await asyncio.sleep(0.01)
+
+        async def other(name: str) -> None:
+            async with limiter.slot("a"):
+                events.append(name)
+                await asyncio.sleep(0.03)
+
+        first = asyncio.ensure_future(retried())
+        await asyncio.sleep(0)
+        await asyncio.gather(first, other("second"), other("third"))
+        return events
+
+    # "second" runs while the first backs off; the retry goes before "third", which came later.
+    assert asyncio.run(main()) == ["first attempt", "second", "retry", "third"]
+
+
+def test_a_request_cancelled_while_it_backs_off_leaves_no_room_taken() -> None:
+    async def main() -> int:
+        limiter = Limiter(fixed=1)
+
+        async def retried() -> None:
+            async with limiter.slot("a"), limiter.released("a"):
+                await asyncio.sleep(1)
+
+        task = asyncio.ensure_future(retried())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        in_flight, peak = [0], [0]
+        await asyncio.wait_for(hold(limiter, "a", 0.0, in_flight, peak), timeout=1)
+        return limiter._endpoint("a").in_flight
+
+    assert asyncio.run(main()) == 0
