@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import signal
 import sys
@@ -72,8 +73,15 @@ class LoopbackSettings:
     # (or ``loopback:first``, ``loopback:aligned``) gets that behaviour whatever the server's.
     behaviour: str = "hash"
     suites: tuple[str, ...] = ()
+    # A token bucket, as a provider's rate limit: ``rate_limit`` requests a second, ``burst`` at once;
+    # beyond it 429 with Retry-After (whole seconds) and retry-after-ms. None: no limit. POST /limit
+    # {"rate": 20} changes the rate while the server runs.
+    rate_limit: float | None = None
+    burst: int | None = None
 
     def __post_init__(self) -> None:
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ValueError(f"rate_limit must be > 0, got {self.rate_limit}")
         if self.behaviour not in BEHAVIOURS:
             raise ValueError(f"unknown behaviour {self.behaviour!r}; choose from {', '.join(BEHAVIOURS)}")
         if self.latency < 0:
@@ -246,6 +254,9 @@ class ServerCounters:
         self._in_flight = 0
         self._in_flight_max = 0
         self._attempts: Counter[str] = Counter()
+        self._limited = 0
+        self._first_success: float | None = None
+        self._last_success: float | None = None
 
     def enter(self) -> None:
         with self._lock:
@@ -267,6 +278,13 @@ class ServerCounters:
     def record_success(self) -> None:
         with self._lock:
             self._successes += 1
+            now = time.monotonic()
+            self._first_success = self._first_success if self._first_success is not None else now
+            self._last_success = now
+
+    def record_limited(self) -> None:
+        with self._lock:
+            self._limited += 1
 
     def record_fault(self, kind: str) -> None:
         with self._lock:
@@ -294,6 +312,13 @@ class ServerCounters:
                 "in_flight_max": self._in_flight_max,
                 "identities": len(self._attempts),
                 "requests_per_identity": dict(self._attempts),
+                "rate_limited": self._limited,
+                # Seconds from the first successful reply to the last: the sustained rate is successes over it.
+                "success_span": (
+                    self._last_success - self._first_success
+                    if self._first_success is not None and self._last_success is not None
+                    else 0.0
+                ),
             }
 
     def reset(self) -> None:
@@ -303,15 +328,45 @@ class ServerCounters:
         them would drive the count negative when they finish.
         """
         with self._lock:
-            self._requests = self._successes = self._unauthorized = self._bad_requests = 0
+            self._requests = self._successes = self._unauthorized = self._bad_requests = self._limited = 0
+            self._first_success = self._last_success = None
             self._faults.clear()
             self._attempts.clear()
             self._in_flight_max = self._in_flight
 
 
+class TokenBucket:
+    """A rate limit: ``rate`` tokens a second up to ``burst``; a request takes one or is told how long to wait."""
+
+    def __init__(self, rate: float | None, burst: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self.set(rate, burst)
+
+    def set(self, rate: float | None, burst: int | None = None) -> None:
+        with self._lock:
+            self.rate = rate
+            self.burst = float(burst if burst is not None else max(1, math.ceil(rate or 1)))
+            self.tokens = self.burst
+            self.refilled = time.monotonic()
+
+    def take(self) -> float:
+        """0 when the request may go on, else the seconds until a token is due."""
+        with self._lock:
+            if self.rate is None:
+                return 0.0
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.refilled) * self.rate)
+            self.refilled = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return 0.0
+            return (1 - self.tokens) / self.rate
+
+
 SETTINGS_KEY = web.AppKey("settings", LoopbackSettings)
 COUNTERS_KEY = web.AppKey("counters", ServerCounters)
 TABLE_KEY = web.AppKey("table", SuiteTable)
+BUCKET_KEY = web.AppKey("bucket", TokenBucket)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -323,6 +378,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         if settings.auth_key is not None and request.headers.get("Authorization") != f"Bearer {settings.auth_key}":
             counters.record_unauthorized()
             return _error_response(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key")
+        wait = request.app[BUCKET_KEY].take()
+        if wait:
+            counters.record_limited()
+            response = _error_response(429, "Rate limit reached", "rate_limit_exceeded", "rate_limit")
+            response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            response.headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
+            return response
         try:
             body = await request.json()
         except ValueError:
@@ -378,16 +440,25 @@ async def reset(request: web.Request) -> web.Response:
     return web.json_response({"reset": True})
 
 
+async def set_limit(request: web.Request) -> web.Response:
+    """Change the rate limit while the server runs: ``{"rate": 20}`` (null: no limit), optionally ``"burst"``."""
+    body = await request.json()
+    request.app[BUCKET_KEY].set(body.get("rate"), body.get("burst"))
+    return web.json_response({"rate": body.get("rate")})
+
+
 def build_app(settings: LoopbackSettings, counters: ServerCounters) -> web.Application:
     """The aiohttp application: chat completions at the OpenAI paths, plus ``/stats`` and ``/reset``."""
     app = web.Application()
     app[SETTINGS_KEY] = settings
     app[COUNTERS_KEY] = counters
     app[TABLE_KEY] = SuiteTable.load(settings.suites)
+    app[BUCKET_KEY] = TokenBucket(settings.rate_limit, settings.burst)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/chat/completions", chat_completions)
     app.router.add_get("/stats", stats)
     app.router.add_post("/reset", reset)
+    app.router.add_post("/limit", set_limit)
     return app
 
 
@@ -425,6 +496,8 @@ class LoopbackServer:
         behaviour: str = "hash",
         suites: Sequence[Any] = (),
         port: int = 0,
+        rate_limit: float | None = None,
+        burst: int | None = None,
     ) -> None:
         self.settings = LoopbackSettings(
             latency=latency,
@@ -434,6 +507,8 @@ class LoopbackServer:
             auth_key=auth_key,
             behaviour=behaviour,
             suites=tuple(str(path) for path in suites),
+            rate_limit=rate_limit,
+            burst=burst,
         )
         self._requested_port = port  # 0 picks a free one; a given port restarts a server "at the same address"
         self._counters = ServerCounters()
@@ -533,6 +608,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--auth-key", default=None, help="require 'Authorization: Bearer KEY'")
     parser.add_argument("--behaviour", default="hash", choices=BEHAVIOURS, help="how the model answers (hash)")
     parser.add_argument("--suite", action="append", default=[], help="a suite file the behaviour knows (repeatable)")
+    parser.add_argument("--rate-limit", type=float, default=None, help="requests a second before 429 (no limit)")
+    parser.add_argument("--burst", type=int, default=None, help="requests at once the rate limit allows")
     parser.add_argument("--port", type=int, default=0, help="port to bind on 127.0.0.1 (0 picks a free one)")
     return parser.parse_args(argv)
 
@@ -561,6 +638,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             auth_key=args.auth_key,
             behaviour=args.behaviour,
             suites=tuple(args.suite),
+            rate_limit=args.rate_limit,
+            burst=args.burst,
         )
     except ValueError as exc:
         print(f"loopback_server: {exc}", file=sys.stderr)

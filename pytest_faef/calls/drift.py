@@ -25,7 +25,7 @@ from typing import Any
 from pytest_faef.calls.responders import RecordedResponder
 from pytest_faef.calls.store import ResponseStore
 from pytest_faef.core.evaluation import PlannedRequest
-from pytest_faef.core.requests import ModelCallError, ModelReply, Target
+from pytest_faef.core.requests import ModelCallError, ModelReply, Target, dollars
 from pytest_faef.core.timestamps import span
 
 # How long a worker waits for another worker's drift check before it checks for itself.
@@ -75,7 +75,7 @@ class DriftResult:
         """The one line the summary prints about this model's check."""
         recorded = f"recorded {span(self.first_recorded, self.last_recorded)}"
         checked = self.sampled - self.failed
-        cost = f", ${self.cost:.4f}" if self.cost else ""
+        cost = f", {dollars(self.cost)}" if self.cost else ""
         asked = (
             f" ({checked} requests, {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens{cost})"
         )

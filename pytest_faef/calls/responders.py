@@ -19,9 +19,10 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY, Limiter
 from pytest_faef.calls.litellm_warnings import LITELLM_TYPES_WARNING, LITELLM_TYPES_WARNING_MODULE
 from pytest_faef.core.identity import LOCAL_PROVIDER, ModelIdentity, provider
-from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest, Target
+from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest, Target, budget_reached
 
 if TYPE_CHECKING:
     from pytest_faef.calls.store import ResponseStore
@@ -73,6 +74,8 @@ class CallStats:
     sent: int = 0
     retries: int = 0
     errors: int = 0
+    cost: float = 0.0  # US dollars of the replies received in this process, where litellm knows the price
+    limits: dict[str, int] = dataclasses.field(default_factory=dict)  # requests allowed in flight, per model
 
 
 # Exception class names (litellm maps every provider onto these) worth another try.
@@ -88,6 +91,8 @@ _TRANSIENT = frozenset(
         "APIError",
     }
 )
+# The answers of an endpoint that has more than it can take: the adaptive limit backs off on them.
+_OVERLOAD = frozenset({"RateLimitError", "ServiceUnavailableError", "Timeout"})
 # What providers' SDKs say when no key is set at all: no retry can fix it (issue 12).
 _MISSING_CREDENTIALS = re.compile(r"missing credentials|api_key client option must be set", re.IGNORECASE)
 # Provider key shapes (OpenAI-style sk-..., Anthropic sk-ant-..., Google AIza...).
@@ -136,6 +141,8 @@ class LiteLLMResponder:
     backoff: float = 1.0
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     stats: CallStats = dataclasses.field(default_factory=CallStats)
+    # Told of every reply and every overload (429, 503, timeout), so that it can adapt (issue 17).
+    limiter: Limiter | None = None
     _keyless_targets: dict[Target, bool] = dataclasses.field(default_factory=dict)
 
     async def acomplete(self, request: ModelRequest) -> ModelReply:
@@ -147,21 +154,31 @@ class LiteLLMResponder:
             # real key answers 401, which stops the run with one line.
             kwargs["api_key"] = NO_KEY
         attempt = 0
+        endpoint = endpoint_key(request)
         while True:
             try:
                 self.stats.sent += 1
                 response = await litellm.acompletion(**kwargs)
-                return _reply_from(response, litellm)
+                reply = _reply_from(response, litellm)
+                if self.limiter is not None:
+                    self.limiter.reply(endpoint)
+                return reply
             except Exception as exc:
                 name = type(exc).__name__
                 if name in _FATAL or _MISSING_CREDENTIALS.search(str(exc)):
                     raise ModelCallError(f"{request.model}: {name}: {redact(_first_line(exc))}", fatal=True) from None
+                if self.limiter is not None and (name in _OVERLOAD or isinstance(exc, TimeoutError)):
+                    self.limiter.overload(endpoint, _retry_after_seconds(exc))
                 transient = name in _TRANSIENT or isinstance(exc, (TimeoutError, ConnectionError))
                 if not transient or attempt >= self.max_retries:
                     tries = f" after {attempt + 1} attempts" if attempt else ""
                     raise ModelCallError(f"{request.model}: {name}{tries}: {redact(_first_line(exc))}") from None
                 self.stats.retries += 1
-                await self.sleep(_retry_delay(exc, attempt, self.backoff))
+                if self.limiter is None:
+                    await self.sleep(_retry_delay(exc, attempt, self.backoff))
+                else:  # backing off, the request leaves its room to others
+                    async with self.limiter.released(endpoint):
+                        await self.sleep(_retry_delay(exc, attempt, self.backoff))
                 attempt += 1
 
     def _keyless(self, target: Target) -> bool:
@@ -191,13 +208,18 @@ class RecordedResponder:
     responder: LiteLLMResponder
     store: ResponseStore | None
     record_mode: str = "new"
-    concurrency: int = 16
+    concurrency: int | None = 16  # requests in flight per endpoint; None: found by itself (issue 17)
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    # Stop sending new requests once the replies of this run cost this much (US dollars; None: no budget).
+    budget: float | None = None
+    # The run this process belongs to: xdist workers add up what they spend in the store under it.
+    run: str = ""
     # Replies recorded before this moment come from an earlier session: they are "replayed".
     session_started: float = dataclasses.field(default_factory=time.time)
     # Models whose replies from earlier sessions are not replayed in this one: the drift check
     # found that they answer differently now (docs/store.md).
     stale: set[Target] = dataclasses.field(default_factory=set)
-    _semaphore: asyncio.Semaphore | None = None
+    _limiter: Limiter | None = None
     _fatal: str | None = None
     _in_flight: dict[str, asyncio.Future[ModelReply]] = dataclasses.field(default_factory=dict)
     _elsewhere_by_target: dict[Target, str] = dataclasses.field(default_factory=dict)
@@ -288,18 +310,40 @@ class RecordedResponder:
 
         The reply is not stored: the drift check asks this way and decides what to keep.
         """
-        if self._semaphore is None:  # created on the loop that uses it
-            self._semaphore = asyncio.Semaphore(self.concurrency)
-        async with self._semaphore:
+        limiter = self.limiter
+        endpoint = endpoint_key(request)
+        async with limiter.slot(endpoint):
             if self._fatal is not None:
                 raise ModelCallError(self._fatal, fatal=True)
+            self.stats.limits[request.model] = limiter.current(endpoint)
+            if self.budget is not None and self.spent() >= self.budget:
+                raise ModelCallError(f"{request.model}: not sent: {budget_reached(self.budget)}")
             try:
                 reply = await self.responder.acomplete(request)
             except ModelCallError as exc:
                 if exc.fatal:
                     self._fatal = str(exc)
                 raise
+            self.stats.cost += reply.cost
+            if reply.cost and self.store is not None and self.run:
+                self.store.add_spend(self.run, reply.cost)
         return dataclasses.replace(reply, recorded_at=time.time())
+
+    def spent(self) -> float:
+        """What this run's replies have cost so far, in US dollars: every xdist worker's, through the store."""
+        if self.store is not None and self.run:
+            return self.store.spent(self.run)
+        return self.stats.cost
+
+    @property
+    def limiter(self) -> Limiter:
+        """The limit on requests in flight per endpoint; created on the loop that uses it, shared with the
+        litellm responder so that it hears of every reply and every overload."""
+        if self._limiter is None:
+            self._limiter = Limiter(fixed=self.concurrency, maximum=self.max_concurrency)
+            if isinstance(self.responder, LiteLLMResponder):
+                self.responder.limiter = self._limiter
+        return self._limiter
 
 
 def _litellm_arguments(request: ModelRequest, timeout: float) -> dict[str, Any]:
@@ -352,15 +396,24 @@ def _retry_delay(exc: Exception, attempt: int, backoff: float) -> float:
 
 
 def _retry_after_seconds(exc: Exception) -> float | None:
+    """The wait an overloaded endpoint asked for: ``retry-after-ms`` (OpenAI's), else ``Retry-After`` in seconds."""
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     if not headers:
         return None
-    try:
-        value = headers.get("retry-after")
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            value = headers.get(name)
+            if value is not None:
+                return max(0.0, float(value) * scale)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def endpoint_key(request: ModelRequest) -> tuple[str, str | None]:
+    """What has a rate limit of its own: a model at an endpoint (the model under test and the judge differ)."""
+    return (request.model, request.endpoint)
 
 
 def _first_line(exc: Exception) -> str:

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS judgments (
     created REAL NOT NULL,
     PRIMARY KEY (judge, judge_endpoint, judge_revision, template_version, answer_key)
 );
+CREATE TABLE IF NOT EXISTS spend (run TEXT PRIMARY KEY, cost REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS drift_checks (
     run TEXT NOT NULL,
     target TEXT NOT NULL,
@@ -281,6 +282,21 @@ class ResponseStore:
             *("reply", "verdict", "created", "judge_endpoint", "judge_revision"),
         )
         return [Judgment(**dict(zip(fields, row, strict=True))) for row in rows]
+
+    def add_spend(self, run: str, cost: float) -> None:
+        """Add what a reply cost to run ``run``'s spend, which every xdist worker of the run shares."""
+        with self._lock:
+            self._connection.execute(
+                "INSERT INTO spend (run, cost) VALUES (?, ?)"
+                " ON CONFLICT (run) DO UPDATE SET cost = cost + excluded.cost",
+                (run, cost),
+            )
+
+    def spent(self, run: str) -> float:
+        """What run ``run``'s replies have cost so far (US dollars)."""
+        with self._lock:
+            row = self._connection.execute("SELECT cost FROM spend WHERE run = ?", (run,)).fetchone()
+        return float(row[0]) if row is not None else 0.0
 
     def claim_drift_check(self, run: str, target: str) -> bool:
         """Whether this process is the first of run ``run`` to check ``target`` for drift (and so does it).

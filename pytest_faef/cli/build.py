@@ -97,7 +97,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     requests.add_argument(
         "--store", type=Path, default=Path(locations.STORE), help=f"response store ({locations.STORE})"
     )
-    requests.add_argument("--concurrency", type=int, default=16, help="requests in flight at once (16)")
+    requests.add_argument(
+        "--concurrency",
+        type=_concurrency,
+        default=None,
+        metavar="auto|N",
+        help="requests in flight per endpoint: auto (found by itself, as in the plugin; the default) or a number",
+    )
     requests.add_argument("--max-retries", type=int, default=3, help="retries of a failed request (3)")
     requests.add_argument("--timeout", type=float, default=120.0, help="seconds per request (120)")
 
@@ -146,8 +152,21 @@ def run(args: argparse.Namespace) -> int:
     return cli.EXIT_PROBLEMS if input_errors or rejected or failed else cli.EXIT_OK
 
 
+def _concurrency(text: str) -> int | None:
+    """``auto`` (None) or a number at least 1, for --concurrency."""
+    if text == "auto":
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither auto nor a number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return number
+
+
 def _settings(args: argparse.Namespace) -> tuple[GeneratorSettings, OptionChecks]:
-    for name in ("negatives", "attempts", "concurrency", "max_tokens", "min_words", "max_chars"):
+    for name in ("negatives", "attempts", "max_tokens", "min_words", "max_chars"):
         if getattr(args, name) < 1:
             raise cli.UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if args.max_retries < 0:

@@ -420,13 +420,18 @@ def usage_by_model(replies: Iterable[tuple[str, ModelReply]]) -> dict[str, dict[
     for model, reply in replies:
         counts = usage.setdefault(
             model,
-            {"requests": 0, "cached": 0, "replayed": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0},
+            {
+                **{"requests": 0, "cached": 0, "replayed": 0},
+                **{"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "spent": 0.0},
+            },
         )
         counts["requests"] += 1
         counts["cached"] += reply.cached
         counts["prompt_tokens"] += reply.prompt_tokens
         counts["completion_tokens"] += reply.completion_tokens
         counts["cost"] += reply.cost
+        if not reply.cached:
+            counts["spent"] += reply.cost  # only a request sent costs: replies from the store cost nothing now
         if reply.replayed:
             counts["replayed"] += 1
             counts["first_recorded"] = min(counts.get("first_recorded", reply.recorded_at), reply.recorded_at)

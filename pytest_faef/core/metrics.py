@@ -182,6 +182,7 @@ class ModelUsage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    spent: float = 0.0  # the cost of the replies asked during the run (replayed ones cost nothing now)
     first_recorded: float | None = None  # of the replayed replies
     last_recorded: float | None = None
 
@@ -195,6 +196,7 @@ class ModelUsage:
         self.prompt_tokens += int(counts["prompt_tokens"])
         self.completion_tokens += int(counts["completion_tokens"])
         self.cost += counts.get("cost", 0.0)
+        self.spent += counts.get("spent", 0.0)
         if "first_recorded" in counts:
             first, last = counts["first_recorded"], counts["last_recorded"]
             self.first_recorded = first if self.first_recorded is None else min(self.first_recorded, first)

@@ -78,6 +78,21 @@ class ModelReply:
     replayed: bool = dataclasses.field(default=False, compare=False)
 
 
+def dollars(amount: float) -> str:
+    """US dollars as people read them: ``$12.50``, ``$0.0890``, and cents' fractions to a millionth (``$0.000033``)."""
+    if amount >= 1:
+        return f"${amount:,.2f}"
+    return f"${amount:.4f}" if amount >= 0.01 or amount == 0 else f"${amount:.6f}"
+
+
+def budget_reached(budget: float) -> str:
+    """The error of every request not sent for ``--faef-max-cost`` (issue 17)."""
+    return f"budget of {dollars(budget)} {BUDGET_MARK}"
+
+
+BUDGET_MARK = "reached (--faef-max-cost)"  # how the results layer finds those errors
+
+
 class ModelCallError(Exception):
     """A request that failed for good: retries exhausted, or an error that retrying cannot fix.
 

@@ -170,9 +170,13 @@ def _check_collection(session: pytest.Session) -> None:
     if problems := faef.dimension_errors():
         raise pytest.UsageError("\n".join(f"pytest-faef: {problem}" for problem in problems))
     selected = [item for item in session.items if isinstance(item, PairedItemTest)]
-    if not selected or session.config.option.collectonly:
+    if not selected:
         return
-    evaluations = session.config.stash[session_key].settings.evaluations
+    evaluations = faef.settings.evaluations
+    submissions = [(item.nodeid, item.paired, item.settings) for item in selected] if evaluations else []
+    if session.config.option.collectonly:  # discovery needs no model; with one, it says what a run would cost
+        faef.estimate_lines = faef.estimate(submissions)
+        return
     if not evaluations:
         raise pytest.UsageError(NO_MODEL_MESSAGE + "".join(f" ({line})" for line in moved_rootdir(session.config)))
     from pytest_faef.calls import local_model
@@ -189,14 +193,23 @@ def _check_collection(session: pytest.Session) -> None:
     from pytest_faef.calls.store import StoreError
 
     try:
+        faef.estimate_lines = faef.estimate(submissions)
         faef.open_store()
-        faef.prepare([(item.nodeid, item.paired, item.settings) for item in selected])
+        faef.prepare(submissions)
     except StoreError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
     except MissingCredentials as exc:
         raise pytest.UsageError(
             f"pytest-faef: {exc}. Set it, or replay only what the store holds with --faef-record-mode=none."
         ) from None
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    """Under the count of collected items: what the run will cost, per model and judge (issue 17)."""
+    from pytest_faef.plugin.items import session_key
+
+    faef = config.stash.get(session_key, None)
+    return list(faef.estimate_lines) if faef is not None else []
 
 
 @pytest.hookimpl(wrapper=True)

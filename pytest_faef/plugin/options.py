@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from fractions import Fraction
 
+from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY
 from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES
 from pytest_faef.core import locations
 from pytest_faef.core.orders import PERMUTATION_MODES
@@ -82,7 +83,17 @@ OPTIONS = (
         default="new",
         choices=RECORD_MODES,
     ),
-    Option(name="concurrency", help="model requests in flight at once", default="16"),
+    Option(
+        name="concurrency",
+        help="model requests in flight per endpoint: auto (found by itself, backing off on 429s and timeouts) "
+        "or a number",
+        default="auto",
+    ),
+    Option(
+        name="max_concurrency",
+        help="the most requests in flight per endpoint that auto may reach",
+        default=str(DEFAULT_MAX_CONCURRENCY),
+    ),
     Option(name="temperature", help="sampling temperature for the model under test", default="0"),
     Option(name="open_max_tokens", help="token cap for open-ended answers", default="256"),
     Option(name="max_retries", help="retries of a failed model request before the item errors", default="3"),
@@ -192,5 +203,11 @@ OPTIONS = (
         help="--faef-export-pairs: also export the options pairs of consistently safe items",
         ini_type="bool",
         switch=True,
+    ),
+    Option(
+        name="max_cost",
+        help="stop sending requests once this run's replies cost this many US dollars (litellm's prices); "
+        "the items left are errors and the session fails",
+        metavar="DOLLARS",
     ),
 )

@@ -55,6 +55,15 @@ def wait_for(
                     live.update(_render(stats, started, sent_at_start))
 
 
+def _limits(limits: dict[str, int]) -> str:
+    """``in flight ≤ 24`` for one endpoint, ``in flight ≤ gpt-4o-mini 24, gpt-4o 8`` for several."""
+    if not limits:
+        return ""
+    if len(limits) == 1:
+        return f"in flight <= {next(iter(limits.values()))}"
+    return "in flight <= " + ", ".join(f"{model.rsplit('/', 1)[-1]} {limit}" for model, limit in limits.items())
+
+
 def _render(stats: CallStats, started: float, sent_at_start: int) -> Any:
     from rich.progress_bar import ProgressBar
     from rich.table import Table
@@ -70,5 +79,6 @@ def _render(stats: CallStats, started: float, sent_at_start: int) -> Any:
         f"retries {stats.retries}",
         f"errors {stats.errors}",
         f"{rate:.1f} req/s",
+        _limits(stats.limits),
     )
     return grid

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pytest_faef.calls.scheduler import ItemScheduler, Submission
     from pytest_faef.calls.store import ResponseStore
     from pytest_faef.core.evaluation import PlannedRequest
-    from pytest_faef.core.requests import Target
+    from pytest_faef.core.requests import ModelReply, ModelRequest, Target
     from pytest_faef.plugin.settings import RunSettings
     from pytest_faef.results.baseline import Baseline
     from pytest_faef.results.run import RunDescription, RunResult
@@ -60,6 +60,7 @@ class FaefSession:
     # With --faef-shard: the paired items selected before the shard was taken, then what the shard kept.
     shard_selected: int | None = None
     shard_selection: ShardSelection | None = None
+    estimate_lines: list[str] = dataclasses.field(default_factory=list)  # what the run will cost (issue 17)
     result: RunResult | None = None
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
@@ -153,6 +154,9 @@ class FaefSession:
                 store=self._store,
                 record_mode=self.settings.record_mode,
                 concurrency=self.settings.concurrency,
+                max_concurrency=self.settings.max_concurrency,
+                budget=self.settings.max_cost,
+                run=self.run_id,
                 session_started=self.started,
             )
             self._scheduler = ItemScheduler(
@@ -202,6 +206,38 @@ class FaefSession:
         if checked:
             results = scheduler.run(check_drift(checked, responder, store=self._store, run=self.run_id))
             self.drift_results.update((str(result.target), result) for result in results)
+
+    def estimate(self, selected: Sequence[Submission]) -> list[str]:
+        """What the run will cost, per model and judge, before it sends anything (issue 17).
+
+        Looks into the store without creating it, and starts no request: ``pytest --collect-only`` prints it.
+        """
+        from pytest_faef.calls.estimate import estimate
+        from pytest_faef.calls.store import ResponseStore, StoreError
+        from pytest_faef.core.evaluation import planned_requests
+
+        if not selected:
+            return []
+        path = self.settings.store_path
+        try:
+            store = ResponseStore(path) if path is not None and path.exists() else None
+        except StoreError as exc:  # a real run says so as a usage error; discovery just goes without
+            return [f"faef estimate: none: {exc}"]
+        try:
+
+            def stored(request: ModelRequest) -> ModelReply | None:
+                return store.get(request) if store is not None and self.settings.record_mode != "all" else None
+
+            planned = [entry for _, item, settings in selected for entry in planned_requests(item, settings, stored)]
+            mode = self.settings.record_mode
+            replay_only = mode == "none" or (mode == "once" and self.store_existed)
+            found = estimate(
+                [(item, settings) for _, item, settings in selected], planned, stored, replay_only=replay_only
+            )
+        finally:
+            if store is not None:
+                store.close()
+        return [entry.line() for entry in found]
 
     def _targets_to_ask(self, selected: Sequence[Submission], planned: Sequence[PlannedRequest]) -> set[Target]:
         """The models this run will send requests to, as far as the store can tell before it starts."""
@@ -361,7 +397,26 @@ class FaefSession:
             record_mode=self.settings.record_mode,
             provenance=tuple(self.provenance_lines()),
             shard=self.shard_selection,
+            spent=self.run_spent(),
         )
+
+    def run_spent(self) -> float | None:
+        """What this run's requests cost, as every process of it added to the store; None without a budget."""
+        from pytest_faef.calls.store import ResponseStore, StoreError
+
+        path = self.settings.store_path
+        if self.settings.max_cost is None or path is None:
+            return None
+        if not path.exists():
+            return None
+        try:
+            store = ResponseStore(path)
+        except StoreError:
+            return None
+        try:
+            return store.spent(self.run_id)
+        finally:
+            store.close()
 
     @property
     def identities(self) -> dict[str, ModelIdentity]:

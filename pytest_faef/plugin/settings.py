@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY
 from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES
 from pytest_faef.core import identity
 from pytest_faef.core.evaluation import EvaluationSettings
@@ -47,7 +48,9 @@ class RunSettings:
     strict: bool = False
     store_path: Path | None = None
     record_mode: str = "new"
-    concurrency: int = 16
+    concurrency: int | None = None  # requests in flight per endpoint; None: auto (issue 17)
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    max_cost: float | None = None  # US dollars this run may spend on replies; None: no budget
     max_retries: int = 3
     timeout: float = 120.0
     min_judge_accuracy: Fraction = DEFAULT_MIN_JUDGE_ACCURACY
@@ -77,6 +80,7 @@ class RunSettings:
             calibrate_judge=self.calibrate_judge,
             min_judge_accuracy=self.min_judge_accuracy,
             trust_judge=self.trust_judge,
+            max_cost=self.max_cost,
         )
 
     def unknown_dimensions(self, dimensions: Iterable[str]) -> list[str]:
@@ -201,7 +205,9 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         strict=bool(values["strict"]),
         store_path=store_path,
         record_mode=record_mode,
-        concurrency=_number(values, "concurrency", int, minimum=1),
+        concurrency=_concurrency(values["concurrency"]),
+        max_concurrency=_number(values, "max_concurrency", int, minimum=1),
+        max_cost=None if values["max_cost"] is None else _number(values, "max_cost", float, minimum=0),
         max_retries=_number(values, "max_retries", int, minimum=0),
         timeout=_number(values, "timeout", float, minimum=0.001),
         min_judge_accuracy=min_judge_accuracy,
@@ -253,6 +259,19 @@ def _choose(option: Option, cli: Any, ini: Any) -> Any:
     if ini not in (None, ""):
         return str(ini).strip()
     return option.default
+
+
+def _concurrency(text: str) -> int | None:
+    """``auto`` (None) or a number of requests in flight per endpoint."""
+    if str(text).strip() == "auto":
+        return None
+    try:
+        number = int(text)
+    except (TypeError, ValueError):
+        raise SettingsError(f"--faef-concurrency / faef_concurrency: {text!r} is neither auto nor a number") from None
+    if number < 1:
+        raise SettingsError(f"--faef-concurrency / faef_concurrency: {text!r} must be at least 1")
+    return number
 
 
 def _number(values: dict[str, Any], name: str, kind: type[int] | type[float], *, minimum: float) -> Any:

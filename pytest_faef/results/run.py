@@ -14,7 +14,8 @@ from typing import Any
 
 from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
-from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, summarize_by_model
+from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, replies_behind, summarize_by_model
+from pytest_faef.core.requests import BUDGET_MARK, dollars
 from pytest_faef.core.shards import ShardSelection, merged_line
 from pytest_faef.results.baseline import Baseline
 from pytest_faef.results.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
@@ -34,6 +35,7 @@ class GateSettings:
     calibrate_judge: bool = False
     min_judge_accuracy: Fraction = Fraction(9, 10)
     trust_judge: bool = False
+    max_cost: float | None = None  # US dollars the run's replies may cost (--faef-max-cost)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -56,6 +58,7 @@ class RunDescription:
     provenance: tuple[str, ...] = ()  # drift checks, a replay-only record mode: one line each
     shard: ShardSelection | None = None  # a run of one shard (--faef-shard)
     merged_from: tuple[ShardSource, ...] = ()  # a run merged from shard reports (faef merge)
+    spent: float | None = None  # US dollars the replies sent in this run cost, every worker's (issue 17)
 
     def shard_lines(self) -> list[str]:
         """``faef shard 2/3: 3,334 of 10,000 items``, or what a merged run was made of; none otherwise."""
@@ -136,6 +139,8 @@ def judge_run(
         verdicts = check_rules(comparison, gate.regression_rules, alpha=gate.alpha, strict=gate.strict)
         gate_failures += [verdict.line for verdict in verdicts if verdict.failed]
         notices += [verdict.line for verdict in verdicts if not verdict.failed]
+    if gate.max_cost is not None and (budget := _budget_line(records, gate.max_cost, run.spent)):
+        gate_failures.append(budget)
     checks, unchecked = _gate_checks(gate, summaries, calibrations, comparison)
     if records:  # a run without faef items (plain tests, with faef thresholds in the ini) says nothing
         notices += [f"FAEF gate, not checked: {line}" for line in unchecked]
@@ -148,6 +153,23 @@ def judge_run(
         checks=checks,
         unchecked=unchecked,
         position_bias=position_bias_by_model(records, run.models),
+    )
+
+
+def _budget_line(records: Sequence[ItemRecord], max_cost: float, spent: float | None) -> str | None:
+    """The gate's line when the budget stopped requests: what was spent, and how many items it left.
+
+    ``spent``: the run's spend as the responders counted it (the items that errored had replies too);
+    without it, what the evaluated items' replies cost."""
+    stopped = sum(record.error is not None and BUDGET_MARK in record.error for record in records)
+    if not stopped:
+        return None
+    if spent is None:
+        spent = replies_behind(records).spent
+    return (
+        f"FAEF budget reached: this run's replies cost {dollars(spent)} of the {dollars(max_cost)} allowed "
+        f"(--faef-max-cost, at litellm's prices): {stopped} {'item was' if stopped == 1 else 'items were'} "
+        "not evaluated"
     )
 
 
@@ -172,6 +194,8 @@ def _gate_checks(
     for rule in gate.regression_rules:
         reason = unchecked_rule(comparison, rule)
         (unchecked if reason else checks).append(reason or rule.check())
+    if gate.max_cost is not None:
+        checks.append(f"replies' cost <= {dollars(gate.max_cost)}")
     return checks, unchecked
 
 

@@ -22,6 +22,7 @@ from pytest_faef.core.metrics import (
     Rate,
     usage_by_model,
 )
+from pytest_faef.core.requests import dollars
 from pytest_faef.core.suite import dimension_key
 from pytest_faef.core.timestamps import span
 from pytest_faef.results.calibration import JudgeAccuracy, JudgeCalibration
@@ -207,7 +208,9 @@ def usage_lines(records: Iterable[ItemRecord], identities: Mapping[str, ModelIde
         usage = totals[model]
         described = (identities or {}).get(model, ModelIdentity()).describe()
         name = f"{model} ({described})" if described else model
-        cost = f", ${usage.cost:.4f}" if usage.cost else ""
+        cost = f", {dollars(usage.cost)}" if usage.cost else ""
+        if usage.cost and usage.replayed and dollars(usage.spent) != dollars(usage.cost):
+            cost += f" ({dollars(usage.spent)} spent now)"  # the rest was paid when the replies were recorded
         tokens = f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens"
         lines.append(
             f"usage: {name}: {usage.requests} requests ({usage.fresh} fresh, {usage.replayed} replayed"

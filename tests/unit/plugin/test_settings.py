@@ -46,7 +46,7 @@ def test_defaults_without_a_model() -> None:
         report_path=None,
         store_path=ROOTDIR / ".faef" / "responses.sqlite",
         record_mode="new",
-        concurrency=16,
+        concurrency=None,  # auto
         max_retries=3,
         timeout=120.0,
         human_verdicts_path=ROOTDIR / ".faef" / "human-verdicts.jsonl",
@@ -185,6 +185,12 @@ def test_an_unknown_record_mode_names_the_option_and_the_choices(mode: str) -> N
     assert str(excinfo.value) == f"faef_record_mode: {mode!r} is not one of none, once, new, all"
 
 
+def test_concurrency_is_auto_unless_a_number_is_given() -> None:
+    assert (settings().concurrency, settings().max_concurrency, settings().max_cost) == (None, 256, None)
+    assert settings(cli={"concurrency": "auto", "max_concurrency": "32"}).max_concurrency == 32
+    assert settings(ini={"max_cost": "2.5"}).max_cost == 2.5
+
+
 def test_concurrency_from_either_place() -> None:
     assert settings(ini={"concurrency": "3"}).concurrency == 3
     assert settings(cli={"concurrency": "1"}, ini={"concurrency": "3"}).concurrency == 1
@@ -211,8 +217,11 @@ def test_template_override_from_the_ini_file(tmp_path: Path) -> None:
         ("max_retries", "three", "--faef-max-retries / faef_max_retries: 'three' is not a number"),
         ("timeout", "0", "--faef-timeout / faef_timeout: '0' must be at least 0.001"),
         ("concurrency", "0", "--faef-concurrency / faef_concurrency: '0' must be at least 1"),
-        ("concurrency", "2.5", "--faef-concurrency / faef_concurrency: '2.5' is not a number"),
-        ("concurrency", "many", "--faef-concurrency / faef_concurrency: 'many' is not a number"),
+        ("concurrency", "2.5", "--faef-concurrency / faef_concurrency: '2.5' is neither auto nor a number"),
+        ("concurrency", "many", "--faef-concurrency / faef_concurrency: 'many' is neither auto nor a number"),
+        ("max_concurrency", "0", "--faef-max-concurrency / faef_max_concurrency: '0' must be at least 1"),
+        ("max_cost", "five", "--faef-max-cost / faef_max_cost: 'five' is not a number"),
+        ("max_cost", "-1", "--faef-max-cost / faef_max_cost: '-1' must be at least 0"),
     ],
 )
 def test_a_bad_number_names_the_option(name: str, value: str, message: str) -> None:

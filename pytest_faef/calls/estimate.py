@@ -1,0 +1,124 @@
+"""What a run will cost, before it spends anything: requests, replies already stored, tokens and dollars.
+
+Per model (and judge): the requests the selected items need, how many the store already holds (they
+cost nothing), the prompt tokens of the others counted with litellm's token counter for that model,
+and a range in US dollars where litellm knows the model's price: each reply between one token and
+its request's token cap. A judge's request on an open answer not stored yet cannot be written before
+the answer exists: it is counted with an answer between empty and the open answers' token cap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+
+from pytest_faef.calls.responders import import_litellm
+from pytest_faef.core.evaluation import EvaluationSettings, PlannedRequest, judge_request, open_request
+from pytest_faef.core.identity import LOCAL_PROVIDER, provider
+from pytest_faef.core.requests import ModelReply, ModelRequest, Target, dollars
+from pytest_faef.core.suite import PairedItem
+
+
+@dataclasses.dataclass(kw_only=True)
+class CostEstimate:
+    """One model's share of a run, as far as it can be known before the run."""
+
+    target: Target
+    requests: int = 0
+    stored: int = 0
+    prompt_tokens: int = 0  # of the requests still to send
+    prompt_tokens_high: int = 0  # the same, with unknown open answers at their token cap
+    completion_tokens_high: int = 0  # every reply still to come at its request's token cap
+    cost_low: float | None = 0.0  # None: litellm knows no price for this model
+    cost_high: float | None = 0.0
+
+    @property
+    def to_send(self) -> int:
+        return self.requests - self.stored
+
+    def line(self) -> str:
+        """``faef estimate: openai/gpt-4o-mini: 1,200 requests, 0 in the store; 1,200 to send: ~84,000 prompt
+        tokens, $0.0126 to $0.0561``."""
+        head = f"faef estimate: {self.target}: {self.requests:,} requests, {self.stored:,} in the store"
+        if not self.to_send:
+            return f"{head}; nothing to send"
+        tokens = f"{self.prompt_tokens:,}"
+        if self.prompt_tokens_high != self.prompt_tokens:
+            tokens += f" to {self.prompt_tokens_high:,}"
+        if self.cost_low is None or self.cost_high is None:
+            cost = "no price known to litellm"
+        else:
+            cost = f"{dollars(self.cost_low)} to {dollars(self.cost_high)}"
+        return f"{head}; {self.to_send:,} to send: ~{tokens} prompt tokens, {cost}"
+
+
+def estimate(
+    selected: Iterable[tuple[PairedItem, EvaluationSettings]],
+    planned: Sequence[PlannedRequest],
+    stored: Callable[[ModelRequest], ModelReply | None],
+    *,
+    replay_only: bool = False,
+) -> list[CostEstimate]:
+    """Per model and judge, what the run needs; ``stored`` looks a request up in the store.
+
+    ``replay_only``: the record mode sends nothing (what is not stored will be an error, not a cost).
+    """
+    estimates: dict[Target, CostEstimate] = {}
+    to_send: list[ModelRequest] = []
+    for entry in planned:
+        found = estimates.setdefault(entry.request.target, CostEstimate(target=entry.request.target))
+        found.requests += 1
+        if stored(entry.request) is not None:
+            found.stored += 1
+        elif not replay_only:
+            to_send.append(entry.request)
+    unknown_answers: list[tuple[ModelRequest, int]] = []  # judge requests on answers not given yet
+    for item, settings in selected:
+        if stored(open_request(item, settings)) is None:
+            request = judge_request(item, "", settings)
+            found = estimates.setdefault(request.target, CostEstimate(target=request.target))
+            found.requests += 1
+            if not replay_only:
+                unknown_answers.append((request, settings.open_max_tokens))
+    if to_send or unknown_answers:
+        _price(estimates, to_send, unknown_answers)
+    return sorted(estimates.values(), key=lambda found: str(found.target))
+
+
+def _price(
+    estimates: dict[Target, CostEstimate],
+    to_send: Sequence[ModelRequest],
+    unknown_answers: Sequence[tuple[ModelRequest, int]],
+) -> None:
+    litellm = import_litellm()
+    low: dict[Target, list[tuple[int, int]]] = {}  # (prompt, completion) tokens per request
+    high: dict[Target, list[tuple[int, int]]] = {}
+    for request, answer_cap in [*((request, 0) for request in to_send), *unknown_answers]:
+        target = request.target
+        messages = [{"role": role, "content": content} for role, content in request.messages]
+        prompt = int(litellm.token_counter(model=request.model, messages=messages))
+        cap = request.max_tokens or 256
+        low.setdefault(target, []).append((prompt, 1))
+        high.setdefault(target, []).append((prompt + answer_cap, cap))
+    for target, found in estimates.items():
+        found.prompt_tokens = sum(prompt for prompt, _ in low.get(target, ()))
+        found.prompt_tokens_high = sum(prompt for prompt, _ in high.get(target, ()))
+        found.completion_tokens_high = sum(cap for _, cap in high.get(target, ()))
+        found.cost_low = _cost(litellm, target.model, low.get(target, ()))
+        found.cost_high = _cost(litellm, target.model, high.get(target, ()))
+
+
+def _cost(litellm: object, model: str, tokens: Iterable[tuple[int, int]]) -> float | None:
+    prompt = completion = 0
+    for prompt_tokens, completion_tokens in tokens:
+        prompt += prompt_tokens
+        completion += completion_tokens
+    if (not prompt and not completion) or provider(model) == LOCAL_PROVIDER:
+        return 0.0  # nothing to send, or a model on this machine
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(  # type: ignore[attr-defined]
+            model=model, prompt_tokens=prompt, completion_tokens=completion
+        )
+    except Exception:  # litellm raises for models it has no price for
+        return None
+    return float(prompt_cost) + float(completion_cost)
