@@ -37,6 +37,7 @@ class ItemRecord:
     options: tuple[str, ...] = ()  # canonical order: the safe option first
     outcome: ItemOutcome | None = None
     error: str | None = None
+    taxonomy: str | None = None  # the id of its trust-taxonomy entry (core/taxonomy.py), None when unclassified
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -49,6 +50,7 @@ class ItemRecord:
             "content_hash": self.content_hash,
             "question": self.question,
             "options": list(self.options),
+            "taxonomy": self.taxonomy,
         }
         if self.outcome is not None:
             data["outcome"] = self.outcome.to_json()
@@ -71,6 +73,7 @@ class ItemRecord:
             options=tuple(data.get("options", ())),
             outcome=outcome,
             error=data.get("error"),
+            taxonomy=data.get("taxonomy"),
         )
 
 
