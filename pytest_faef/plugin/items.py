@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pytest_faef.core import taxonomy
 from pytest_faef.core.evaluation import (
     EvaluationSettings,
     ItemOutcome,
@@ -57,7 +58,7 @@ class SuiteFile(pytest.Module):
         )
         loaded = load_suite(self.path, display_path=display)
         # All of the file's dimensions, whatever -k deselects later: a gate naming none of them is a typo.
-        self.config.stash[session_key].collected_suite(loaded.dimensions)
+        self.config.stash[session_key].collected_suite(loaded.dimensions, [item.taxonomy for item in loaded.items])
         for error in loaded.errors:
             yield InvalidRecord.from_parent(self, name=f"invalid-record-line-{error.line}", error=error)
         by_dimension: dict[str, list[PairedItem]] = {}
@@ -99,6 +100,9 @@ class PairedItemTest(pytest.Function):
         self.evaluation = evaluation  # None only when no model is configured: the run stops before setup
         self.outcome: ItemOutcome | None = None
         self.add_marker("faef")
+        # Registered in pytest_configure, so -m safety and --strict-markers work (issue 18).
+        for marker in taxonomy.markers(paired.taxonomy):
+            self.add_marker(marker)
 
     @property
     def item_key(self) -> str:
@@ -154,6 +158,7 @@ class PairedItemTest(pytest.Function):
             options=paired.options,
             outcome=outcome,
             error=error,
+            taxonomy=paired.taxonomy,
         )
         # JSON text, not a dict: JUnit XML writes str(value), and CI systems should get JSON.
         self.user_properties.append((REPORT_PROPERTY, json.dumps(record.to_json(), ensure_ascii=False)))
@@ -162,6 +167,8 @@ class PairedItemTest(pytest.Function):
             ("faef.judge", self.settings.judge),
             ("faef.dimension", paired.dimension),
         ]
+        if paired.taxonomy is not None:
+            self.user_properties.append(("faef.taxonomy", paired.taxonomy))
         if outcome is not None:
             self.user_properties += outcome_properties(outcome)
         if error is not None:

@@ -22,6 +22,7 @@ from pytest_faef.core.human_verdicts import HumanVerdict, load_human_verdicts, v
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ItemRecord
 from pytest_faef.core.suite import PairedItem, dimension_key
+from pytest_faef.core.taxonomy import Coverage, coverage
 
 # Model calls and results are imported where they are needed, not here: a pytest run that selects
 # no faef item configures a session and never pays for asyncio, SQLite, rich or the reports (issue 13).
@@ -57,6 +58,10 @@ class FaefSession:
     # Every dimension of every suite file collected in this process, by id form, before -k deselects any.
     suite_dimensions: dict[str, str] = dataclasses.field(default_factory=dict)
     suite_files: int = 0
+    # The taxonomy entry of every item collected in this process, before -k or -m deselected any (issue 18);
+    # an xdist controller collects nothing and takes a worker's collection instead.
+    collected_taxonomy: list[str | None] = dataclasses.field(default_factory=list)
+    worker_collection: Coverage | None = None
     result: RunResult | None = None
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
@@ -73,11 +78,25 @@ class FaefSession:
         asked = (settings.report_path, settings.html_path, settings.save_baseline)
         return not self.records and not self.suite_files and all(path is None for path in asked)
 
-    def collected_suite(self, dimensions: Iterable[str]) -> None:
-        """A suite file was collected; ``dimensions`` are all of its dimensions, as written."""
+    def collected_suite(self, dimensions: Iterable[str], taxonomies: Iterable[str | None] = ()) -> None:
+        """A suite file was collected; ``dimensions`` are all of its dimensions, as written, and ``taxonomies``
+        the taxonomy entry of each of its items."""
         self.suite_files += 1
         for name in dimensions:
             self.suite_dimensions.setdefault(dimension_key(name), name)
+        self.collected_taxonomy += taxonomies
+
+    @property
+    def collected_coverage(self) -> Coverage | None:
+        """The taxonomy coverage of every collected item, whatever was deselected; None when not known."""
+        if self.suite_files:
+            return coverage(self.collected_taxonomy)
+        return self.worker_collection
+
+    def add_worker_collection(self, data: dict[str, Any] | None) -> None:
+        """Take in an xdist worker's collected coverage; every worker collects the same items, so one will do."""
+        if data and self.worker_collection is None:
+            self.worker_collection = Coverage.from_json(data)
 
     def dimension_errors(self) -> list[str]:
         """Thresholds and rules naming a dimension no collected suite file has (none without suite files)."""
@@ -298,6 +317,7 @@ class FaefSession:
             evaluations=self.settings.evaluations,
             record_mode=self.settings.record_mode,
             provenance=tuple(self.provenance_lines()),
+            collected=self.collected_coverage,
         )
 
     @property

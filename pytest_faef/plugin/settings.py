@@ -23,6 +23,7 @@ from pytest_faef.core.suite import dimension_key
 from pytest_faef.plugin.options import DEFAULT_MIN_JUDGE_ACCURACY, OPTIONS, Option
 from pytest_faef.results.baseline import BaselineError, baseline_path
 from pytest_faef.results.comparison import RegressionRule, RuleError, parse_regression_rules
+from pytest_faef.results.coverage import CoverageError, CoverageMinimum, parse_min_coverage
 from pytest_faef.results.gate import Threshold, ThresholdError, parse_share, parse_threshold
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class RunSettings:
     trust_judge: bool = False
     human_verdicts_path: Path | None = None
     drift_check: int = DEFAULT_DRIFT_SAMPLE  # stored replies per model asked again before replaying the rest
+    min_coverage: tuple[CoverageMinimum, ...] = ()  # items per trust-taxonomy entry (issue 18)
 
     @property
     def calibrate_judge(self) -> bool:
@@ -71,6 +73,7 @@ class RunSettings:
             calibrate_judge=self.calibrate_judge,
             min_judge_accuracy=self.min_judge_accuracy,
             trust_judge=self.trust_judge,
+            min_coverage=self.min_coverage,
         )
 
     def unknown_dimensions(self, dimensions: Iterable[str]) -> list[str]:
@@ -198,7 +201,15 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         trust_judge=bool(values["trust_judge"]),
         human_verdicts_path=_under(rootdir, Path(values["human_verdicts"])) if values["human_verdicts"] else None,
         drift_check=_number(values, "drift_check", int, minimum=0),
+        min_coverage=_min_coverage(values["min_coverage"]),
     )
+
+
+def _min_coverage(texts: list[str]) -> tuple[CoverageMinimum, ...]:
+    try:
+        return tuple(minimum for text in texts for minimum in parse_min_coverage(text))
+    except CoverageError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _identities(models: Sequence[str], judge: str | None, revision_values: list[str]) -> dict[str, ModelIdentity]:

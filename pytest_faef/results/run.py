@@ -15,9 +15,11 @@ from typing import Any
 from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, summarize_by_model
+from pytest_faef.core.taxonomy import Coverage
 from pytest_faef.results.baseline import Baseline
 from pytest_faef.results.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
 from pytest_faef.results.comparison import Comparison, RegressionRule, check_rules, compare, unchecked_rule
+from pytest_faef.results.coverage import CoverageMinimum, check_coverage, records_coverage
 from pytest_faef.results.gate import Threshold, failed_thresholds, unchecked_threshold
 
 
@@ -32,6 +34,7 @@ class GateSettings:
     calibrate_judge: bool = False
     min_judge_accuracy: Fraction = Fraction(9, 10)
     trust_judge: bool = False
+    min_coverage: tuple[CoverageMinimum, ...] = ()  # items per taxonomy entry (issue 18)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -41,6 +44,8 @@ class RunDescription:
     evaluations: tuple[EvaluationSettings, ...]
     record_mode: str = "new"
     provenance: tuple[str, ...] = ()  # drift checks, a replay-only record mode: one line each
+    # The taxonomy coverage of every item collected, before -k or -m deselected any; None when not known.
+    collected: Coverage | None = None
 
     @property
     def models(self) -> list[str]:
@@ -79,6 +84,7 @@ class RunResult:
     calibrations: dict[str, JudgeCalibration] = dataclasses.field(default_factory=dict)  # by judge
     checks: list[str] = dataclasses.field(default_factory=list)  # what the gate checked
     unchecked: list[str] = dataclasses.field(default_factory=list)  # what it could not, and why
+    coverage: Coverage = dataclasses.field(default_factory=lambda: Coverage(exact={}))  # of the items that ran
 
 
 def judge_run(
@@ -113,6 +119,14 @@ def judge_run(
         gate_failures += [verdict.line for verdict in verdicts if verdict.failed]
         notices += [verdict.line for verdict in verdicts if not verdict.failed]
     checks, unchecked = _gate_checks(gate, summaries, calibrations, comparison)
+    coverage = records_coverage(records)
+    if records:
+        covered = check_coverage(gate.min_coverage, coverage, collected=run.collected)
+        gate_failures += covered.failures
+        checks += covered.checks
+        unchecked += covered.unchecked
+    else:
+        unchecked += [f"{minimum.check()} (no faef item ran)" for minimum in gate.min_coverage]
     if records:  # a run without faef items (plain tests, with faef thresholds in the ini) says nothing
         notices += [f"FAEF gate, not checked: {line}" for line in unchecked]
     return RunResult(
@@ -123,6 +137,7 @@ def judge_run(
         calibrations=calibrations,
         checks=checks,
         unchecked=unchecked,
+        coverage=coverage,
     )
 
 
@@ -220,6 +235,7 @@ def summary_text(
     human_verdicts_file: str | None = None,
 ) -> list[str]:
     """The run's summary as the terminal shows it, as plain lines (ANSI-coloured when ``color``)."""
+    from pytest_faef.results.coverage import coverage_lines
     from pytest_faef.results.summary import (
         calibration_lines,
         comparison_lines,
@@ -239,6 +255,7 @@ def summary_text(
         explicit = {judge for model, judge in judges.items() if judge != model}
         judge = next(iter(explicit)) if len(explicit) == 1 else None
         lines += matrix_lines(result.summaries, judge=judge, width=width, color=color)
+    lines += coverage_lines(result.coverage)
     for calibration in result.calibrations.values():
         lines += calibration_lines(calibration, minimum=gate.min_judge_accuracy, width=width, color=color)
     if human_verdicts_file is not None:
