@@ -28,12 +28,12 @@ from pytest_faef.cli.generation import (
     generate_options,
 )
 from pytest_faef.cli.rejected import rejected_path, rejection
-from pytest_faef.core import identity, locations
+from pytest_faef.core import identity, locations, taxonomy
 from pytest_faef.core.suite import jsonl_objects, load_suite
 from pytest_faef.core.suite_records import append_records, read_lines, record_text, write_lines
 
 HELP = "generate a paired suite (*.faef.jsonl) from open-ended questions with generator models"
-INPUT_FIELDS = ("id", "question", "dimension", "category", "tags", "notes", "meta")
+INPUT_FIELDS = ("id", "question", "dimension", "category", "taxonomy", "tags", "notes", "meta")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -46,6 +46,7 @@ class Question:
     source: str  # file:line
     tags: tuple[str, ...] = ()
     notes: str | None = None
+    taxonomy: str | None = None  # the id of the trust-taxonomy entry the input names, written to the record
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -274,6 +275,14 @@ def _question(row: Mapping[str, Any], where: str) -> Question | str:
     notes = row.get("notes")
     if notes is not None and not isinstance(notes, str):
         return error("notes", "must be a string")
+    entry = None
+    if (named := row.get("taxonomy")) is not None:
+        if not isinstance(named, str):
+            return error("taxonomy", f"must be a string, not {type(named).__name__}")
+        try:
+            entry = taxonomy.resolve(named.strip())
+        except taxonomy.TaxonomyError as exc:
+            return error("taxonomy", str(exc))
     meta = row.get("meta", {})
     if not isinstance(meta, dict):
         return error("meta", "must be a mapping")
@@ -285,6 +294,7 @@ def _question(row: Mapping[str, Any], where: str) -> Question | str:
         source=where,
         tags=tuple(tags),
         notes=notes,
+        taxonomy=entry.id if entry is not None else None,
         extra=extra,
     )
 
@@ -293,6 +303,7 @@ def _question_outcome(question: Question, generated: GeneratedOptions, settings:
     record: dict[str, Any] = {
         "id": question.id,
         "dimension": question.dimension,
+        **({"taxonomy": question.taxonomy} if question.taxonomy is not None else {}),
         "question": question.question,
         "positive": generated.positive,
         "negative": list(generated.negatives),

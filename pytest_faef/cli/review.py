@@ -320,7 +320,7 @@ def render_record(
         (f"unsafe {number}", Text(option, style="red"))
         for number, option in enumerate(_texts(field_value(record, "negative")), start=1)
     )
-    for name in ("tags", "notes", "provenance", "meta"):
+    for name in ("taxonomy", "tags", "notes", "provenance", "meta"):
         if record.get(name) is not None:
             rows.append((name, Text(_compact(record[name]), style="dim")))
     if problem:

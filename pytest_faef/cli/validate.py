@@ -1,7 +1,8 @@
 """``faef validate``: check suite files without running a model, with an exit status for CI.
 
 Each file is checked by :func:`pytest_faef.suite.load_suite`; this module adds what needs every file
-at once (an id used in two files) and, on request, refuses records that nobody has reviewed yet.
+at once (an id used in two files), on request refuses records that nobody has reviewed yet, and on
+request shows which entries of the trust taxonomy the suite covers (issue 18).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pytest_faef import cli
+from pytest_faef.core import taxonomy
 from pytest_faef.core.suite import SUITE_SUFFIXES, PairedItem, SuiteError, is_suite_file, load_suite
+from pytest_faef.core.taxonomy import Coverage
 
 HELP = "check suite files without running models: schema, duplicate ids across files, review state"
 
@@ -32,6 +35,7 @@ class Validation:
     items: int
     errors: tuple[SuiteError, ...]
     unreviewed: int
+    coverage: Coverage = dataclasses.field(default_factory=lambda: Coverage(exact={}))  # of the loaded items
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,15 +57,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="text",
         help="text: one line per error and a summary (default); json: one JSON document",
     )
+    parser.add_argument(
+        "--coverage",
+        action="store_true",
+        help="also show which categories and sub-categories of the trust taxonomy the items cover, with item "
+        "counts, and which have none",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     paths = [Path(path) for path in args.paths]
     validation = validate(paths, require_reviewed=args.require_reviewed)
     if args.format == "json":
-        print(json.dumps(validation_json(validation), indent=2))
+        print(json.dumps(validation_json(validation, coverage=args.coverage), indent=2))
     else:
-        print("\n".join(validation_lines(validation)))
+        print("\n".join(validation_lines(validation, coverage=args.coverage)))
     return cli.EXIT_PROBLEMS if validation.errors else cli.EXIT_OK
 
 
@@ -73,11 +83,13 @@ def validate(paths: Sequence[Path], *, require_reviewed: bool = False) -> Valida
         return Validation(files=(), items=0, errors=tuple(map(_no_suite_files, paths)), unreviewed=0)
     items = 0
     unreviewed = 0
+    entries: list[str | None] = []
     errors: list[SuiteError] = []
     first_use: dict[str, tuple[str, int]] = {}  # id -> (file, line), whether that record loaded or not
     for path, shown in files:
         loaded = load_suite(path, display_path=shown)
         items += len(loaded.items)
+        entries += [item.taxonomy for item in loaded.items]
         file_errors = list(loaded.errors)
         # The loader reports repeats within a file; an invalid record's id is taken all the same.
         claims: list[tuple[int, str, PairedItem | None]] = [(item.line, item.id, item) for item in loaded.items]
@@ -94,7 +106,11 @@ def validate(paths: Sequence[Path], *, require_reviewed: bool = False) -> Valida
                     file_errors.append(_error(item, "reviewed", f"not reviewed yet (run faef review {shown})"))
         errors.extend(sorted(file_errors, key=lambda error: error.line))
     return Validation(
-        files=tuple(shown for _, shown in files), items=items, errors=tuple(errors), unreviewed=unreviewed
+        files=tuple(shown for _, shown in files),
+        items=items,
+        errors=tuple(errors),
+        unreviewed=unreviewed,
+        coverage=taxonomy.coverage(entries),
     )
 
 
@@ -130,9 +146,12 @@ def display_path(path: Path) -> str:
     return str(path)
 
 
-def validation_lines(validation: Validation) -> list[str]:
-    """The text report: one line per error, then a summary line."""
-    return [*map(str, validation.errors), summary_line(validation)]
+def validation_lines(validation: Validation, *, coverage: bool = False) -> list[str]:
+    """The text report: one line per error, the taxonomy coverage when asked for, then a summary line."""
+    from pytest_faef.results.coverage import coverage_table
+
+    shown = coverage_table(validation.coverage) if coverage else []
+    return [*map(str, validation.errors), *shown, summary_line(validation)]
 
 
 def summary_line(validation: Validation) -> str:
@@ -148,13 +167,16 @@ def summary_line(validation: Validation) -> str:
     return line
 
 
-def validation_json(validation: Validation) -> dict[str, object]:
-    return {
+def validation_json(validation: Validation, *, coverage: bool = False) -> dict[str, object]:
+    data: dict[str, object] = {
         "files": list(validation.files),
         "items": validation.items,
         "errors": [dataclasses.asdict(error) for error in validation.errors],
         "unreviewed": validation.unreviewed,
     }
+    if coverage:
+        data["coverage"] = validation.coverage.to_json()
+    return data
 
 
 def _walk(directory: Path) -> Iterator[Path]:

@@ -39,6 +39,7 @@ class ItemRecord:
     options: tuple[str, ...] = ()  # canonical order: the safe option first
     outcome: ItemOutcome | None = None
     error: str | None = None
+    taxonomy: str | None = None  # the id of its trust-taxonomy entry (core/taxonomy.py), None when unclassified
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -51,6 +52,7 @@ class ItemRecord:
             "content_hash": self.content_hash,
             "question": self.question,
             "options": list(self.options),
+            "taxonomy": self.taxonomy,
         }
         if self.outcome is not None:
             data["outcome"] = self.outcome.to_json()
@@ -73,6 +75,7 @@ class ItemRecord:
             options=tuple(data.get("options", ())),
             outcome=outcome,
             error=data.get("error"),
+            taxonomy=data.get("taxonomy"),
         )
 
 
@@ -86,6 +89,8 @@ def record_properties(record: ItemRecord) -> list[tuple[str, str]]:
         ("faef.judge", record.judge),
         ("faef.dimension", record.dimension),
     ]
+    if record.taxonomy is not None:
+        properties.append(("faef.taxonomy", record.taxonomy))
     if record.outcome is not None:
         properties += outcome_properties(record.outcome)
     if record.error is not None:

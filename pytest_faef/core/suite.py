@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_faef.core import taxonomy
 from pytest_faef.core.orders import LABELS
 
 SUITE_SUFFIXES = (".faef.jsonl", ".faef.yaml", ".faef.yml")
@@ -25,9 +26,11 @@ FIELD_ALIASES = {
     "Negative Option": "negative",
 }
 REQUIRED_FIELDS = ("id", "dimension", "question", "positive", "negative")
-# ``reviewed`` and ``provenance`` are written by ``faef build``; ``meta`` holds a user's own data.
-OPTIONAL_FIELDS = ("tags", "notes", "reviewed", "provenance", "meta")
-KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
+# ``taxonomy`` names a category or sub-category of the trust taxonomy (core/taxonomy.py); ``reviewed`` and
+# ``provenance`` are written by ``faef build``; ``meta`` holds a user's own data.
+OPTIONAL_FIELDS = ("taxonomy", "tags", "notes", "reviewed", "provenance", "meta")
+# The documented order, in which ``faef build`` and ``faef review`` write a record's fields.
+KNOWN_FIELDS = ("id", "dimension", "taxonomy", "question", "positive", "negative", *OPTIONAL_FIELDS[1:])
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -42,6 +45,9 @@ class PairedItem:
     tags: tuple[str, ...] = ()
     notes: str | None = None
     reviewed: bool | None = None  # None: not a generated record, nothing to review
+    # The id of its category or sub-category in the trust taxonomy: the record's ``taxonomy`` field, or
+    # what its dimension maps to (taxonomy.for_dimension); None when neither says.
+    taxonomy: str | None = None
     path: str = ""
     line: int = 0
 
@@ -317,6 +323,9 @@ def _parse_record(
     for name in ("provenance", "meta"):
         if fields.get(name) is not None and not isinstance(fields[name], dict):
             return error(name, f"must be a mapping, not {type(fields[name]).__name__}")
+    entry = _taxonomy_entry(fields.get("taxonomy"), dimension=texts["dimension"])
+    if isinstance(entry, str):
+        return error("taxonomy", entry)
     return PairedItem(
         id=item_id,
         dimension=texts["dimension"],
@@ -326,9 +335,24 @@ def _parse_record(
         tags=tuple(tags),
         notes=notes,
         reviewed=reviewed,
+        taxonomy=entry.id if entry is not None else None,
         path=path,
         line=line,
     )
+
+
+def _taxonomy_entry(value: Any, *, dimension: str) -> taxonomy.Entry | str | None:
+    """The record's place in the trust taxonomy, its dimension's when it names none, or what is wrong with it."""
+    if value is None:
+        return taxonomy.for_dimension(dimension)
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if not value.strip():
+        return "empty"
+    try:
+        return taxonomy.resolve(value.strip())
+    except taxonomy.TaxonomyError as exc:
+        return str(exc)
 
 
 def normalized_option(text: str) -> str:

@@ -54,6 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     from pytest_faef.calls.litellm_warnings import LITELLM_TYPES_WARNING, LITELLM_TYPES_WARNING_MODULE
+    from pytest_faef.core import taxonomy
     from pytest_faef.core.human_verdicts import HumanVerdictError
     from pytest_faef.plugin.items import is_xdist_worker, session_key
     from pytest_faef.plugin.session import FaefSession
@@ -63,6 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "faef: a paired alignment item collected from a *.faef.jsonl / *.faef.yaml suite"
     )
+    for line in taxonomy.marker_lines():
+        config.addinivalue_line("markers", line)
     for line in moved_rootdir(config):
         config.issue_config_time_warning(pytest.PytestConfigWarning(line), stacklevel=2)
     # litellm's first completion makes pydantic warn about litellm's own types: noise in every run.
@@ -249,6 +252,7 @@ class XdistController:
         output = getattr(node, "workeroutput", {})
         self.faef.add_drift_report(output.get("faef_drift"))
         self.faef.add_shard_report(output.get(SHARD_OUTPUT))
+        self.faef.add_worker_collection(output.get("faef_collected"))
         # Without this, xdist sees a worker that finished without running what it was given and
         # stops with an INTERNALERROR; with it, the run ends as it does without xdist: status 4.
         if message := output.get(USAGE_ERROR_OUTPUT):
@@ -309,6 +313,8 @@ class FaefReporter:
             self.config.workeroutput["faef_drift"] = self.faef.drift_report()  # type: ignore[attr-defined]
             if self.faef.shard_selection is not None:
                 self.config.workeroutput[SHARD_OUTPUT] = self.faef.shard_selection.to_json()  # type: ignore[attr-defined]
+            if (collected := self.faef.collected_coverage) is not None:
+                self.config.workeroutput["faef_collected"] = collected.to_json()  # type: ignore[attr-defined]
             return
         if self.faef.idle:  # a run of the project's own tests: nothing to say, nothing to import
             return

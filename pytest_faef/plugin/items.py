@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from pytest_faef.core import taxonomy
 from pytest_faef.core.evaluation import (
     EvaluationSettings,
     ItemOutcome,
@@ -81,7 +82,7 @@ class SuiteFile(pytest.Module):
         )
         loaded = load_suite(self.path, display_path=display)
         # All of the file's dimensions, whatever -k deselects later: a gate naming none of them is a typo.
-        self.config.stash[session_key].collected_suite(loaded.dimensions)
+        self.config.stash[session_key].collected_suite(loaded.dimensions, [item.taxonomy for item in loaded.items])
         for error in loaded.errors:
             yield InvalidRecord.from_parent(self, name=f"invalid-record-line-{error.line}", error=error)
         by_dimension: dict[str, list[PairedItem]] = {}
@@ -123,6 +124,9 @@ class PairedItemTest(pytest.Function):
         self.evaluation = evaluation  # None only when no model is configured: the run stops before setup
         self.outcome: ItemOutcome | None = None
         self.add_marker("faef")
+        # Registered in pytest_configure, so -m safety and --strict-markers work (issue 18).
+        for marker in taxonomy.markers(paired.taxonomy):
+            self.add_marker(marker)
 
     @property
     def item_key(self) -> str:
@@ -178,6 +182,7 @@ class PairedItemTest(pytest.Function):
             options=paired.options,
             outcome=outcome,
             error=error,
+            taxonomy=paired.taxonomy,
         )
         self.user_properties += record_properties(record)
 

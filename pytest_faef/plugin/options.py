@@ -210,4 +210,12 @@ OPTIONS = (
         "the items left are errors and the session fails",
         metavar="DOLLARS",
     ),
+    Option(
+        name="min_coverage",
+        help="fail the session when a category of the trust taxonomy has fewer items: 4 (each of the 7 "
+        "categories) or safety=4 (a category or sub-category, by name or id); repeatable",
+        ini_type="linelist",
+        multiple=True,
+        metavar="[ENTRY=]N",
+    ),
 )

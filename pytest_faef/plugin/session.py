@@ -24,6 +24,7 @@ from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import REPORT_PROPERTY, ItemRecord
 from pytest_faef.core.shards import ShardSelection
 from pytest_faef.core.suite import PairedItem, dimension_key
+from pytest_faef.core.taxonomy import Coverage, coverage
 
 # Model calls and results are imported where they are needed, not here: a pytest run that selects
 # no faef item configures a session and never pays for asyncio, SQLite, rich or the reports (issue 13).
@@ -61,6 +62,10 @@ class FaefSession:
     shard_selected: int | None = None
     shard_selection: ShardSelection | None = None
     estimate_lines: list[str] = dataclasses.field(default_factory=list)  # what the run will cost (issue 17)
+    # The taxonomy entry of every item collected in this process, before -k or -m deselected any (issue 18);
+    # an xdist controller collects nothing and takes a worker's collection instead.
+    collected_taxonomy: list[str | None] = dataclasses.field(default_factory=list)
+    worker_collection: Coverage | None = None
     result: RunResult | None = None
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
@@ -100,11 +105,25 @@ class FaefSession:
         selection = self.shard_selection
         return selection is not None and selection.items == 0 and selection.selected > 0
 
-    def collected_suite(self, dimensions: Iterable[str]) -> None:
-        """A suite file was collected; ``dimensions`` are all of its dimensions, as written."""
+    def collected_suite(self, dimensions: Iterable[str], taxonomies: Iterable[str | None] = ()) -> None:
+        """A suite file was collected; ``dimensions`` are all of its dimensions, as written, and ``taxonomies``
+        the taxonomy entry of each of its items."""
         self.suite_files += 1
         for name in dimensions:
             self.suite_dimensions.setdefault(dimension_key(name), name)
+        self.collected_taxonomy += taxonomies
+
+    @property
+    def collected_coverage(self) -> Coverage | None:
+        """The taxonomy coverage of every collected item, whatever was deselected; None when not known."""
+        if self.suite_files:
+            return coverage(self.collected_taxonomy)
+        return self.worker_collection
+
+    def add_worker_collection(self, data: dict[str, Any] | None) -> None:
+        """Take in an xdist worker's collected coverage; every worker collects the same items, so one will do."""
+        if data and self.worker_collection is None:
+            self.worker_collection = Coverage.from_json(data)
 
     def dimension_errors(self) -> list[str]:
         """Thresholds and rules naming a dimension no collected suite file has (none without suite files)."""
@@ -398,6 +417,7 @@ class FaefSession:
             provenance=tuple(self.provenance_lines()),
             shard=self.shard_selection,
             spent=self.run_spent(),
+            collected=self.collected_coverage,
         )
 
     def run_spent(self) -> float | None:

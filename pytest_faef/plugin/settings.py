@@ -25,6 +25,7 @@ from pytest_faef.core.suite import dimension_key
 from pytest_faef.plugin.options import DEFAULT_MIN_JUDGE_ACCURACY, OPTIONS, Option
 from pytest_faef.results.baseline import BaselineError, baseline_path
 from pytest_faef.results.comparison import RegressionRule, RuleError, parse_regression_rules
+from pytest_faef.results.coverage import CoverageError, CoverageMinimum, parse_min_coverage
 from pytest_faef.results.gate import Threshold, ThresholdError, parse_share, parse_threshold
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class RunSettings:
     export_pairs: Path | None = None  # preference pairs for DPO (issue 15)
     export_sft: Path | None = None  # open answers judged safe, as SFT examples
     export_all: bool = False  # consistently safe items' options pairs too
+    min_coverage: tuple[CoverageMinimum, ...] = ()  # items per trust-taxonomy entry (issue 18)
 
     @property
     def calibrate_judge(self) -> bool:
@@ -81,6 +83,7 @@ class RunSettings:
             min_judge_accuracy=self.min_judge_accuracy,
             trust_judge=self.trust_judge,
             max_cost=self.max_cost,
+            min_coverage=self.min_coverage,
         )
 
     def unknown_dimensions(self, dimensions: Iterable[str]) -> list[str]:
@@ -219,7 +222,15 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         export_pairs=_path(values["export_pairs"]),
         export_sft=_path(values["export_sft"]),
         export_all=bool(values["export_all"]),
+        min_coverage=_min_coverage(values["min_coverage"]),
     )
+
+
+def _min_coverage(texts: list[str]) -> tuple[CoverageMinimum, ...]:
+    try:
+        return tuple(minimum for text in texts for minimum in parse_min_coverage(text))
+    except CoverageError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _identities(models: Sequence[str], judge: str | None, revision_values: list[str]) -> dict[str, ModelIdentity]:

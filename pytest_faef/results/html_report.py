@@ -1,5 +1,5 @@
-"""One self-contained HTML page for the JSON report (schema version 2): gate, heatmaps, summaries, judge
-calibration, comparison, items.
+"""One self-contained HTML page for the JSON report (schema version 2): gate, heatmaps, summaries, taxonomy
+coverage, judge calibration, comparison, items.
 
 The page carries its own CSS and no script, font, image or URL, so opening it never reaches the network, and every
 string taken from the report is escaped: questions and answers are arbitrary, sometimes hostile, text. Only the
@@ -119,6 +119,9 @@ ul.options li { margin: 0 0 4px; overflow-wrap: anywhere; }
 .letter.safe { color: var(--pass); }
 table.orders { width: 100%; table-layout: fixed; margin: 0; }
 table.orders th, table.orders td { text-align: left; overflow-wrap: anywhere; }
+table.coverage td:last-child { text-align: left; }
+table.coverage tr.none td, table.coverage .none { color: var(--muted); }
+table.coverage .entry { display: inline-block; margin: 0 12px 2px 0; white-space: nowrap; }
 table.orders col.narrow { width: 80px; }
 table.orders col.result { width: 130px; }
 table.orders td.result { overflow-wrap: normal; }
@@ -163,6 +166,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         *_heatmaps(models),
         *_summaries(models),
         *_position_biases(models),
+        *_coverage(report.get("coverage")),
         *_calibrations([_mapping(entry) for entry in _sequence(report.get("calibration"))]),
         *(_comparison(_mapping(comparison)) if isinstance(comparison, Mapping) else []),
         *_items([_mapping(item) for item in _sequence(report.get("items"))], models),
@@ -915,6 +919,59 @@ def _item_verdicts(item: Mapping[str, Any]) -> ItemVerdicts | None:
         meaning=str(recorded.get("meaning", "")),
         consistent_safe=bool(recorded.get("consistent_safe")),
     )
+
+
+# --- taxonomy coverage ------------------------------------------------------------------------------------------
+
+
+def _coverage(coverage: object) -> list[str]:
+    """Each category of the trust taxonomy with its items, and its sub-categories, those without items greyed."""
+    if not isinstance(coverage, Mapping):
+        return []  # a report written before issue 18
+    categories = [_mapping(category) for category in _sequence(coverage.get("categories"))]
+    unclassified = int(_number(coverage.get("unclassified")) or 0)
+    headline = (
+        f"{_or_dash(coverage.get('categories_covered'))} of {len(categories)} categories and "
+        f"{_or_dash(coverage.get('subcategories_covered'))} of "
+        f"{sum(len(_sequence(category.get('subcategories'))) for category in categories)} sub-categories hold "
+        f"{_plural(int(_number(coverage.get('items')) or 0), 'item')}"
+        + (f"; {unclassified} unclassified" if unclassified else "")
+    )
+    rows = []
+    for category in categories:
+        count = int(_number(category.get("items")) or 0)
+        entries = []
+        if only := int(_number(category.get("category_only")) or 0):
+            entries.append(f'<span class="entry">the category only <strong>{only}</strong></span>')
+        for sub in (_mapping(sub) for sub in _sequence(category.get("subcategories"))):
+            items = int(_number(sub.get("items")) or 0)
+            attributes = {
+                "class": "entry" if items else "entry none",
+                "data-entry": str(sub.get("id", "")),
+                "title": f"pytest -m {sub.get('marker', '')}",
+            }
+            name = _text(sub.get("name", ""))
+            entries.append(f"<span{_attributes(attributes)}>{name} <strong>{items}</strong></span>")
+        row = {"data-entry": str(category.get("id", ""))} | ({} if count else {"class": "none"})
+        rows.append(
+            f"<tr{_attributes(row)}><td>{_text(category.get('name', ''))}</td>"
+            f"<td><code>{_text(category.get('marker', ''))}</code></td><td>{count}</td><td>{''.join(entries)}</td></tr>"
+        )
+    return [
+        '<section id="coverage">',
+        "<h2>Trust taxonomy coverage</h2>",
+        f'<p class="muted">{_text(headline)} (categories of Liu et al., 2023; docs/taxonomy.md).</p>',
+        '<div class="scroll">',
+        '<table class="coverage">',
+        '<thead><tr><th scope="col">category</th><th scope="col">marker</th><th scope="col">items</th>'
+        '<th scope="col">sub-categories (items)</th></tr></thead>',
+        "<tbody>",
+        *rows,
+        "</tbody>",
+        "</table>",
+        "</div>",
+        "</section>",
+    ]
 
 
 # --- small formatting helpers -----------------------------------------------------------------------------------

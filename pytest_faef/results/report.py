@@ -13,6 +13,7 @@ from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, replies_behi
 from pytest_faef.core.shards import ShardSelection
 from pytest_faef.results.calibration import JudgeCalibration
 from pytest_faef.results.comparison import Comparison
+from pytest_faef.results.coverage import records_coverage
 from pytest_faef.results.position_bias import PositionBias
 
 SCHEMA_VERSION = 2
@@ -80,6 +81,7 @@ def build_report(
         },
         "comparison": comparison.to_json() if comparison is not None else None,
         "calibration": _calibration_json(calibrations, min_judge_accuracy, trusted=trust_judge),
+        "coverage": records_coverage(records).to_json(),
         "items": [item_json(record) for record in sorted(records, key=lambda r: r.nodeid)],
     }
 

@@ -17,9 +17,11 @@ from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, replies_behind, summarize_by_model
 from pytest_faef.core.requests import BUDGET_MARK, dollars
 from pytest_faef.core.shards import ShardSelection, merged_line
+from pytest_faef.core.taxonomy import Coverage
 from pytest_faef.results.baseline import Baseline
 from pytest_faef.results.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
 from pytest_faef.results.comparison import Comparison, RegressionRule, check_rules, compare, unchecked_rule
+from pytest_faef.results.coverage import CoverageMinimum, check_coverage, records_coverage
 from pytest_faef.results.gate import Threshold, failed_thresholds, unchecked_threshold
 from pytest_faef.results.position_bias import PositionBias, position_bias_by_model
 
@@ -36,6 +38,7 @@ class GateSettings:
     min_judge_accuracy: Fraction = Fraction(9, 10)
     trust_judge: bool = False
     max_cost: float | None = None  # US dollars the run's replies may cost (--faef-max-cost)
+    min_coverage: tuple[CoverageMinimum, ...] = ()  # items per taxonomy entry (issue 18)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -59,6 +62,8 @@ class RunDescription:
     shard: ShardSelection | None = None  # a run of one shard (--faef-shard)
     merged_from: tuple[ShardSource, ...] = ()  # a run merged from shard reports (faef merge)
     spent: float | None = None  # US dollars the replies sent in this run cost, every worker's (issue 17)
+    # The taxonomy coverage of every item collected, before -k or -m deselected any; None when not known.
+    collected: Coverage | None = None
 
     def shard_lines(self) -> list[str]:
         """``faef shard 2/3: 3,334 of 10,000 items``, or what a merged run was made of; none otherwise."""
@@ -106,6 +111,7 @@ class RunResult:
     checks: list[str] = dataclasses.field(default_factory=list)  # what the gate checked
     unchecked: list[str] = dataclasses.field(default_factory=list)  # what it could not, and why
     position_bias: dict[str, PositionBias] = dataclasses.field(default_factory=dict)  # by model (issue 15)
+    coverage: Coverage = dataclasses.field(default_factory=lambda: Coverage(exact={}))  # of the items that ran
 
 
 def judge_run(
@@ -142,6 +148,14 @@ def judge_run(
     if gate.max_cost is not None and (budget := _budget_line(records, gate.max_cost, run.spent)):
         gate_failures.append(budget)
     checks, unchecked = _gate_checks(gate, summaries, calibrations, comparison)
+    coverage = records_coverage(records)
+    if records:
+        covered = check_coverage(gate.min_coverage, coverage, collected=run.collected)
+        gate_failures += covered.failures
+        checks += covered.checks
+        unchecked += covered.unchecked
+    else:
+        unchecked += [f"{minimum.check()} (no faef item ran)" for minimum in gate.min_coverage]
     if records:  # a run without faef items (plain tests, with faef thresholds in the ini) says nothing
         notices += [f"FAEF gate, not checked: {line}" for line in unchecked]
     return RunResult(
@@ -153,6 +167,7 @@ def judge_run(
         checks=checks,
         unchecked=unchecked,
         position_bias=position_bias_by_model(records, run.models),
+        coverage=coverage,
     )
 
 
@@ -272,6 +287,7 @@ def summary_text(
     human_verdicts_file: str | None = None,
 ) -> list[str]:
     """The run's summary as the terminal shows it, as plain lines (ANSI-coloured when ``color``)."""
+    from pytest_faef.results.coverage import coverage_lines
     from pytest_faef.results.summary import (
         calibration_lines,
         comparison_lines,
@@ -293,6 +309,7 @@ def summary_text(
         judge = next(iter(explicit)) if len(explicit) == 1 else None
         lines += matrix_lines(result.summaries, judge=judge, width=width, color=color)
     lines += position_bias_lines(result.position_bias)
+    lines += coverage_lines(result.coverage)
     for calibration in result.calibrations.values():
         lines += calibration_lines(calibration, minimum=gate.min_judge_accuracy, width=width, color=color)
     if human_verdicts_file is not None:

@@ -447,3 +447,28 @@ def test_the_console_script_is_installed() -> None:
     assert result.returncode == 0
     assert "--negative-model" in result.stdout
     assert "--from-suite" in result.stdout
+
+
+def test_a_questions_taxonomy_is_written_to_its_record_as_an_id_and_a_misspelt_one_is_named(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_questions(
+        workdir / "questions.jsonl",
+        [
+            {**QUESTIONS[0], "taxonomy": "Privacy violation"},
+            {**QUESTIONS[2], "taxonomy": "fairness.stereotype-bais"},
+        ],
+    )
+
+    status = faef("build", "questions.jsonl", "-o", "built.faef.jsonl", *GENERATORS)
+
+    assert status == cli.EXIT_PROBLEMS
+    assert capsys.readouterr().err.splitlines() == [
+        "questions.jsonl:2: field 'taxonomy': 'fairness.stereotype-bais' is not a category or sub-category of the "
+        "trust taxonomy: did you mean 'fairness.stereotype-bias' (Fairness: stereotype bias)? (see docs/taxonomy.md)"
+    ]
+    (built,) = records(workdir / "built.faef.jsonl")
+    assert list(built)[:4] == ["id", "dimension", "taxonomy", "question"]
+    assert built["taxonomy"] == "safety.privacy-violation"
+    assert "meta" not in built
+    assert load_suite(workdir / "built.faef.jsonl").items[0].taxonomy == "safety.privacy-violation"

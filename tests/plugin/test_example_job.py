@@ -23,7 +23,7 @@ from suites import CONFTEST, TESTS_DIR
 
 ROOT = TESTS_DIR.parent
 EMBEDDED = "faef_model = faef-local/smollm2"
-EXAMPLE_ITEMS = 40  # the README's example: 40 items
+EXAMPLE_ITEMS = 59  # the README's example: 59 items
 
 
 @dataclasses.dataclass(frozen=True)

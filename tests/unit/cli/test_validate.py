@@ -416,3 +416,96 @@ def test_any_split_of_records_across_files_reports_exactly_the_repeated_ids(plac
 
     assert [str(error) for error in found.errors] == expected
     assert found.items == len(placed) - sum("first used on line" in error for error in expected)
+
+
+# --- taxonomy coverage (issue 18) ------------------------------------------------------------------
+
+
+def coverage_suite(tmp_path: Path) -> None:
+    """Eight items: 3 privacy violations, 1 Individual Harm (Safety only), 2 sycophancy, 2 unclassified."""
+    write_jsonl_lines(
+        tmp_path,
+        [
+            record(id="p1"),  # the paper's Privacy
+            record(id="p2"),
+            record(id="p3", dimension="Mine", taxonomy="privacy violation"),
+            record(id="h1", dimension="Individual Harm"),
+            record(id="s1", dimension="Reliability", taxonomy="reliability.sycophancy"),
+            record(id="s2", dimension="Mine", taxonomy="Sycophancy"),
+            record(id="u1", dimension="Mine"),
+        ],
+        name="a.faef.jsonl",
+    )
+    write_jsonl_lines(tmp_path, [record(id="u2", dimension="Tone")], name="b.faef.jsonl")
+
+
+def test_coverage_counts_each_category_and_sub_category_of_a_suite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    coverage_suite(tmp_path)
+
+    status, lines = faef_validate(capsys, "--coverage")
+
+    assert status == cli.EXIT_OK
+    assert lines[0] == (
+        "taxonomy coverage: 2 of 7 categories, 2 of 29 sub-categories (8 items, 2 unclassified); see docs/taxonomy.md"
+    )
+    counts = {line.split()[0]: line.split()[-1] for line in lines[2:-3] if "only)" not in line}
+    assert counts["reliability"] == "2"
+    assert counts["reliability.sycophancy"] == "2"
+    assert counts["reliability.misinformation"] == "0"
+    assert counts["safety"] == "4"
+    assert counts["safety.privacy-violation"] == "3"
+    assert counts["fairness"] == "0"
+    assert counts["(unclassified)"] == "2"
+    assert [line.split()[-1] for line in lines if "(the category only)" in line] == ["1"]
+    assert lines[-3] == "categories without items: fairness, misuse, explainability, social-norm, robustness"
+    assert lines[-1] == "2 files, 8 items, 0 errors"
+
+
+def test_coverage_in_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    coverage_suite(tmp_path)
+
+    assert cli.main(["validate", "--coverage", "--format", "json"]) == cli.EXIT_OK
+
+    data = json.loads(capsys.readouterr().out)
+    coverage = data["coverage"]
+    assert (coverage["items"], coverage["unclassified"]) == (8, 2)
+    assert (coverage["categories_covered"], coverage["subcategories_covered"]) == (2, 2)
+    safety = next(category for category in coverage["categories"] if category["id"] == "safety")
+    assert (safety["items"], safety["category_only"]) == (4, 1)
+    assert coverage["uncovered"]["categories"] == ["fairness", "misuse", "explainability", "social-norm", "robustness"]
+
+
+def test_without_the_flag_there_is_no_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    coverage_suite(tmp_path)
+
+    assert faef_validate(capsys) == (cli.EXIT_OK, ["2 files, 8 items, 0 errors"])
+    assert cli.main(["validate", "--format", "json"]) == cli.EXIT_OK
+    assert "coverage" not in json.loads(capsys.readouterr().out)
+
+
+def test_a_misspelt_sub_category_is_named_with_its_file_line_and_a_suggestion(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_jsonl_lines(
+        tmp_path, [record(id="p1"), record(id="p2", taxonomy="fairness.stereotype-bais")], name="fair.faef.jsonl"
+    )
+
+    assert faef_validate(capsys, "--coverage") == (
+        cli.EXIT_PROBLEMS,
+        [
+            "fair.faef.jsonl:2: field 'taxonomy': 'fairness.stereotype-bais' is not a category or sub-category of "
+            "the trust taxonomy: did you mean 'fairness.stereotype-bias' (Fairness: stereotype bias)? "
+            "(see docs/taxonomy.md)",
+            *faef_validate_coverage_of_one_privacy_item(),
+            "1 file, 1 item, 1 error",
+        ],
+    )
+
+
+def faef_validate_coverage_of_one_privacy_item() -> list[str]:
+    from pytest_faef.core import taxonomy
+    from pytest_faef.results.coverage import coverage_table
+
+    return coverage_table(taxonomy.coverage(["safety.privacy-violation"]))
