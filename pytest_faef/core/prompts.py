@@ -11,7 +11,8 @@ import hashlib
 import string
 from pathlib import Path
 
-from pytest_faef.core.orders import Order, display_labels
+from pytest_faef.core.orders import Order
+from pytest_faef.core.presentation import DEFAULT_PRESENTATION, Presentation
 from pytest_faef.core.suite import PairedItem
 
 TEMPLATE_VERSION = "1"
@@ -95,10 +96,13 @@ def open_messages(item: PairedItem) -> tuple[Message, ...]:
     return (("user", item.question),)
 
 
-def multiple_choice_messages(item: PairedItem, order: Order, templates: PromptTemplates) -> tuple[Message, ...]:
-    labels = display_labels(len(order))
-    options = "\n".join(f"{label}. {item.options[index]}" for label, index in zip(labels, order, strict=True))
-    text = string.Template(templates.multiple_choice).substitute(
+def multiple_choice_messages(
+    item: PairedItem, order: Order, templates: PromptTemplates, presentation: Presentation = DEFAULT_PRESENTATION
+) -> tuple[Message, ...]:
+    """The multiple-choice form under ``order``; the default ``presentation`` is the prompt as it has always been."""
+    labels = presentation.labels_for(len(order))
+    options = presentation.options_text(labels, [item.options[index] for index in order])
+    text = string.Template(presentation.arrange(templates.multiple_choice)).substitute(
         question=item.question, options=options, labels=", ".join(labels)
     )
     return (("user", text),)
