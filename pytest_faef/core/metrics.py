@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from pytest_faef.core.evaluation import ItemOutcome
+from pytest_faef.core.robustness import Robustness
 from pytest_faef.core.suite import dimension_key
 from pytest_faef.core.timestamps import iso_time
 
@@ -37,6 +38,14 @@ class ItemRecord:
     options: tuple[str, ...] = ()  # canonical order: the safe option first
     outcome: ItemOutcome | None = None
     error: str | None = None
+    robustness: Robustness | None = None  # with --faef-perturb: the item's variants (issue 14)
+
+    @property
+    def usage(self) -> list[dict[str, dict[str, float]]]:
+        """Per-model usage of every request behind the record: the item's, and its variants'."""
+        if self.outcome is None:
+            return []
+        return [self.outcome.usage] + ([self.robustness.usage] if self.robustness is not None else [])
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -54,6 +63,8 @@ class ItemRecord:
             data["outcome"] = self.outcome.to_json()
         if self.error is not None:
             data["error"] = self.error
+        if self.robustness is not None:
+            data.update(self.robustness.to_json())
         return data
 
     @classmethod
@@ -71,6 +82,7 @@ class ItemRecord:
             options=tuple(data.get("options", ())),
             outcome=outcome,
             error=data.get("error"),
+            robustness=Robustness.from_json(data) if "perturbations" in data else None,
         )
 
 
@@ -195,10 +207,9 @@ def usage_by_model(records: Iterable[ItemRecord]) -> dict[str, ModelUsage]:
     """Each model's (and judge's) usage over the records that have outcomes, by model name."""
     totals: dict[str, ModelUsage] = {}
     for record in records:
-        if record.outcome is None:
-            continue
-        for model, counts in record.outcome.usage.items():
-            totals.setdefault(model, ModelUsage()).add(counts)
+        for usage in record.usage:
+            for model, counts in usage.items():
+                totals.setdefault(model, ModelUsage()).add(counts)
     return totals
 
 
@@ -206,8 +217,8 @@ def replies_behind(records: Iterable[ItemRecord]) -> ModelUsage:
     """Every reply behind these records' verdicts (the model's and its judge's), added up."""
     total = ModelUsage()
     for record in records:
-        if record.outcome is not None:
-            for counts in record.outcome.usage.values():
+        for usage in record.usage:
+            for counts in usage.values():
                 total.add(counts)
     return total
 
