@@ -41,6 +41,13 @@ class ItemRecord:
     robustness: Robustness | None = None  # with --faef-perturb: the item's variants (issue 14)
 
     @property
+    def robust_consistent_safe(self) -> bool | None:
+        """Consistently safe unperturbed and under every variant; None for an item not asked with variants."""
+        if self.outcome is None or self.robustness is None:
+            return None
+        return self.outcome.consistent_safe and not self.robustness.flipped
+
+    @property
     def usage(self) -> list[dict[str, dict[str, float]]]:
         """Per-model usage of every request behind the record: the item's, and its variants'."""
         if self.outcome is None:

@@ -377,16 +377,28 @@ def _visible(text: str) -> str:
 
 
 def question_diff(before: str, after: str) -> str:
-    """``before`` turned into ``after``, on one line: deleted text as ``[-x-]``, inserted as ``{+y+}``."""
-    pieces = []
+    """``before`` turned into ``after``, on one line: deleted text as ``[-x-]``, inserted as ``{+y+}``. Changes one
+    letter apart are shown as one (a swapped pair reads ``r[-ea-]{+ae+}d``, not as an insertion and a deletion)."""
+    spans: list[list[int]] = []  # [i1, i2, j1, j2] of each change, merged across a single unchanged letter
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes():
         if tag == "equal":
-            pieces.append(_visible(before[i1:i2]))
             continue
+        letters = (before[i1:i2] + after[j1:j2]).isalnum()
+        if spans and letters and i1 - spans[-1][1] == 1 and before[i1 - 1].isalnum():
+            last = spans[-1]
+            if (before[last[0] : last[1]] + after[last[2] : last[3]]).isalnum():
+                last[1], last[3] = i2, j2
+                continue
+        spans.append([i1, i2, j1, j2])
+    pieces, done = [], 0
+    for i1, i2, j1, j2 in spans:
+        pieces.append(_visible(before[done:i1]))
         if i2 > i1:
             pieces.append(f"[-{_visible(before[i1:i2])}-]")
         if j2 > j1:
             pieces.append(f"{{+{_visible(after[j1:j2])}+}}")
+        done = i2
+    pieces.append(_visible(before[done:]))
     return "".join(pieces)
 
 

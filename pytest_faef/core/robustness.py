@@ -60,8 +60,10 @@ class PerturbationPlan:
             seed=variant_seed(item.content_hash, ",".join(self.kinds)),
         )
 
-    def saved_key(self, item: PairedItem, model: str, item_key: str, kind: str) -> bytes:
-        return SavedVariants.key(model, item_key, item.content_hash, kind)
+    def saved_key(self, item: PairedItem, model: str, kind: str) -> bytes:
+        """Where the item's minimal failing variants of ``kind`` are saved for ``model``: its file and id, and its
+        content hash, so an edited item starts afresh."""
+        return SavedVariants.key(model, f"{item.path}::{item.id}", item.content_hash, kind)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -71,13 +73,13 @@ class PlannedVariant:
     variant: Variant
 
 
-def planned_variants(item: PairedItem, model: str, item_key: str, plan: PerturbationPlan) -> list[PlannedVariant]:
+def planned_variants(item: PairedItem, model: str, plan: PerturbationPlan) -> list[PlannedVariant]:
     """The variants to ask of ``item``: the saved minimal failing ones first, then the drawn ones, family by family.
     Reads the example database and runs hypothesis: call it off the event loop."""
     drawn = draw_variants(plan.draw(item), item.question)
     planned: list[PlannedVariant] = []
     for kind in plan.kinds:
-        saved = plan.saved.fetch(plan.saved_key(item, model, item_key, kind)) if plan.saved is not None else []
+        saved = plan.saved.fetch(plan.saved_key(item, model, kind)) if plan.saved is not None else []
         planned += [
             PlannedVariant(name=f"{kind}-saved" + (f"-{number}" if len(saved) > 1 else ""), origin=SAVED, variant=v)
             for number, v in enumerate(saved, start=1)
@@ -347,17 +349,17 @@ def _fewest_edits(perturbations: Iterable[Perturbation]) -> Perturbation | None:
     return min((p for p in perturbations if p.flipped), key=lambda p: p.edits, default=None)
 
 
-def remember(plan: PerturbationPlan, item: PairedItem, model: str, item_key: str, robustness: Robustness) -> None:
+def remember(plan: PerturbationPlan, item: PairedItem, model: str, robustness: Robustness) -> None:
     """Keep the example database current: a saved variant that no longer flips is forgotten (the fix is proven), a
     new minimal failing variant is saved, to be asked first next run."""
     if plan.saved is None:
         return
     for perturbation in robustness.perturbations:
         if perturbation.origin == SAVED and not perturbation.flipped:
-            plan.saved.delete(plan.saved_key(item, model, item_key, perturbation.kind), perturbation.variant)
+            plan.saved.delete(plan.saved_key(item, model, perturbation.kind), perturbation.variant)
     minimal = robustness.minimal
     if minimal is not None and minimal.origin != SAVED:
-        plan.saved.save(plan.saved_key(item, model, item_key, minimal.kind), minimal.variant)
+        plan.saved.save(plan.saved_key(item, model, minimal.kind), minimal.variant)
 
 
 def merge_usage(usages: Iterable[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:

@@ -11,7 +11,7 @@ import contextlib
 import json
 import types
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,6 +26,9 @@ from pytest_faef.core.metrics import ItemRecord
 from pytest_faef.core.requests import ModelCallError
 from pytest_faef.core.suite import PairedItem, SuiteError, load_suite
 from pytest_faef.plugin.session import REPORT_PROPERTY, FaefSession
+
+if TYPE_CHECKING:
+    from pytest_faef.core.robustness import Robustness
 
 session_key = pytest.StashKey[FaefSession]()
 
@@ -98,6 +101,7 @@ class PairedItemTest(pytest.Function):
         self.paired = paired
         self.evaluation = evaluation  # None only when no model is configured: the run stops before setup
         self.outcome: ItemOutcome | None = None
+        self.robustness: Robustness | None = None  # with --faef-perturb (issue 14)
         self.add_marker("faef")
 
     @property
@@ -133,14 +137,25 @@ class PairedItemTest(pytest.Function):
                 show_progress=show_progress,
                 uncaptured=uncaptured,
             )
+            if faef.perturbation_plan is not None:
+                self.robustness = faef.robustness(
+                    self.nodeid,
+                    self.paired,
+                    self.settings,
+                    self.outcome,
+                    show_progress=show_progress,
+                    uncaptured=uncaptured,
+                )
         except ModelCallError as exc:
             self._record(error=str(exc))
             if exc.fatal:  # every other request would fail the same way: stop, say it once
                 self.session.shouldstop = f"pytest-faef: {exc}"
             raise FaefError(f"model request failed: {exc}") from None
-        self._record(outcome=self.outcome)
+        self._record(outcome=self.outcome, robustness=self.robustness)
 
-    def _record(self, *, outcome: ItemOutcome | None = None, error: str | None = None) -> None:
+    def _record(
+        self, *, outcome: ItemOutcome | None = None, error: str | None = None, robustness: Robustness | None = None
+    ) -> None:
         paired = self.paired
         record = ItemRecord(
             nodeid=self.nodeid,
@@ -154,6 +169,7 @@ class PairedItemTest(pytest.Function):
             options=paired.options,
             outcome=outcome,
             error=error,
+            robustness=robustness,
         )
         # JSON text, not a dict: JUnit XML writes str(value), and CI systems should get JSON.
         self.user_properties.append((REPORT_PROPERTY, json.dumps(record.to_json(), ensure_ascii=False)))
@@ -164,6 +180,11 @@ class PairedItemTest(pytest.Function):
         ]
         if outcome is not None:
             self.user_properties += outcome_properties(outcome)
+        if robustness is not None:
+            flipped = sum(perturbation.flipped for perturbation in robustness.perturbations)
+            self.user_properties.append(("faef.perturbations", f"{flipped} of {len(robustness.perturbations)} flipped"))
+            if robustness.minimal is not None:
+                self.user_properties.append(("faef.minimal_variant", robustness.minimal.diff))
         if error is not None:
             self.user_properties.append(("faef.error", error))
 
@@ -175,6 +196,17 @@ class PairedItemTest(pytest.Function):
             with subtests.test(msg=f"order={order.order}"):
                 if not order.safe:
                     raise FaefFailure(order_failure_message(order))
+        robustness = self.robustness
+        if robustness is not None:  # each variant is a subtest; one that flips the verdicts fails (issue 14)
+            from pytest_faef.core.robustness import perturbation_failure_message, robustness_failure_lines
+
+            for perturbation in robustness.perturbations:
+                with subtests.test(msg=f"perturb={perturbation.name}"):
+                    if perturbation.flipped:
+                        raise FaefFailure(perturbation_failure_message(perturbation, outcome))
+            if robustness.flipped:
+                lines = [failure_message(outcome, judge=self.settings.judge)] if not outcome.consistent_safe else []
+                raise FaefFailure("\n".join(lines + robustness_failure_lines(robustness, outcome)))
         if not outcome.consistent_safe:
             raise FaefFailure(failure_message(outcome, judge=self.settings.judge))
 

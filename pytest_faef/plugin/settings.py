@@ -16,11 +16,11 @@ from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES
 from pytest_faef.core import identity
 from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
-from pytest_faef.core.locations import DEFAULT_BASELINE
+from pytest_faef.core.locations import DEFAULT_BASELINE, PERTURBATIONS
 from pytest_faef.core.orders import PERMUTATION_MODES
 from pytest_faef.core.prompts import TemplateError, load_templates
 from pytest_faef.core.suite import dimension_key
-from pytest_faef.plugin.options import DEFAULT_MIN_JUDGE_ACCURACY, OPTIONS, Option
+from pytest_faef.plugin.options import DEFAULT_MIN_JUDGE_ACCURACY, DEFAULT_SHRINK_BUDGET, OPTIONS, Option
 from pytest_faef.results.baseline import BaselineError, baseline_path
 from pytest_faef.results.comparison import RegressionRule, RuleError, parse_regression_rules
 from pytest_faef.results.gate import Threshold, ThresholdError, parse_share, parse_threshold
@@ -53,6 +53,12 @@ class RunSettings:
     trust_judge: bool = False
     human_verdicts_path: Path | None = None
     drift_check: int = DEFAULT_DRIFT_SAMPLE  # stored replies per model asked again before replaying the rest
+    # Robustness (issue 14): variants per item (0: off), their families (empty: the built-in ones), the requests
+    # shrinking may ask per item, and the example database of minimal failing variants.
+    perturb: int = 0
+    perturb_kinds: tuple[str, ...] = ()
+    perturb_shrink_budget: int = DEFAULT_SHRINK_BUDGET
+    perturbations_path: Path | None = None
 
     @property
     def calibrate_judge(self) -> bool:
@@ -122,10 +128,11 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
     except TemplateError as exc:
         raise SettingsError(str(exc)) from None
     thresholds: list[Threshold] = []
-    for metric in ("css", "cs"):
+    for metric in ("css", "cs", "robust_css"):
         for text in values[f"min_{metric}"]:
+            source = f"--faef-min-{metric.replace('_', '-')} / faef_min_{metric}"
             try:
-                thresholds.append(parse_threshold(metric, text, source=f"--faef-min-{metric} / faef_min_{metric}"))
+                thresholds.append(parse_threshold(metric, text, source=source))
             except ThresholdError as exc:
                 raise SettingsError(str(exc)) from None
     temperature = _number(values, "temperature", float, minimum=0)
@@ -179,6 +186,16 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         compare_with = baseline_path(baseline_dir, compare, saving=False) if compare else None
     except BaselineError as exc:
         raise SettingsError(str(exc)) from None
+    perturb = _number(values, "perturb", int, minimum=0)
+    kinds = _perturb_kinds(values["perturb_kinds"])
+    if not perturb:
+        gates: list[Threshold | RegressionRule] = [*thresholds, *rules]
+        robust = [gate for gate in gates if gate.metric == "robust_css"]
+        if robust:
+            raise SettingsError(
+                f"{robust[0].source}: {robust[0].text!r}: robust CSS needs perturbed variants: "
+                "give --faef-perturb N (variants per item) too"
+            )
     return RunSettings(
         evaluations=evaluations,
         thresholds=tuple(thresholds),
@@ -198,7 +215,25 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         trust_judge=bool(values["trust_judge"]),
         human_verdicts_path=_under(rootdir, Path(values["human_verdicts"])) if values["human_verdicts"] else None,
         drift_check=_number(values, "drift_check", int, minimum=0),
+        perturb=perturb,
+        perturb_kinds=kinds,
+        perturb_shrink_budget=_number(values, "perturb_shrink_budget", int, minimum=0),
+        perturbations_path=rootdir / PERTURBATIONS,
     )
+
+
+def _perturb_kinds(values: list[str]) -> tuple[str, ...]:
+    """The families named, each once; whether each exists is known once collection loaded every conftest."""
+    from pytest_faef.core.perturbations import KIND_NAME
+
+    kinds = tuple(dict.fromkeys(value.strip() for value in values))
+    for kind in kinds:
+        if not KIND_NAME.fullmatch(kind):
+            raise SettingsError(
+                f"--faef-perturb-kinds / faef_perturb_kinds: {kind!r} is not a family name "
+                "(lower-case letters, digits and '_'; e.g. typo,case)"
+            )
+    return kinds
 
 
 def _identities(models: Sequence[str], judge: str | None, revision_values: list[str]) -> dict[str, ModelIdentity]:

@@ -12,6 +12,7 @@ from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, replies_behind
 from pytest_faef.results.calibration import JudgeCalibration
 from pytest_faef.results.comparison import Comparison
+from pytest_faef.results.robustness import RobustnessReport
 
 SCHEMA_VERSION = 2
 
@@ -30,6 +31,7 @@ def build_report(
     trust_judge: bool = False,
     record_mode: str = "new",
     drift: Sequence[str] = (),
+    robustness: Mapping[str, RobustnessReport] | None = None,
 ) -> dict[str, Any]:
     """The whole report. ``calibrations`` is None when the judge was not calibrated (``calibration: null``);
     with calibrations, ``min_judge_accuracy`` is the minimum they were gated on.
@@ -49,13 +51,17 @@ def build_report(
         )
     run.update(record_mode=record_mode, provenance=list(drift))
     by_model = {settings.model: settings for settings in evaluations}
+    models = [
+        _model_json(model, by_model.get(model), summary, [record for record in records if record.model == model])
+        for model, summary in summaries.items()
+    ]
+    for entry in models:  # with --faef-perturb (issue 14)
+        if robustness and entry["model"] in robustness:
+            entry["robustness"] = robustness[entry["model"]].to_json()
     return {
         "schema_version": SCHEMA_VERSION,
         "run": run,
-        "models": [
-            _model_json(model, by_model.get(model), summary, [record for record in records if record.model == model])
-            for model, summary in summaries.items()
-        ],
+        "models": models,
         "gate": {
             "passed": not gate_failures,
             "failures": gate_failures,

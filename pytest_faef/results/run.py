@@ -19,6 +19,13 @@ from pytest_faef.results.baseline import Baseline
 from pytest_faef.results.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
 from pytest_faef.results.comparison import Comparison, RegressionRule, check_rules, compare, unchecked_rule
 from pytest_faef.results.gate import Threshold, failed_thresholds, unchecked_threshold
+from pytest_faef.results.robustness import (
+    ROBUST_CSS,
+    RobustnessReport,
+    failed_robust_thresholds,
+    summarize_robustness,
+    unchecked_robust_threshold,
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -79,6 +86,8 @@ class RunResult:
     calibrations: dict[str, JudgeCalibration] = dataclasses.field(default_factory=dict)  # by judge
     checks: list[str] = dataclasses.field(default_factory=list)  # what the gate checked
     unchecked: list[str] = dataclasses.field(default_factory=list)  # what it could not, and why
+    # With --faef-perturb: robust CSS and flipped items per model and dimension (issue 14).
+    robustness: dict[str, RobustnessReport] = dataclasses.field(default_factory=dict)
 
 
 def judge_run(
@@ -95,10 +104,17 @@ def judge_run(
         failures, warnings = judge_gate_lines(calibration, gate.min_judge_accuracy, trusted=gate.trust_judge)
         gate_failures += failures
         notices += warnings
+    plain = [threshold for threshold in gate.thresholds if threshold.metric != ROBUST_CSS]
     gate_failures += [
         line
         for model, summary in summaries.items()
-        for line in failed_thresholds(summary, gate.thresholds, model=model if several else None)
+        for line in failed_thresholds(summary, plain, model=model if several else None)
+    ]
+    robustness = summarize_robustness(records, run.models)
+    gate_failures += [
+        line
+        for model, report in robustness.items()
+        for line in failed_robust_thresholds(report, gate.thresholds, model=model if several else None)
     ]
     comparison = None
     if baseline is not None and records:
@@ -112,7 +128,7 @@ def judge_run(
         verdicts = check_rules(comparison, gate.regression_rules, alpha=gate.alpha, strict=gate.strict)
         gate_failures += [verdict.line for verdict in verdicts if verdict.failed]
         notices += [verdict.line for verdict in verdicts if not verdict.failed]
-    checks, unchecked = _gate_checks(gate, summaries, calibrations, comparison)
+    checks, unchecked = _gate_checks(gate, summaries, calibrations, comparison, robustness)
     if records:  # a run without faef items (plain tests, with faef thresholds in the ini) says nothing
         notices += [f"FAEF gate, not checked: {line}" for line in unchecked]
     return RunResult(
@@ -123,6 +139,7 @@ def judge_run(
         calibrations=calibrations,
         checks=checks,
         unchecked=unchecked,
+        robustness=robustness,
     )
 
 
@@ -131,6 +148,7 @@ def _gate_checks(
     summaries: Mapping[str, ConsistencyReport],
     calibrations: Mapping[str, JudgeCalibration],
     comparison: Comparison | None,
+    robustness: Mapping[str, RobustnessReport],
 ) -> tuple[list[str], list[str]]:
     """What the gate checked, and what it could not: a dimension deselected with -k, items that all errored."""
     checks: list[str] = []
@@ -142,7 +160,10 @@ def _gate_checks(
         else:
             unchecked.append(f"{check} (no item's options reached the judge)")
     for threshold in gate.thresholds:
-        reason = unchecked_threshold(summaries.values(), threshold)
+        if threshold.metric == ROBUST_CSS:
+            reason = unchecked_robust_threshold(robustness.values(), threshold)
+        else:
+            reason = unchecked_threshold(summaries.values(), threshold)
         (unchecked if reason else checks).append(reason or threshold.check())
     for rule in gate.regression_rules:
         reason = unchecked_rule(comparison, rule)
@@ -169,6 +190,7 @@ def run_report(
         trust_judge=gate.trust_judge,
         record_mode=run.record_mode,
         drift=run.provenance,
+        robustness=result.robustness,
     )
 
 
@@ -203,6 +225,7 @@ def save_baseline(
         permutations=run.permutations,
         git=git,
         identities=run.identities,
+        robustness=result.robustness,
     )
     write_json_atomically(path, data)
     items = sum(len(model["items"]) for model in data["models"].values())
@@ -225,6 +248,7 @@ def summary_text(
         comparison_lines,
         human_verdict_lines,
         matrix_lines,
+        robustness_lines,
         summary_lines,
         usage_lines,
     )
@@ -235,6 +259,8 @@ def summary_text(
     lines: list[str] = []
     for model, summary in result.summaries.items():
         lines += summary_lines(summary, model=model, judge=judges.get(model, model), width=width, color=color)
+        if model in result.robustness:
+            lines += robustness_lines(result.robustness[model], model=model, width=width, color=color)
     if len(result.summaries) > 1:
         explicit = {judge for model, judge in judges.items() if judge != model}
         judge = next(iter(explicit)) if len(explicit) == 1 else None

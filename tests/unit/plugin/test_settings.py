@@ -424,7 +424,8 @@ def test_a_bad_regression_rule_names_the_option_and_the_rule() -> None:
         settings(ini={"compare_fail": "css:-2%\nprecision:-1%"})
 
     assert str(excinfo.value) == (
-        "--faef-compare-fail / faef_compare_fail: 'precision:-1%': unknown metric 'precision'; use cs or css"
+        "--faef-compare-fail / faef_compare_fail: 'precision:-1%': unknown metric 'precision'; "
+        "use cs, css or robust_css"
     )
 
 
