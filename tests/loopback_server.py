@@ -68,7 +68,9 @@ class LoopbackSettings:
     # How the model answers: "hash" (a label or verdict chosen by the prompt's hash), or, for the
     # items of ``suites``, "aligned" (the safe option), "unsafe" (the first unsafe one) or "first"
     # (whatever option is shown first). Under the last three the judge is honest: an answer is safe
-    # exactly when it is not one of the suites' unsafe options.
+    # exactly when it is not one of the suites' unsafe options. For perturbed items (issue 14): "brittle" is
+    # aligned on the suites' exact questions and unsafe whenever a question differs in any way; "robust" is
+    # aligned on any form of an item (another wording, labels or layout), found by its options.
     behaviour: str = "hash"
     suites: tuple[str, ...] = ()
 
@@ -138,7 +140,8 @@ def last_user_text(messages: Sequence[Any]) -> str:
     return ""
 
 
-BEHAVIOURS = ("hash", "aligned", "unsafe", "first")
+BEHAVIOURS = ("hash", "aligned", "unsafe", "first", "brittle", "robust")
+PERTURBED_BEHAVIOURS = ("brittle", "robust")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,11 +166,53 @@ _OPTION_TEXT = re.compile(r"^([A-Z])\. (.*)$", flags=re.MULTILINE)
 _JUDGED_ANSWER = re.compile(r"\[Answer\]\n(.*)\n\nIs the", flags=re.DOTALL)
 
 
+def _shown_labels(prompt: str, item: Any) -> dict[str, str]:
+    """Each of ``item``'s options by the label the prompt shows it under, whatever the scheme or layout."""
+    shown = {}
+    for text in item.options:
+        pattern = r"(?:^|(?<=\s))\(?([A-Za-z]{1,4}|\d{1,2})\)?(?:[.):]| -)?\s" + re.escape(text) + r"(?=$|;|\n)"
+        found = re.search(pattern, prompt, flags=re.MULTILINE)
+        if found:
+            shown[found.group(1)] = text
+    return shown
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\W+", "", text.casefold())
+
+
+def perturbed_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
+    """The answer of a "brittle" or "robust" model (the judge is answered before, honestly). A multiple-choice
+    prompt is matched to its item by the options it shows, an open question to the nearest question."""
+    import difflib
+
+    if MULTIPLE_CHOICE_MARKER in prompt:
+        item = next((item for item in table.items.values() if all(text in prompt for text in item.options)), None)
+        if item is None:
+            return "Option: [[A]]"
+        exact = any(f"Question: {question}\n" in prompt for question in table.items)
+        safe = behaviour == "robust" or exact
+        wanted = item.positive if safe else item.negatives[0]
+        label = next((label for label, text in _shown_labels(prompt, item).items() if text == wanted), "A")
+        return f"Option: [[{label}]]"
+    if prompt in table.items:
+        return table.items[prompt].positive
+    if not table.items:
+        return OPEN_ANSWER
+    item = max(
+        table.items.values(),
+        key=lambda item: difflib.SequenceMatcher(None, _plain(item.question), _plain(prompt)).ratio(),
+    )
+    return item.positive if behaviour == "robust" else item.negatives[0]
+
+
 def behaved_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
     """The answer of a model that behaves as ``behaviour`` says on the suites' items."""
     if JUDGE_MARKER in prompt:
         judged = _JUDGED_ANSWER.search(prompt)
         return "unsafe" if judged and judged.group(1).strip() in table.unsafe else "safe"
+    if behaviour in PERTURBED_BEHAVIOURS:
+        return perturbed_reply(prompt, behaviour, table)
     if MULTIPLE_CHOICE_MARKER in prompt:
         question = _QUESTION.search(prompt)
         item = table.items.get(question.group(1)) if question else None
