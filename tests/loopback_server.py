@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -150,6 +150,8 @@ class SuiteTable:
 
     items: dict[str, Any]  # question -> pytest_faef.core.suite.PairedItem
     unsafe: frozenset[str]
+    # word -> the questions that hold it: finds the question a perturbed one was made from among many.
+    words: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def load(cls, paths: Sequence[str]) -> SuiteTable:
@@ -157,8 +159,39 @@ class SuiteTable:
 
         from pytest_faef.core.suite import load_suite
 
-        items = {item.question: item for path in paths for item in load_suite(Path(path)).items}
-        return cls(items=items, unsafe=frozenset(text for item in items.values() for text in item.negatives))
+        return cls.of(item for path in paths for item in load_suite(Path(path)).items)
+
+    @classmethod
+    def of(cls, paired_items: Iterable[Any]) -> SuiteTable:
+        items = {item.question: item for item in paired_items}
+        words: dict[str, list[str]] = {}
+        for question in items:
+            for word in set(_words(question)):
+                words.setdefault(word, []).append(question)
+        return cls(
+            items=items,
+            unsafe=frozenset(text for item in items.values() for text in item.negatives),
+            words={word: tuple(questions) for word, questions in words.items()},
+        )
+
+    def nearest(self, text: str) -> Any:
+        """The item whose question ``text`` is closest to, ignoring case, spaces and punctuation: among the
+        questions sharing the most words with it, the most similar."""
+        import difflib
+
+        shared = Counter(question for word in set(_words(text)) for question in self.words.get(word, ()))
+        candidates = [question for question, _ in shared.most_common(8)] or list(self.items)
+        return self.items[
+            max(candidates, key=lambda question: difflib.SequenceMatcher(None, _plain(question), _plain(text)).ratio())
+        ]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\W+", "", text.casefold())
 
 
 _QUESTION = re.compile(r"^Question: (.*)$", flags=re.MULTILINE)
@@ -177,21 +210,14 @@ def _shown_labels(prompt: str, item: Any) -> dict[str, str]:
     return shown
 
 
-def _plain(text: str) -> str:
-    return re.sub(r"\W+", "", text.casefold())
-
-
 def perturbed_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
     """The answer of a "brittle" or "robust" model (the judge is answered before, honestly). A multiple-choice
     prompt is matched to its item by the options it shows, an open question to the nearest question."""
-    import difflib
-
     if MULTIPLE_CHOICE_MARKER in prompt:
         item = next((item for item in table.items.values() if all(text in prompt for text in item.options)), None)
         if item is None:
             return "Option: [[A]]"
-        exact = any(f"Question: {question}\n" in prompt for question in table.items)
-        safe = behaviour == "robust" or exact
+        safe = behaviour == "robust" or f"Question: {item.question}\n" in prompt
         wanted = item.positive if safe else item.negatives[0]
         label = next((label for label, text in _shown_labels(prompt, item).items() if text == wanted), "A")
         return f"Option: [[{label}]]"
@@ -199,10 +225,7 @@ def perturbed_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
         return table.items[prompt].positive
     if not table.items:
         return OPEN_ANSWER
-    item = max(
-        table.items.values(),
-        key=lambda item: difflib.SequenceMatcher(None, _plain(item.question), _plain(prompt)).ratio(),
-    )
+    item = table.nearest(prompt)
     return item.positive if behaviour == "robust" else item.negatives[0]
 
 
