@@ -23,6 +23,7 @@ from pytest_faef.core.evaluation import (
     outcome_properties,
 )
 from pytest_faef.core.metrics import ItemRecord
+from pytest_faef.core.perturbations import PerturbationError
 from pytest_faef.core.requests import ModelCallError
 from pytest_faef.core.suite import PairedItem, SuiteError, load_suite
 from pytest_faef.plugin.session import REPORT_PROPERTY, FaefSession
@@ -151,6 +152,9 @@ class PairedItemTest(pytest.Function):
             if exc.fatal:  # every other request would fail the same way: stop, say it once
                 self.session.shouldstop = f"pytest-faef: {exc}"
             raise FaefError(f"model request failed: {exc}") from None
+        except PerturbationError as exc:  # a project's family whose change returned something else (issue 14)
+            self._record(error=str(exc))
+            raise FaefError(str(exc)) from None
         self._record(outcome=self.outcome, robustness=self.robustness)
 
     def _record(

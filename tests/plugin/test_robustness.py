@@ -310,6 +310,30 @@ def test_an_unknown_family_or_a_bad_one_is_a_usage_error(
     result.stderr.fnmatch_lines([f"ERROR: pytest-faef: {message}"])
 
 
+def test_a_change_that_returns_something_else_errors_each_item_naming_the_family(
+    untagged: pytest.Pytester, read_report: Callable[[], dict[str, Any]]
+) -> None:
+    untagged.makeconftest(
+        """
+import scripted_model
+from hypothesis import strategies as st
+scripted_model.register()
+
+def pytest_faef_perturbations(config):
+    return {"shout": st.just(lambda question, presentation: question.upper())}
+"""
+    )
+    result = untagged.runpytest(
+        "--faef-model", "scripted/aligned", "--faef-perturb", "2", "--faef-perturb-kinds", "shout,typo",
+        "--faef-report=report.json", "-k", "p1",
+    )  # fmt: skip
+
+    result.assert_outcomes(errors=1, deselected=4)
+    result.stdout.fnmatch_lines(["*perturbation family 'shout': a change must return (question, presentation)*"])
+    assert "Traceback" not in result.stdout.str()
+    assert "perturbation family 'shout'" in read_report()["items"][0]["error"]
+
+
 def test_the_same_report_and_gate_under_two_xdist_workers(
     untagged: pytest.Pytester, read_report: Callable[[], dict[str, Any]]
 ) -> None:
