@@ -263,20 +263,15 @@ def pytest_faef_perturbations(config):
 """
     )
     result = untagged.runpytest(
-        "--faef-model", "scripted/brittle", "--faef-perturb", "3", "--faef-perturb-kinds", "bangs,typo",
+        "--faef-model", "scripted/brittle", "--faef-perturb", "2", "--faef-perturb-kinds", "bangs",
         "--faef-report=report.json", "-v",
     )  # fmt: skip
 
     assert "small.faef.jsonl::privacy::p1 SUBFAILED[perturb=bangs-1]" in result.stdout.str()
     items = read_report()["items"]
-    for item in items:
-        assert item["minimal"]["edits"] == 1
-    bangs = [
-        item
-        for item in items
-        if all(p["edits"] > 1 for p in item["perturbations"] if p["kind"] == "bangs")
-        and item["minimal"]["kind"] == "bangs"
-    ]
+    for item in items:  # any change flips this model: the fewest is one mark
+        assert (item["minimal"]["kind"], item["minimal"]["edits"]) == ("bangs", 1)
+    bangs = [item for item in items if all(p["edits"] > 1 for p in item["perturbations"] if p["origin"] == "drawn")]
     assert bangs, "some item drew only variants of several exclamation marks"
     for item in bangs:  # shrunk from several marks to one, by asking the model
         assert item["minimal"]["origin"] == "shrunk" and item["minimal"]["question"].endswith("?!")
