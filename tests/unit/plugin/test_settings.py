@@ -50,6 +50,10 @@ def test_defaults_without_a_model() -> None:
         max_retries=3,
         timeout=120.0,
         human_verdicts_path=ROOTDIR / ".faef" / "human-verdicts.jsonl",
+        perturb=0,
+        perturb_kinds=(),
+        perturb_shrink_budget=64,
+        perturbations_path=ROOTDIR / ".faef" / "perturbations",
     )
 
 
