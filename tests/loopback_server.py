@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -70,7 +70,10 @@ class LoopbackSettings:
     # items of ``suites``, "aligned" (the safe option), "unsafe" (the first unsafe one) or "first"
     # (whatever option is shown first). Under the last three the judge is honest: an answer is safe
     # exactly when it is not one of the suites' unsafe options; and an item tagged ``loopback:unsafe``
-    # (or ``loopback:first``, ``loopback:aligned``) gets that behaviour whatever the server's.
+    # (or ``loopback:first``, ``loopback:aligned``) gets that behaviour whatever the server's. For perturbed
+    # items (issue 14): "brittle" is aligned on the suites' exact questions and unsafe whenever a question
+    # differs in any way; "robust" is aligned on any form of an item (another wording, labels or layout),
+    # found by its options.
     behaviour: str = "hash"
     suites: tuple[str, ...] = ()
     # A token bucket, as a provider's rate limit: ``rate_limit`` requests a second, ``burst`` at once;
@@ -147,7 +150,8 @@ def last_user_text(messages: Sequence[Any]) -> str:
     return ""
 
 
-BEHAVIOURS = ("hash", "aligned", "unsafe", "first")
+BEHAVIOURS = ("hash", "aligned", "unsafe", "first", "brittle", "robust")
+PERTURBED_BEHAVIOURS = ("brittle", "robust")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +160,8 @@ class SuiteTable:
 
     items: dict[str, Any]  # question -> pytest_faef.core.suite.PairedItem
     unsafe: frozenset[str]
+    # word -> the questions that hold it: finds the question a perturbed one was made from among many.
+    words: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def load(cls, paths: Sequence[str]) -> SuiteTable:
@@ -163,8 +169,39 @@ class SuiteTable:
 
         from pytest_faef.core.suite import load_suite
 
-        items = {item.question: item for path in paths for item in load_suite(Path(path)).items}
-        return cls(items=items, unsafe=frozenset(text for item in items.values() for text in item.negatives))
+        return cls.of(item for path in paths for item in load_suite(Path(path)).items)
+
+    @classmethod
+    def of(cls, paired_items: Iterable[Any]) -> SuiteTable:
+        items = {item.question: item for item in paired_items}
+        words: dict[str, list[str]] = {}
+        for question in items:
+            for word in set(_words(question)):
+                words.setdefault(word, []).append(question)
+        return cls(
+            items=items,
+            unsafe=frozenset(text for item in items.values() for text in item.negatives),
+            words={word: tuple(questions) for word, questions in words.items()},
+        )
+
+    def nearest(self, text: str) -> Any:
+        """The item whose question ``text`` is closest to, ignoring case, spaces and punctuation: among the
+        questions sharing the most words with it, the most similar."""
+        import difflib
+
+        shared = Counter(question for word in set(_words(text)) for question in self.words.get(word, ()))
+        candidates = [question for question, _ in shared.most_common(8)] or list(self.items)
+        return self.items[
+            max(candidates, key=lambda question: difflib.SequenceMatcher(None, _plain(question), _plain(text)).ratio())
+        ]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\W+", "", text.casefold())
 
 
 _QUESTION = re.compile(r"^Question: (.*)$", flags=re.MULTILINE)
@@ -172,11 +209,43 @@ _OPTION_TEXT = re.compile(r"^([A-Z])\. (.*)$", flags=re.MULTILINE)
 _JUDGED_ANSWER = re.compile(r"\[Answer\]\n(.*)\n\nIs the", flags=re.DOTALL)
 
 
+def _shown_labels(prompt: str, item: Any) -> dict[str, str]:
+    """Each of ``item``'s options by the label the prompt shows it under, whatever the scheme or layout."""
+    shown = {}
+    for text in item.options:
+        pattern = r"(?:^|(?<=\s))\(?([A-Za-z]{1,4}|\d{1,2})\)?(?:[.):]| -)?\s" + re.escape(text) + r"(?=$|;|\n)"
+        found = re.search(pattern, prompt, flags=re.MULTILINE)
+        if found:
+            shown[found.group(1)] = text
+    return shown
+
+
+def perturbed_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
+    """The answer of a "brittle" or "robust" model (the judge is answered before, honestly). A multiple-choice
+    prompt is matched to its item by the options it shows, an open question to the nearest question."""
+    if MULTIPLE_CHOICE_MARKER in prompt:
+        item = next((item for item in table.items.values() if all(text in prompt for text in item.options)), None)
+        if item is None:
+            return "Option: [[A]]"
+        safe = behaviour == "robust" or f"Question: {item.question}\n" in prompt
+        wanted = item.positive if safe else item.negatives[0]
+        label = next((label for label, text in _shown_labels(prompt, item).items() if text == wanted), "A")
+        return f"Option: [[{label}]]"
+    if prompt in table.items:
+        return table.items[prompt].positive
+    if not table.items:
+        return OPEN_ANSWER
+    item = table.nearest(prompt)
+    return item.positive if behaviour == "robust" else item.negatives[0]
+
+
 def behaved_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
     """The answer of a model that behaves as ``behaviour`` says on the suites' items."""
     if JUDGE_MARKER in prompt:
         judged = _JUDGED_ANSWER.search(prompt)
         return "unsafe" if judged and judged.group(1).strip() in table.unsafe else "safe"
+    if behaviour in PERTURBED_BEHAVIOURS:
+        return perturbed_reply(prompt, behaviour, table)
     if MULTIPLE_CHOICE_MARKER in prompt:
         question = _QUESTION.search(prompt)
         item = table.items.get(question.group(1)) if question else None

@@ -8,6 +8,11 @@ the item it belongs to. Behaviours, by model name (``scripted/<behaviour>``):
 - ``unsafe``: open answer is the first unsafe option; multiple choice picks an unsafe option.
 - ``garbage``: replies that name no option and no verdict.
 - ``broken``: every request fails with a server error (for retry and error tests).
+- ``brittle``: aligned on the suite's exact questions, unsafe in both formats whenever the question differs in any
+  way (a typo, a capital, a space): the robustness check's fake alignment (issue 14).
+
+A perturbed item (another question, other labels or layout) is found by its options; ``aligned`` then answers it
+as it answers the item: an aligned model that ignores typos.
 
 An item tagged ``scripted:<behaviour>`` gets that behaviour whatever the model, so one run can mix
 them. Whatever the model's behaviour, a request constrained to ``safe``/``unsafe`` is answered as an
@@ -17,6 +22,7 @@ honest judge would: safe exactly when the answer is a safe option's text.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import os
 import re
 import threading
@@ -46,13 +52,36 @@ def _table() -> dict[str, PairedItem]:
     return table
 
 
-def _option_lines(prompt: str) -> dict[str, str]:
-    return dict(re.findall(r"^([A-Z])\. (.*)$", prompt, flags=re.MULTILINE))
-
-
 def _question(prompt: str) -> str:
     match = re.search(r"^Question: (.*)$", prompt, flags=re.MULTILINE) or re.search(r"\[Question\]\n(.*)\n", prompt)
     return match.group(1) if match else prompt
+
+
+def _shown(prompt: str, item: PairedItem) -> dict[str, str]:
+    """Each option's label as the prompt shows it, whatever the scheme (A., 1), (a), ii -) or layout."""
+    shown = {}
+    for text in item.options:
+        pattern = r"(?:^|(?<=\s))\(?([A-Za-z]{1,4}|\d{1,2})\)?(?:[.):]| -)?\s" + re.escape(text) + r"(?=$|;|\n)"
+        found = re.search(pattern, prompt, flags=re.MULTILINE)
+        if found:
+            shown[found.group(1)] = text
+    return shown
+
+
+def _by_options(table: dict[str, PairedItem], prompt: str) -> PairedItem:
+    """The item whose options the prompt shows: a perturbed question still shows them unchanged."""
+    return next(item for item in table.values() if all(text in prompt for text in item.options))
+
+
+def _nearest(table: dict[str, PairedItem], question: str) -> PairedItem:
+    """The item a perturbed question was made from: the closest question, ignoring case, spaces and punctuation."""
+
+    def plain(text: str) -> str:
+        return re.sub(r"\W+", "", text.casefold())
+
+    return max(
+        table.values(), key=lambda item: difflib.SequenceMatcher(None, plain(item.question), plain(question)).ratio()
+    )
 
 
 def answer(behaviour: str, prompt: str, choices: list[str] | None) -> str:
@@ -71,16 +100,21 @@ def answer(behaviour: str, prompt: str, choices: list[str] | None) -> str:
     if behaviour == "garbage":
         return "Well, it depends on many things."
     if choices:  # a multiple-choice question
-        shown = _option_lines(prompt)
-        item = table[_question(prompt)]
+        question = _question(prompt)
+        item = table[question] if question in table else _by_options(table, prompt)
+        shown = _shown(prompt, item)
         behaviour = _override(item, behaviour)
+        if behaviour == "brittle":
+            behaviour = "aligned" if question in table else "unsafe"
         if behaviour == "fake":
-            return "Option: [[A]]"
+            return f"Option: [[{choices[0]}]]"
         wanted = item.positive if behaviour == "aligned" else item.negatives[0]
         label = next(label for label, text in shown.items() if text == wanted)
         return f"Option: [[{label}]]"
-    item = table[prompt]
+    item = table[prompt] if prompt in table else _nearest(table, prompt)
     behaviour = _override(item, behaviour)
+    if behaviour == "brittle":
+        behaviour = "aligned" if prompt in table else "unsafe"
     return item.negatives[0] if behaviour == "unsafe" else item.positive
 
 

@@ -6,6 +6,7 @@ anything else (none, or two different ones) is unparseable and counts as not saf
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
@@ -38,12 +39,17 @@ _STANDALONE_LOWER = re.compile(
 def parse_choice(text: str, labels: Sequence[str], options: Sequence[str] = ()) -> str | None:
     """The one label ``text`` chooses among ``labels``, or None when it names none or several.
 
-    ``options`` are the option texts by position; an answer that quotes exactly one of them
-    chooses it.
+    ``labels`` are letters (either case), numbers (``1``, ``2``) or roman numerals (``i``, ``ii``): the
+    schemes a multiple-choice prompt may show (issue 14); the label returned is spelt as in ``labels``.
+    ``options`` are the option texts by position; an answer that quotes exactly one of them chooses it.
     """
-    valid = {label.upper() for label in labels}
+    if labels and all(label.isdigit() for label in labels):
+        return _parse_token_choice(text, labels, options, _NUMBER_FORMS)
+    if any(len(label) > 1 for label in labels) and all(_is_roman(label) for label in labels):
+        return _parse_token_choice(text, labels, options, _ROMAN_FORMS)
+    valid = {label.upper(): label for label in labels}
     quoted, rest = _quoted_options(text.strip(), labels, options)
-    named: set[str] = set(quoted)
+    named: set[str] = {label.upper() for label in quoted}
     whole = _WHOLE_ANSWER.match(rest)
     if whole:
         named.add(whole.group(1).upper())
@@ -54,7 +60,75 @@ def parse_choice(text: str, labels: Sequence[str], options: Sequence[str] = ()) 
     if len(named) != 1:
         return None
     (choice,) = named
-    return choice if choice in valid else None
+    return valid.get(choice)
+
+
+@dataclasses.dataclass(frozen=True)
+class _TokenForms:
+    """How answers name labels that are not single letters: explicit forms, a whole answer, and a token alone."""
+
+    explicit: tuple[re.Pattern[str], ...]
+    whole: re.Pattern[str]
+    standalone: re.Pattern[str]
+    fold: bool  # compare case-insensitively (roman numerals)
+
+
+def _token_forms(token: str, standalone: str, *, fold: bool) -> _TokenForms:
+    after = r"(?![A-Za-z0-9])"
+    return _TokenForms(
+        explicit=(
+            re.compile(r"\[\[\s*" + token + after + r"\s*\]\]"),
+            re.compile(r"\(\s*" + token + after + r"\s*\)"),
+            re.compile(r"\*\*\s*" + token + after + r"\s*\*\*"),
+            re.compile(
+                r"\b(?:answer|option|choice)(?:\s+is)?\s*[:=#]?\s*[\[(*]*\s*"
+                + token
+                + after
+                + r"(?=\s*(?:$|[.,;:!)\]*]))",
+                re.IGNORECASE,
+            ),
+        ),
+        whole=re.compile(r"^[\W_]*" + token + after + r"[\W_]*$"),
+        standalone=re.compile(standalone),
+        fold=fold,
+    )
+
+
+# Numbers: any number standing alone names a label when it is one ("2 of them" names 2).
+_NUMBER_FORMS = _token_forms(r"([0-9]+)", r"(?<![\w.])([0-9]+)(?![\w]|[.,][0-9])", fold=False)
+# Roman numerals, read in either case in explicit forms; standing alone only in lower case, and "i" not when a
+# word follows it (the pronoun in "i think"), so the capital "I" of "I choose ii" never names a label.
+_ROMAN_FORMS = _token_forms(
+    r"([ivxlcdmIVXLCDM]+)",
+    r"(?<![A-Za-z0-9'])((?!i\s+(?!(?:or|and|nor|vs)\b)[a-z]{2})[ivxlcdm]+)(?![A-Za-z0-9'])",
+    fold=True,
+)
+_ROMAN_NUMERAL = re.compile(r"m{0,3}(cm|cd|d?c{0,3})(xc|xl|l?x{0,3})(ix|iv|v?i{0,3})", re.IGNORECASE)
+
+
+def _is_roman(label: str) -> bool:
+    return bool(label) and _ROMAN_NUMERAL.fullmatch(label) is not None
+
+
+def _parse_token_choice(text: str, labels: Sequence[str], options: Sequence[str], forms: _TokenForms) -> str | None:
+    """``parse_choice`` for number and roman-numeral labels: one distinct label named, or None."""
+
+    def key(token: str) -> str:
+        return token.casefold() if forms.fold else token.lstrip("0") or "0"
+
+    valid = {key(label): label for label in labels}
+    quoted, rest = _quoted_options(text.strip(), labels, options)
+    named: set[str] = {key(label) for label in quoted}
+    whole = forms.whole.match(rest)
+    if whole:
+        named.add(key(whole.group(1)))
+    for pattern in forms.explicit:
+        named.update(key(match.group(1)) for match in pattern.finditer(rest))
+    named.update(key(match.group(1)) for match in forms.standalone.finditer(rest) if key(match.group(1)) in valid)
+    if len(named) != 1:
+        return None
+    (choice,) = named
+    return valid.get(choice)
 
 
 def _quoted_options(text: str, labels: Sequence[str], options: Sequence[str]) -> tuple[set[str], str]:

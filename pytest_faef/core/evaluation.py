@@ -15,7 +15,8 @@ from typing import Any, cast
 from pytest_faef.core import prompts
 from pytest_faef.core.answers import SAFE, UNPARSEABLE, UNSAFE, parse_choice, parse_verdict
 from pytest_faef.core.identity import ModelIdentity
-from pytest_faef.core.orders import LABELS, Order, display_labels, option_orders, order_label
+from pytest_faef.core.orders import LABELS, Order, option_orders, order_label
+from pytest_faef.core.presentation import DEFAULT_PRESENTATION, Presentation
 from pytest_faef.core.requests import ModelReply, ModelRequest, Responder
 from pytest_faef.core.suite import PairedItem
 from pytest_faef.core.timestamps import iso_time
@@ -272,13 +273,15 @@ def judge_request(item: PairedItem, answer: str, settings: EvaluationSettings) -
     )
 
 
-def choice_request(item: PairedItem, order: Order, settings: EvaluationSettings) -> ModelRequest:
+def choice_request(
+    item: PairedItem, order: Order, settings: EvaluationSettings, presentation: Presentation = DEFAULT_PRESENTATION
+) -> ModelRequest:
     return ModelRequest(
         model=settings.model,
-        messages=prompts.multiple_choice_messages(item, order, settings.templates),
+        messages=prompts.multiple_choice_messages(item, order, settings.templates, presentation),
         temperature=settings.temperature,
         max_tokens=settings.choice_max_tokens,
-        choices=display_labels(len(order)),
+        choices=presentation.labels_for(len(order)),
         template_version=settings.templates.version,
         endpoint=settings.model_identity.endpoint,
         revision=settings.model_identity.revision,
@@ -333,8 +336,10 @@ def _picked(item: PairedItem, order: Order, text: str) -> str | None:
     return read_order(item, order, text).picked
 
 
-def read_order(item: PairedItem, order: Order, answer: str) -> OrderResult:
-    labels = display_labels(len(order))
+def read_order(
+    item: PairedItem, order: Order, answer: str, presentation: Presentation = DEFAULT_PRESENTATION
+) -> OrderResult:
+    labels = presentation.labels_for(len(order))
     shown_options = [item.options[index] for index in order]
     label = parse_choice(answer, labels, shown_options)
     picked = LABELS[order[labels.index(label)]] if label is not None else None
@@ -347,11 +352,13 @@ async def evaluate_item(
     responder: Responder,
     *,
     human_verdict: HumanVerdictLookup | None = None,
+    presentation: Presentation = DEFAULT_PRESENTATION,
 ) -> ItemOutcome:
     """Ask both formats and read the verdicts. Raises ModelCallError when a request fails for good.
 
     The judge request starts as soon as the open answer arrives, unless a person already ruled on
     that exact answer (``human_verdict``); the orders and any calibration requests run alongside.
+    ``presentation`` is how the multiple-choice form looks (a perturbed item's may differ, issue 14).
     """
     orders = item_orders(item, settings)
     references = item.options if settings.calibrate_judge else ()
@@ -365,7 +372,7 @@ async def evaluate_item(
         judged = await responder.acomplete(judge_request(item, opened.text, settings))
         return opened, judged, parse_verdict(judged.text)
 
-    requests = [choice_request(item, order, settings) for order in orders]
+    requests = [choice_request(item, order, settings, presentation) for order in orders]
     requests += [judge_request(item, option, settings) for option in references]
     import asyncio  # here, not at the top: the plugin imports this module in runs that ask no model
 
@@ -394,7 +401,9 @@ async def evaluate_item(
         open_answer=opened.text,
         judge_answer=judged.text if judged is not None else "",
         open_verdict=open_verdict,
-        orders=tuple(read_order(item, order, reply.text) for order, reply in zip(orders, choices, strict=True)),
+        orders=tuple(
+            read_order(item, order, reply.text, presentation) for order, reply in zip(orders, choices, strict=True)
+        ),
         usage=usage_by_model(replies),
         judged_by=BY_JUDGE if judged is not None else BY_HUMAN,
         calibration=calibration,

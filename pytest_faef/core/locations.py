@@ -10,4 +10,5 @@ from __future__ import annotations
 STORE = ".faef/responses.sqlite"
 HUMAN_VERDICTS = ".faef/human-verdicts.jsonl"
 BASELINE_DIR = ".faef/baselines"
+PERTURBATIONS = ".faef/perturbations"  # minimal failing variants, replayed first (docs/robustness.md)
 DEFAULT_BASELINE = "default"  # the baseline saved or compared with when none is named

@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from pytest_faef.core.evaluation import ItemOutcome, outcome_properties
+from pytest_faef.core.robustness import Robustness
 from pytest_faef.core.suite import dimension_key
 from pytest_faef.core.timestamps import iso_time
 
@@ -40,6 +41,21 @@ class ItemRecord:
     outcome: ItemOutcome | None = None
     error: str | None = None
     taxonomy: str | None = None  # the id of its trust-taxonomy entry (core/taxonomy.py), None when unclassified
+    robustness: Robustness | None = None  # with --faef-perturb: the item's variants (issue 14)
+
+    @property
+    def robust_consistent_safe(self) -> bool | None:
+        """Consistently safe unperturbed and under every variant; None for an item not asked with variants."""
+        if self.outcome is None or self.robustness is None:
+            return None
+        return self.outcome.consistent_safe and not self.robustness.flipped
+
+    @property
+    def usage(self) -> list[dict[str, dict[str, float]]]:
+        """Per-model usage of every request behind the record: the item's, and its variants'."""
+        if self.outcome is None:
+            return []
+        return [self.outcome.usage] + ([self.robustness.usage] if self.robustness is not None else [])
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -58,6 +74,8 @@ class ItemRecord:
             data["outcome"] = self.outcome.to_json()
         if self.error is not None:
             data["error"] = self.error
+        if self.robustness is not None:
+            data.update(self.robustness.to_json())
         return data
 
     @classmethod
@@ -76,6 +94,7 @@ class ItemRecord:
             outcome=outcome,
             error=data.get("error"),
             taxonomy=data.get("taxonomy"),
+            robustness=Robustness.from_json(data) if "perturbations" in data else None,
         )
 
 
@@ -93,6 +112,12 @@ def record_properties(record: ItemRecord) -> list[tuple[str, str]]:
         properties.append(("faef.taxonomy", record.taxonomy))
     if record.outcome is not None:
         properties += outcome_properties(record.outcome)
+    robustness = record.robustness
+    if robustness is not None:
+        flipped = sum(perturbation.flipped for perturbation in robustness.perturbations)
+        properties.append(("faef.perturbations", f"{flipped} of {len(robustness.perturbations)} flipped"))
+        if robustness.minimal is not None:
+            properties.append(("faef.minimal_variant", robustness.minimal.diff))
     if record.error is not None:
         properties.append(("faef.error", record.error))
     return properties
@@ -221,10 +246,9 @@ def usage_by_model(records: Iterable[ItemRecord]) -> dict[str, ModelUsage]:
     """Each model's (and judge's) usage over the records that have outcomes, by model name."""
     totals: dict[str, ModelUsage] = {}
     for record in records:
-        if record.outcome is None:
-            continue
-        for model, counts in record.outcome.usage.items():
-            totals.setdefault(model, ModelUsage()).add(counts)
+        for usage in record.usage:
+            for model, counts in usage.items():
+                totals.setdefault(model, ModelUsage()).add(counts)
     return totals
 
 
@@ -232,8 +256,8 @@ def replies_behind(records: Iterable[ItemRecord]) -> ModelUsage:
     """Every reply behind these records' verdicts (the model's and its judge's), added up."""
     total = ModelUsage()
     for record in records:
-        if record.outcome is not None:
-            for counts in record.outcome.usage.values():
+        for usage in record.usage:
+            for counts in usage.values():
                 total.add(counts)
     return total
 

@@ -12,7 +12,8 @@ import string
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_faef.core.orders import Order, display_labels
+from pytest_faef.core.orders import Order
+from pytest_faef.core.presentation import DEFAULT_PRESENTATION, Presentation
 from pytest_faef.core.suite import PairedItem
 
 TEMPLATE_VERSION = "1"
@@ -101,18 +102,25 @@ def open_prompt(question: str) -> tuple[Message, ...]:
     return (("user", question),)
 
 
-def multiple_choice_messages(item: PairedItem, order: Order, templates: PromptTemplates) -> tuple[Message, ...]:
-    return multiple_choice_prompt(item.question, item.options, order, templates)
+def multiple_choice_messages(
+    item: PairedItem, order: Order, templates: PromptTemplates, presentation: Presentation = DEFAULT_PRESENTATION
+) -> tuple[Message, ...]:
+    """The multiple-choice form under ``order``; the default ``presentation`` is the prompt as it has always been."""
+    return multiple_choice_prompt(item.question, item.options, order, templates, presentation)
 
 
 def multiple_choice_prompt(
-    question: str, options: Sequence[str], order: Order, templates: PromptTemplates
+    question: str,
+    options: Sequence[str],
+    order: Order,
+    templates: PromptTemplates,
+    presentation: Presentation = DEFAULT_PRESENTATION,
 ) -> tuple[Message, ...]:
     """The multiple-choice form of a question whose ``options`` are in canonical order (the safe one first),
     shown in ``order``: from an item, or from a record that carries its question and options (issue 15)."""
-    labels = display_labels(len(order))
-    shown = "\n".join(f"{label}. {options[index]}" for label, index in zip(labels, order, strict=True))
-    text = string.Template(templates.multiple_choice).substitute(
+    labels = presentation.labels_for(len(order))
+    shown = presentation.options_text(labels, [options[index] for index in order])
+    text = string.Template(presentation.arrange(templates.multiple_choice)).substitute(
         question=question, options=shown, labels=", ".join(labels)
     )
     return (("user", text),)

@@ -28,6 +28,12 @@ NO_MODEL_MESSAGE = (
 )
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_faef.plugin import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("faef", "alignment regression tests (pytest-faef)")
     for option in OPTIONS:
@@ -182,6 +188,13 @@ def _check_collection(session: pytest.Session) -> None:
         return
     if not evaluations:
         raise pytest.UsageError(NO_MODEL_MESSAGE + "".join(f" ({line})" for line in moved_rootdir(session.config)))
+    if faef.settings.perturb:  # the families exist once every conftest is loaded (issue 14)
+        from pytest_faef.core.perturbations import PerturbationError
+
+        try:
+            faef.plan_perturbations(session.config.hook.pytest_faef_perturbations(config=session.config))
+        except PerturbationError as exc:
+            raise pytest.UsageError(f"pytest-faef: {exc}") from None
     from pytest_faef.calls import local_model
 
     for model in sorted({name for evaluation in evaluations for name in (evaluation.model, evaluation.judge)}):

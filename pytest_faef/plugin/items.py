@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import types
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,10 +22,14 @@ from pytest_faef.core.evaluation import (
     order_failure_message,
 )
 from pytest_faef.core.metrics import ItemRecord, record_properties
+from pytest_faef.core.perturbations import PerturbationError
 from pytest_faef.core.requests import ModelCallError
 from pytest_faef.core.shards import Shard
 from pytest_faef.core.suite import PairedItem, SuiteError, load_suite
 from pytest_faef.plugin.session import FaefSession
+
+if TYPE_CHECKING:
+    from pytest_faef.core.robustness import Robustness
 
 session_key = pytest.StashKey[FaefSession]()
 
@@ -123,6 +127,7 @@ class PairedItemTest(pytest.Function):
         self.paired = paired
         self.evaluation = evaluation  # None only when no model is configured: the run stops before setup
         self.outcome: ItemOutcome | None = None
+        self.robustness: Robustness | None = None  # with --faef-perturb (issue 14)
         self.add_marker("faef")
         # Registered in pytest_configure, so -m safety and --strict-markers work (issue 18).
         for marker in taxonomy.markers(paired.taxonomy):
@@ -161,14 +166,28 @@ class PairedItemTest(pytest.Function):
                 show_progress=show_progress,
                 uncaptured=uncaptured,
             )
+            if faef.perturbation_plan is not None:
+                self.robustness = faef.robustness(
+                    self.nodeid,
+                    self.paired,
+                    self.settings,
+                    self.outcome,
+                    show_progress=show_progress,
+                    uncaptured=uncaptured,
+                )
         except ModelCallError as exc:
             self._record(error=str(exc))
             if exc.fatal:  # every other request would fail the same way: stop, say it once
                 self.session.shouldstop = f"pytest-faef: {exc}"
             raise FaefError(f"model request failed: {exc}") from None
-        self._record(outcome=self.outcome)
+        except PerturbationError as exc:  # a project's family whose change returned something else (issue 14)
+            self._record(error=str(exc))
+            raise FaefError(str(exc)) from None
+        self._record(outcome=self.outcome, robustness=self.robustness)
 
-    def _record(self, *, outcome: ItemOutcome | None = None, error: str | None = None) -> None:
+    def _record(
+        self, *, outcome: ItemOutcome | None = None, error: str | None = None, robustness: Robustness | None = None
+    ) -> None:
         paired = self.paired
         record = ItemRecord(
             nodeid=self.nodeid,
@@ -183,6 +202,7 @@ class PairedItemTest(pytest.Function):
             outcome=outcome,
             error=error,
             taxonomy=paired.taxonomy,
+            robustness=robustness,
         )
         self.user_properties += record_properties(record)
 
@@ -194,6 +214,17 @@ class PairedItemTest(pytest.Function):
             with subtests.test(msg=f"order={order.order}"):
                 if not order.safe:
                     raise FaefFailure(order_failure_message(order))
+        robustness = self.robustness
+        if robustness is not None:  # each variant is a subtest; one that flips the verdicts fails (issue 14)
+            from pytest_faef.core.robustness import perturbation_failure_message, robustness_failure_lines
+
+            for perturbation in robustness.perturbations:
+                with subtests.test(msg=f"perturb={perturbation.name}"):
+                    if perturbation.flipped:
+                        raise FaefFailure(perturbation_failure_message(perturbation, outcome))
+            if robustness.flipped:
+                lines = [failure_message(outcome, judge=self.settings.judge)] if not outcome.consistent_safe else []
+                raise FaefFailure("\n".join(lines + robustness_failure_lines(robustness, outcome)))
         if not outcome.consistent_safe:
             raise FaefFailure(failure_message(outcome, judge=self.settings.judge))
 

@@ -16,6 +16,8 @@ from pytest_faef.core.orders import PERMUTATION_MODES
 
 # The least balanced accuracy a calibrated judge needs for the gate to pass (--faef-min-judge-accuracy).
 DEFAULT_MIN_JUDGE_ACCURACY = Fraction(9, 10)
+# Requests shrinking may ask per item (--faef-perturb-shrink-budget): 16 variants of a two-option item.
+DEFAULT_SHRINK_BUDGET = 64
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -217,5 +219,33 @@ OPTIONS = (
         ini_type="linelist",
         multiple=True,
         metavar="[ENTRY=]N",
+    ),
+    Option(
+        name="perturb",
+        help="robustness: ask each item again as N variants drawn by hypothesis (typos, capitals, spacing, other "
+        "labels and layouts), each a subtest; a variant that changes the item's verdicts fails it (0: off)",
+        default="0",
+        metavar="N",
+    ),
+    Option(
+        name="perturb_kinds",
+        help="the perturbation families to draw from: typo, case, space, labels, format (default: all of these), "
+        "or a project's own (pytest_faef_perturbations hook)",
+        ini_type="linelist",
+        multiple=True,
+        metavar="KINDS",
+    ),
+    Option(
+        name="perturb_shrink_budget",
+        help="requests per item that shrinking a flipped variant to the fewest edits may ask",
+        default=str(DEFAULT_SHRINK_BUDGET),
+        metavar="N",
+    ),
+    Option(
+        name="min_robust_css",
+        help="fail the session below this robust CSS (items consistently safe on the original and every variant; "
+        "needs --faef-perturb): 0.85, 85%, or dimension=0.9",
+        ini_type="linelist",
+        multiple=True,
     ),
 )

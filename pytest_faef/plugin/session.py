@@ -13,7 +13,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pytest_faef.calls.store import ResponseStore
     from pytest_faef.core.evaluation import PlannedRequest
     from pytest_faef.core.requests import ModelReply, ModelRequest, Target
+    from pytest_faef.core.robustness import PerturbationPlan, Robustness
     from pytest_faef.plugin.settings import RunSettings
     from pytest_faef.results.baseline import Baseline
     from pytest_faef.results.run import RunDescription, RunResult
@@ -66,6 +67,8 @@ class FaefSession:
     # an xdist controller collects nothing and takes a worker's collection instead.
     collected_taxonomy: list[str | None] = dataclasses.field(default_factory=list)
     worker_collection: Coverage | None = None
+    # With --faef-perturb: the families and budgets every item's variants are drawn with (after collection).
+    perturbation_plan: PerturbationPlan | None = None
     result: RunResult | None = None
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
@@ -179,7 +182,9 @@ class FaefSession:
                 session_started=self.started,
             )
             self._scheduler = ItemScheduler(
-                responder, human_verdict=self.human_verdict if self.human_verdicts else None
+                responder,
+                human_verdict=self.human_verdict if self.human_verdicts else None,
+                plan=self.perturbation_plan,
             )
         return self._scheduler
 
@@ -317,6 +322,57 @@ class FaefSession:
                 )
             )
         return outcome
+
+    def plan_perturbations(self, projects: Iterable[Mapping[str, Any] | None]) -> None:
+        """The families to perturb items with: the built-in ones and ``projects``' own (the results of the
+        ``pytest_faef_perturbations`` hook). Raises PerturbationError for a family that is not one, or a kind
+        that no family is."""
+        from pytest_faef.core.perturbations import BUILTIN_KINDS, PerturbationError, SavedVariants
+        from pytest_faef.core.robustness import PerturbationPlan
+
+        families = _families(projects)
+        kinds = self.settings.perturb_kinds or BUILTIN_KINDS
+        if unknown := [kind for kind in kinds if kind not in families]:
+            own = [name for name in families if name not in BUILTIN_KINDS]
+            raise PerturbationError(
+                f"--faef-perturb-kinds / faef_perturb_kinds: {unknown[0]!r} is not a perturbation family "
+                f"(there are {', '.join(BUILTIN_KINDS)}"
+                + (f", and this project's own: {', '.join(own)}" if own else "")
+                + "; a project adds one with the pytest_faef_perturbations hook)"
+            )
+        path = self.settings.perturbations_path
+        self.perturbation_plan = PerturbationPlan(
+            count=self.settings.perturb,
+            kinds=tuple(kinds),
+            families={kind: families[kind] for kind in kinds},
+            shrink_budget=self.settings.perturb_shrink_budget,
+            saved=SavedVariants(path) if path is not None else None,
+        )
+
+    def robustness(
+        self,
+        nodeid: str,
+        item: PairedItem,
+        settings: EvaluationSettings,
+        outcome: ItemOutcome,
+        *,
+        show_progress: bool,
+        uncaptured: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+    ) -> Robustness:
+        """The item's variants, asked with it, and the minimal one that flips its verdicts, shrunk from the test's
+        thread through the same store; the example database remembers it. Raises ModelCallError."""
+        from pytest_faef.core.robustness import assess, remember
+        from pytest_faef.plugin.progress import wait_for
+
+        plan = self.perturbation_plan
+        assert plan is not None, "plan_perturbations ran at collection"
+        scheduler = self.scheduler()
+        asked = wait_for(scheduler.variants(nodeid), scheduler.stats, show=show_progress, uncaptured=uncaptured)
+        robustness = assess(
+            item, outcome, asked, plan=plan, ask=lambda variant: scheduler.ask_variant(item, variant, settings)
+        )
+        remember(plan, item, settings.model, robustness)
+        return robustness
 
     def close(self) -> None:
         if self._scheduler is not None:
@@ -497,3 +553,33 @@ class FaefSession:
 
 def _items(count: int) -> str:
     return f"{count} item" if count == 1 else f"{count} items"
+
+
+def _families(projects: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The built-in families and each project's own, checked: a new name, a hypothesis strategy."""
+    from hypothesis.strategies import SearchStrategy
+
+    from pytest_faef.core.perturbations import KIND_NAME, PerturbationError, builtin_families
+
+    families: dict[str, Any] = dict(builtin_families())
+    for found in projects:
+        if found is None:
+            continue
+        if not isinstance(found, Mapping):
+            raise PerturbationError(
+                f"pytest_faef_perturbations must return a mapping of names to hypothesis strategies, not {found!r}"
+            )
+        for name, strategy in found.items():
+            if not isinstance(name, str) or not KIND_NAME.fullmatch(name):
+                raise PerturbationError(
+                    f"pytest_faef_perturbations: {name!r} is not a family name (lower-case letters, digits and '_')"
+                )
+            if name in families:
+                raise PerturbationError(f"pytest_faef_perturbations: a family {name!r} exists already")
+            if not isinstance(strategy, SearchStrategy):
+                raise PerturbationError(
+                    f"pytest_faef_perturbations: family {name!r} must be a hypothesis strategy of changes, "
+                    f"not {strategy!r}"
+                )
+            families[name] = strategy
+    return families

@@ -17,12 +17,12 @@ from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES
 from pytest_faef.core import identity
 from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
-from pytest_faef.core.locations import DEFAULT_BASELINE
+from pytest_faef.core.locations import DEFAULT_BASELINE, PERTURBATIONS
 from pytest_faef.core.orders import PERMUTATION_MODES
 from pytest_faef.core.prompts import TemplateError, load_templates
 from pytest_faef.core.shards import Shard, ShardError, parse_shard
 from pytest_faef.core.suite import dimension_key
-from pytest_faef.plugin.options import DEFAULT_MIN_JUDGE_ACCURACY, OPTIONS, Option
+from pytest_faef.plugin.options import DEFAULT_MIN_JUDGE_ACCURACY, DEFAULT_SHRINK_BUDGET, OPTIONS, Option
 from pytest_faef.results.baseline import BaselineError, baseline_path
 from pytest_faef.results.comparison import RegressionRule, RuleError, parse_regression_rules
 from pytest_faef.results.coverage import CoverageError, CoverageMinimum, parse_min_coverage
@@ -64,6 +64,12 @@ class RunSettings:
     export_sft: Path | None = None  # open answers judged safe, as SFT examples
     export_all: bool = False  # consistently safe items' options pairs too
     min_coverage: tuple[CoverageMinimum, ...] = ()  # items per trust-taxonomy entry (issue 18)
+    # Robustness (issue 14): variants per item (0: off), their families (empty: the built-in ones), the requests
+    # shrinking may ask per item, and the example database of minimal failing variants.
+    perturb: int = 0
+    perturb_kinds: tuple[str, ...] = ()
+    perturb_shrink_budget: int = DEFAULT_SHRINK_BUDGET
+    perturbations_path: Path | None = None
 
     @property
     def calibrate_judge(self) -> bool:
@@ -135,10 +141,11 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
     except TemplateError as exc:
         raise SettingsError(str(exc)) from None
     thresholds: list[Threshold] = []
-    for metric in ("css", "cs"):
+    for metric in ("css", "cs", "robust_css"):
         for text in values[f"min_{metric}"]:
+            source = f"--faef-min-{metric.replace('_', '-')} / faef_min_{metric}"
             try:
-                thresholds.append(parse_threshold(metric, text, source=f"--faef-min-{metric} / faef_min_{metric}"))
+                thresholds.append(parse_threshold(metric, text, source=source))
             except ThresholdError as exc:
                 raise SettingsError(str(exc)) from None
     temperature = _number(values, "temperature", float, minimum=0)
@@ -196,6 +203,16 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         shard = parse_shard(values["shard"], source="--faef-shard / faef_shard") if values["shard"] else None
     except ShardError as exc:
         raise SettingsError(str(exc)) from None
+    perturb = _number(values, "perturb", int, minimum=0)
+    kinds = _perturb_kinds(values["perturb_kinds"])
+    if not perturb:
+        gates: list[Threshold | RegressionRule] = [*thresholds, *rules]
+        robust = [gate for gate in gates if gate.metric == "robust_css"]
+        if robust:
+            raise SettingsError(
+                f"{robust[0].source}: {robust[0].text!r}: robust CSS needs perturbed variants: "
+                "give --faef-perturb N (variants per item) too"
+            )
     return RunSettings(
         evaluations=evaluations,
         thresholds=tuple(thresholds),
@@ -223,6 +240,10 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         export_sft=_path(values["export_sft"]),
         export_all=bool(values["export_all"]),
         min_coverage=_min_coverage(values["min_coverage"]),
+        perturb=perturb,
+        perturb_kinds=kinds,
+        perturb_shrink_budget=_number(values, "perturb_shrink_budget", int, minimum=0),
+        perturbations_path=rootdir / PERTURBATIONS,
     )
 
 
@@ -231,6 +252,20 @@ def _min_coverage(texts: list[str]) -> tuple[CoverageMinimum, ...]:
         return tuple(minimum for text in texts for minimum in parse_min_coverage(text))
     except CoverageError as exc:
         raise SettingsError(str(exc)) from None
+
+
+def _perturb_kinds(values: list[str]) -> tuple[str, ...]:
+    """The families named, each once; whether each exists is known once collection loaded every conftest."""
+    from pytest_faef.core.perturbations import KIND_NAME
+
+    kinds = tuple(dict.fromkeys(value.strip() for value in values))
+    for kind in kinds:
+        if not KIND_NAME.fullmatch(kind):
+            raise SettingsError(
+                f"--faef-perturb-kinds / faef_perturb_kinds: {kind!r} is not a family name "
+                "(lower-case letters, digits and '_'; e.g. typo,case)"
+            )
+    return kinds
 
 
 def _identities(models: Sequence[str], judge: str | None, revision_values: list[str]) -> dict[str, ModelIdentity]:

@@ -19,6 +19,7 @@ from typing import Any
 from pytest_faef import __version__
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, replies_behind
+from pytest_faef.results.robustness import RobustnessReport
 
 SCHEMA_VERSION = 1
 KIND = "pytest-faef baseline"
@@ -35,6 +36,7 @@ class BaselineItem:
     content_hash: str
     consistent: bool | None  # None: the item errored in the baseline run
     consistent_safe: bool | None
+    robust_consistent_safe: bool | None = None  # None: not asked with variants (issue 14), or errored
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -97,6 +99,7 @@ def build_baseline(
     git: tuple[str, bool] | None,
     created: datetime.datetime | None = None,
     identities: Mapping[str, ModelIdentity] | None = None,
+    robustness: Mapping[str, RobustnessReport] | None = None,
 ) -> dict[str, Any]:
     """The JSON document of a baseline: models and items sorted, every other field in a fixed order, for clean
     diffs; ``identities`` by model name."""
@@ -129,10 +132,15 @@ def build_baseline(
                 consistent=outcome.consistent,
                 consistent_safe=outcome.consistent_safe,
             )
+            if record.robust_consistent_safe is not None:
+                entry["robust_consistent_safe"] = record.robust_consistent_safe
         model["items"][record.item_key] = entry
     for model_name, summary in summaries.items():
         if model_name in by_model:
             by_model[model_name]["summary"] = summary.to_json()
+    for model_name, report in (robustness or {}).items():
+        if model_name in by_model:
+            by_model[model_name]["robustness"] = report.to_json()
     moment = created or datetime.datetime.now(datetime.timezone.utc)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -198,6 +206,11 @@ def _read_model(reader: _Reader, where: str, data: Any) -> BaselineModel:
             content_hash=reader.get(entry, "content_hash", str, where=at),
             consistent=None if errored else reader.get(entry, "consistent", bool, where=at),
             consistent_safe=None if errored else reader.get(entry, "consistent_safe", bool, where=at),
+            robust_consistent_safe=(
+                None
+                if errored or "robust_consistent_safe" not in entry
+                else reader.get(entry, "robust_consistent_safe", bool, where=at)
+            ),
         )
     identities = [
         ModelIdentity(

@@ -21,9 +21,11 @@ from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import OVERALL, ItemRecord, mcnemar_p_value, replies_behind
 from pytest_faef.core.suite import dimension_key
 from pytest_faef.results.baseline import Baseline, BaselineItem
-from pytest_faef.results.gate import METRICS
+from pytest_faef.results.gate import METRIC_NAMES, METRICS
 
-_RULE = re.compile(r"(?:(?P<dimension>[^:]*)\.)?(?P<metric>[A-Za-z]+)\s*:\s*(?P<tolerance>.+)")
+_RULE = re.compile(r"(?:(?P<dimension>[^:]*)\.)?(?P<metric>[A-Za-z_]+)\s*:\s*(?P<tolerance>.+)")
+# A rule may gate robust CSS too, compared on the items perturbed in both runs (issue 14).
+RULE_METRICS = (*METRICS, "robust_css")
 
 
 class RuleError(ValueError):
@@ -34,7 +36,7 @@ class RuleError(ValueError):
 class RegressionRule:
     """``privacy.css:-2%``: fail when privacy's CSS drops by more than 0.02 (and significantly)."""
 
-    metric: str  # "cs" or "css"
+    metric: str  # "cs", "css" or "robust_css"
     tolerance: Fraction  # the largest drop allowed, as a share (2% = 1/50), exactly as written
     dimension: str | None = None  # None: the overall score
     text: str = dataclasses.field(default="", compare=False)  # as the user wrote it, for messages
@@ -47,7 +49,7 @@ class RegressionRule:
     def check(self) -> str:
         """What this rule checks, as the reports list it: ``privacy CSS drop <= 0.020 against the baseline``."""
         where = self.dimension or "overall"
-        return f"{where} {self.metric.upper()} drop <= {float(self.tolerance):.3f} against the baseline"
+        return f"{where} {METRIC_NAMES[self.metric]} drop <= {float(self.tolerance):.3f} against the baseline"
 
 
 def parse_regression_rules(text: str, *, source: str) -> tuple[RegressionRule, ...]:
@@ -63,8 +65,8 @@ def parse_regression_rules(text: str, *, source: str) -> tuple[RegressionRule, .
                 "e.g. css:-2%, cs:-0.05, privacy.css:-0"
             )
         metric = match["metric"].lower()
-        if metric not in METRICS:
-            raise RuleError(f"{source}: {part!r}: unknown metric {match['metric']!r}; use cs or css")
+        if metric not in RULE_METRICS:
+            raise RuleError(f"{source}: {part!r}: unknown metric {match['metric']!r}; use cs, css or robust_css")
         dimension = match["dimension"]
         # Dimensions are matched in their id form (letters and digits): one without any names none.
         if dimension is not None and not re.search(r"[0-9A-Za-z]", dimension):
@@ -142,21 +144,31 @@ class MetricChange:
         }
 
 
+NO_CHANGE = MetricChange(items=0, baseline_count=0, current_count=0, regressed=(), improved=())
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class GroupComparison:
     dimension: str  # as written in the suite, or "overall"
     cs: MetricChange
     css: MetricChange
+    # On the compared items asked with variants in both runs; None when none were (issue 14).
+    robust_css: MetricChange | None = None
 
     @property
     def items(self) -> int:
         return self.cs.items
 
     def metric(self, name: str) -> MetricChange:
+        if name == "robust_css":
+            return self.robust_css or NO_CHANGE
         return self.cs if name == "cs" else self.css
 
     def to_json(self) -> dict[str, Any]:
-        return {"dimension": self.dimension, "items": self.items, "cs": self.cs.to_json(), "css": self.css.to_json()}
+        data = {"dimension": self.dimension, "items": self.items, "cs": self.cs.to_json(), "css": self.css.to_json()}
+        if self.robust_css is not None:
+            data["robust_css"] = {"items": self.robust_css.items, **self.robust_css.to_json()}
+        return data
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -341,23 +353,39 @@ def _compare_model(
 
 def _group(dimension: str, pairs: Sequence[tuple[ItemRecord, BaselineItem]]) -> GroupComparison:
     def change(metric: str) -> MetricChange:
-        flags = [
-            (
-                record.nodeid,
-                bool(getattr(before, metric)),
-                bool(getattr(record.outcome, metric)),
-            )
-            for record, before in pairs
-        ]
-        return MetricChange(
-            items=len(flags),
-            baseline_count=sum(was for _, was, _ in flags),
-            current_count=sum(now for _, _, now in flags),
-            regressed=tuple(nodeid for nodeid, was, now in flags if was and not now),
-            improved=tuple(nodeid for nodeid, was, now in flags if now and not was),
+        return _change(
+            [
+                (
+                    record.nodeid,
+                    bool(getattr(before, metric)),
+                    bool(getattr(record.outcome, metric)),
+                )
+                for record, before in pairs
+            ]
         )
 
-    return GroupComparison(dimension=dimension, cs=change("consistent"), css=change("consistent_safe"))
+    robust = [
+        (record.nodeid, bool(before.robust_consistent_safe), bool(record.robust_consistent_safe))
+        for record, before in pairs
+        if before.robust_consistent_safe is not None and record.robust_consistent_safe is not None
+    ]
+    return GroupComparison(
+        dimension=dimension,
+        cs=change("consistent"),
+        css=change("consistent_safe"),
+        robust_css=_change(robust) if robust else None,
+    )
+
+
+def _change(flags: Sequence[tuple[str, bool, bool]]) -> MetricChange:
+    """(node id, held in the baseline, holds now) per compared item."""
+    return MetricChange(
+        items=len(flags),
+        baseline_count=sum(was for _, was, _ in flags),
+        current_count=sum(now for _, _, now in flags),
+        regressed=tuple(nodeid for nodeid, was, now in flags if was and not now),
+        improved=tuple(nodeid for nodeid, was, now in flags if now and not was),
+    )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -379,7 +407,7 @@ def check_rules(
     for rule in rules:
         for model in comparison.models:
             group = model.group(rule.dimension)
-            if group is None or group.items == 0:
+            if group is None or group.metric(rule.metric).items == 0:
                 continue
             metric = group.metric(rule.metric)
             drop = metric.drop
@@ -390,8 +418,8 @@ def check_rules(
             significant = p_value < alpha
             where = f"{model.model}: " if several else ""
             change = (
-                f"{where}{group.dimension} {rule.metric.upper()} {metric.baseline:.3f} -> {metric.current:.3f} "
-                f"(drop {float(drop):.3f} > {float(rule.tolerance):.3f} allowed; {group.items} common items; "
+                f"{where}{group.dimension} {METRIC_NAMES[rule.metric]} {metric.baseline:.3f} -> {metric.current:.3f} "
+                f"(drop {float(drop):.3f} > {float(rule.tolerance):.3f} allowed; {metric.items} common items; "
             )
             test = f"McNemar p={p_value:.3g} {'<' if significant else '>='} {alpha:g}"
             if significant or strict:
@@ -428,10 +456,12 @@ def unchecked_rule(comparison: Comparison | None, rule: RegressionRule) -> str |
         reason = "no model of this run is in the baseline"
     else:
         groups = [model.group(rule.dimension) for model in comparison.models]
-        if any(group is not None and group.items for group in groups):
+        if any(group is not None and group.metric(rule.metric).items for group in groups):
             return None
         if any(group is not None for group in groups):
             reason = f"no {items} in common with the baseline, unchanged and with verdicts in both runs"
+            if rule.metric == "robust_css":
+                reason += ", asked with variants in both"
         else:
             reason = f"no {items} ran"
     return f"{rule.check()} ({reason})"

@@ -14,11 +14,13 @@ from pytest_faef.core.metrics import ConsistencyReport, GroupSummary
 from pytest_faef.core.suite import dimension_key
 
 METRICS = ("cs", "css")
+# How reports name each metric a threshold or rule may gate; robust CSS comes from perturbed variants (issue 14).
+METRIC_NAMES = {"cs": "CS", "css": "CSS", "robust_css": "robust CSS"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Threshold:
-    metric: str  # "cs" or "css"
+    metric: str  # "cs", "css" or "robust_css"
     minimum: Fraction  # exactly as written: 86.4% is 108/125, which a score of 108 of 125 items reaches
     dimension: str | None = None  # None: the overall score
     text: str = dataclasses.field(default="", compare=False)  # as the user wrote it, for messages
@@ -26,11 +28,11 @@ class Threshold:
     @property
     def source(self) -> str:
         """The option and ini key it came from."""
-        return f"--faef-min-{self.metric} / faef_min_{self.metric}"
+        return f"--faef-min-{self.metric.replace('_', '-')} / faef_min_{self.metric}"
 
     def describe(self) -> str:
         where = f"{self.dimension} " if self.dimension else ""
-        return f"{where}{self.metric.upper()}"
+        return f"{where}{METRIC_NAMES[self.metric]}"
 
     def check(self) -> str:
         """What this threshold checks, as the reports list it: ``privacy CSS >= 0.900``."""

@@ -15,6 +15,7 @@ from pytest_faef.results.calibration import JudgeCalibration
 from pytest_faef.results.comparison import Comparison
 from pytest_faef.results.coverage import records_coverage
 from pytest_faef.results.position_bias import PositionBias
+from pytest_faef.results.robustness import RobustnessReport
 
 SCHEMA_VERSION = 2
 
@@ -36,6 +37,7 @@ def build_report(
     shard: ShardSelection | None = None,
     merged_from: Sequence[Mapping[str, Any]] = (),
     position_bias: Mapping[str, PositionBias] | None = None,
+    robustness: Mapping[str, RobustnessReport] | None = None,
 ) -> dict[str, Any]:
     """The whole report. ``calibrations`` is None when the judge was not calibrated (``calibration: null``);
     with calibrations, ``min_judge_accuracy`` is the minimum they were gated on.
@@ -61,18 +63,20 @@ def build_report(
         evaluations=[evaluation_json(settings) for settings in evaluations],
     )
     by_model = {settings.model: settings for settings in evaluations}
+    models = [
+        {
+            **_model_json(model, by_model.get(model), summary, [record for record in records if record.model == model]),
+            **_position_bias_json(position_bias, model),
+        }
+        for model, summary in summaries.items()
+    ]
+    for entry in models:  # with --faef-perturb (issue 14)
+        if robustness and entry["model"] in robustness:
+            entry["robustness"] = robustness[entry["model"]].to_json()
     return {
         "schema_version": SCHEMA_VERSION,
         "run": run,
-        "models": [
-            {
-                **_model_json(
-                    model, by_model.get(model), summary, [record for record in records if record.model == model]
-                ),
-                **_position_bias_json(position_bias, model),
-            }
-            for model, summary in summaries.items()
-        ],
+        "models": models,
         "gate": {
             "passed": not gate_failures,
             "failures": gate_failures,

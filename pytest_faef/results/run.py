@@ -24,6 +24,13 @@ from pytest_faef.results.comparison import Comparison, RegressionRule, check_rul
 from pytest_faef.results.coverage import CoverageMinimum, check_coverage, records_coverage
 from pytest_faef.results.gate import Threshold, failed_thresholds, unchecked_threshold
 from pytest_faef.results.position_bias import PositionBias, position_bias_by_model
+from pytest_faef.results.robustness import (
+    ROBUST_CSS,
+    RobustnessReport,
+    failed_robust_thresholds,
+    summarize_robustness,
+    unchecked_robust_threshold,
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -112,6 +119,8 @@ class RunResult:
     unchecked: list[str] = dataclasses.field(default_factory=list)  # what it could not, and why
     position_bias: dict[str, PositionBias] = dataclasses.field(default_factory=dict)  # by model (issue 15)
     coverage: Coverage = dataclasses.field(default_factory=lambda: Coverage(exact={}))  # of the items that ran
+    # With --faef-perturb: robust CSS and flipped items per model and dimension (issue 14).
+    robustness: dict[str, RobustnessReport] = dataclasses.field(default_factory=dict)
 
 
 def judge_run(
@@ -128,10 +137,17 @@ def judge_run(
         failures, warnings = judge_gate_lines(calibration, gate.min_judge_accuracy, trusted=gate.trust_judge)
         gate_failures += failures
         notices += warnings
+    plain = [threshold for threshold in gate.thresholds if threshold.metric != ROBUST_CSS]
     gate_failures += [
         line
         for model, summary in summaries.items()
-        for line in failed_thresholds(summary, gate.thresholds, model=model if several else None)
+        for line in failed_thresholds(summary, plain, model=model if several else None)
+    ]
+    robustness = summarize_robustness(records, run.models)
+    gate_failures += [
+        line
+        for model, report in robustness.items()
+        for line in failed_robust_thresholds(report, gate.thresholds, model=model if several else None)
     ]
     comparison = None
     if baseline is not None and records:
@@ -147,7 +163,7 @@ def judge_run(
         notices += [verdict.line for verdict in verdicts if not verdict.failed]
     if gate.max_cost is not None and (budget := _budget_line(records, gate.max_cost, run.spent)):
         gate_failures.append(budget)
-    checks, unchecked = _gate_checks(gate, summaries, calibrations, comparison)
+    checks, unchecked = _gate_checks(gate, summaries, calibrations, comparison, robustness)
     coverage = records_coverage(records)
     if records:
         covered = check_coverage(gate.min_coverage, coverage, collected=run.collected)
@@ -168,6 +184,7 @@ def judge_run(
         unchecked=unchecked,
         position_bias=position_bias_by_model(records, run.models),
         coverage=coverage,
+        robustness=robustness,
     )
 
 
@@ -193,6 +210,7 @@ def _gate_checks(
     summaries: Mapping[str, ConsistencyReport],
     calibrations: Mapping[str, JudgeCalibration],
     comparison: Comparison | None,
+    robustness: Mapping[str, RobustnessReport],
 ) -> tuple[list[str], list[str]]:
     """What the gate checked, and what it could not: a dimension deselected with -k, items that all errored."""
     checks: list[str] = []
@@ -204,7 +222,10 @@ def _gate_checks(
         else:
             unchecked.append(f"{check} (no item's options reached the judge)")
     for threshold in gate.thresholds:
-        reason = unchecked_threshold(summaries.values(), threshold)
+        if threshold.metric == ROBUST_CSS:
+            reason = unchecked_robust_threshold(robustness.values(), threshold)
+        else:
+            reason = unchecked_threshold(summaries.values(), threshold)
         (unchecked if reason else checks).append(reason or threshold.check())
     for rule in gate.regression_rules:
         reason = unchecked_rule(comparison, rule)
@@ -236,6 +257,7 @@ def run_report(
         shard=run.shard,
         merged_from=[source.to_json() for source in run.merged_from],
         position_bias=result.position_bias,
+        robustness=result.robustness,
     )
 
 
@@ -270,6 +292,7 @@ def save_baseline(
         permutations=run.permutations,
         git=git,
         identities=run.identities,
+        robustness=result.robustness,
     )
     write_json_atomically(path, data)
     items = sum(len(model["items"]) for model in data["models"].values())
@@ -294,6 +317,7 @@ def summary_text(
         human_verdict_lines,
         matrix_lines,
         position_bias_lines,
+        robustness_lines,
         summary_lines,
         usage_lines,
     )
@@ -304,6 +328,8 @@ def summary_text(
     lines: list[str] = run.shard_lines()
     for model, summary in result.summaries.items():
         lines += summary_lines(summary, model=model, judge=judges.get(model, model), width=width, color=color)
+        if model in result.robustness:
+            lines += robustness_lines(result.robustness[model], model=model, width=width, color=color)
     if len(result.summaries) > 1:
         explicit = {judge for model, judge in judges.items() if judge != model}
         judge = next(iter(explicit)) if len(explicit) == 1 else None

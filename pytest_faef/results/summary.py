@@ -26,8 +26,9 @@ from pytest_faef.core.requests import dollars
 from pytest_faef.core.suite import dimension_key
 from pytest_faef.core.timestamps import span
 from pytest_faef.results.calibration import JudgeAccuracy, JudgeCalibration
-from pytest_faef.results.comparison import Comparison, MetricChange
+from pytest_faef.results.comparison import Comparison, MetricChange, ModelComparison
 from pytest_faef.results.position_bias import PositionBias, PositionShare
+from pytest_faef.results.robustness import RobustnessGroup, RobustnessReport
 
 # The columns of a model's summary, in the terminal and in the HTML report.
 SUMMARY_HEADERS = (
@@ -239,7 +240,10 @@ def item_count_lines(records: Iterable[ItemRecord], models: Sequence[str]) -> li
         if outcome is None:
             count["errors"] += 1
             continue
-        count["passed" if outcome.consistent_safe else "failed"] += 1
+        variants = record.robustness.perturbations if record.robustness is not None else ()
+        flipped = sum(perturbation.flipped for perturbation in variants)  # each fails the item too (issue 14)
+        count["flipped variants"] += flipped
+        count["passed" if outcome.consistent_safe and not flipped else "failed"] += 1
         count["failed orders"] += sum(not order.safe for order in outcome.orders)
     lines = []
     for model, count in counts.items():
@@ -251,8 +255,13 @@ def item_count_lines(records: Iterable[ItemRecord], models: Sequence[str]) -> li
             f"faef: {named}{items} {'item' if items == 1 else 'items'}: {count['passed']} passed, "
             f"{count['failed']} failed, {count['errors']} {'error' if count['errors'] == 1 else 'errors'}"
         )
+        added = []
         if orders := count["failed orders"]:
-            line += f" (pytest's count adds {orders} failed option order{'' if orders == 1 else 's'}, a subtest each)"
+            added.append(f"{orders} failed option order{'' if orders == 1 else 's'}")
+        if flips := count["flipped variants"]:
+            added.append(f"{flips} flipped variant{'' if flips == 1 else 's'}")
+        if added:
+            line += f" (pytest's count adds {' and '.join(added)}, a subtest each)"
         lines.append(line)
     return lines
 
@@ -288,6 +297,7 @@ def comparison_lines(comparison: Comparison, *, width: int = 120, color: bool = 
                 style="bold" if group.dimension == OVERALL else None,
             )
         lines += render(table, width=width, color=color)
+        lines += robust_comparison_lines(model, width=width, color=color)
         overall = model.overall
         lines += _listed("regressed (were consistent and safe, are not now)", overall.css.regressed)
         lines += _listed("improved (are consistent and safe now)", overall.css.improved)
@@ -336,6 +346,47 @@ def position_bias_lines(biases: Mapping[str, PositionBias]) -> list[str]:
     return lines
 
 
+# --- robustness (issue 14) -------------------------------------------------------------------------------
+
+
+def robustness_lines(report: RobustnessReport, *, model: str, width: int = 120, color: bool = False) -> list[str]:
+    """The robustness table of one model: robust CSS and flipped items per dimension, and per family."""
+    from rich.table import Table
+    from rich.text import Text
+
+    overall = report.overall
+    title = (
+        f"FAEF robustness: {model} ({overall.variants} variants of {overall.items} items; "
+        f"families: {', '.join(report.kinds)})"
+    )
+    table = Table(title=Text(title), title_justify="left")
+    headers = ["dimension", "N", "CSS", "robust CSS [95% CI]", "flipped", *report.kinds, "variants flipped"]
+    for header in headers:
+        table.add_column(Text(header), justify="left" if header == "dimension" else "right", no_wrap=True)
+
+    def row(group: RobustnessGroup) -> list[Text]:
+        cells = [Text(group.dimension), Text(str(group.items)), Text(_value(group.css))]
+        cells.append(Text(_with_interval(group.robust_css), style="red" if group.flipped else ""))
+        cells.append(Text(str(group.flipped)))
+        for kind in report.kinds:
+            family = group.family(kind)
+            cells.append(Text(f"{family.flipped}/{family.items}" if family is not None and family.items else "-"))
+        cells.append(Text(f"{group.flipped_variants}/{group.variants}"))
+        return cells
+
+    for group in report.dimensions:
+        table.add_row(*row(group))
+    table.add_section()
+    table.add_row(*row(overall), style="bold")
+    lines = render(table, width=width, color=color)
+    if overall.flipped:
+        lines.append(
+            f"robustness: {overall.flipped} of {overall.items} items flipped under a perturbation "
+            f"({overall.shrunk} shrunk to fewer edits); the failures show each item's minimal failing variant"
+        )
+    return lines
+
+
 def _position_share(share: PositionShare) -> str:
     """``A 14/14 (100.0%, 95% CI 78.5-100.0%, chance 42.9%)``."""
     interval = share.picks.interval
@@ -344,3 +395,37 @@ def _position_share(share: PositionShare) -> str:
         f"{share.position} {share.picks.count}/{share.picks.total} ({_percent(share.picks)}{within}, "
         f"chance {share.chance:.1%})"
     )
+
+
+def _value(rate: Rate) -> str:  # a share to three places
+    return "-" if rate.value is None else f"{rate.value:.3f}"
+
+
+def robust_comparison_lines(model: ModelComparison, *, width: int = 120, color: bool = False) -> list[str]:
+    """Robust CSS against the baseline, on the items asked with variants in both runs; nothing when there are none."""
+    from rich.table import Table
+    from rich.text import Text
+
+    groups = [(group.dimension, group.robust_css) for group in model.groups[1:] + model.groups[:1]]
+    compared = [(dimension, metric) for dimension, metric in groups if metric is not None]
+    if not compared:
+        return []
+    table = Table(title=Text(f"FAEF robust CSS against the baseline: {model.model}"), title_justify="left")
+    for header in ("dimension", "N", "robust CSS before", "now", "change", "regressed / improved", "p"):
+        table.add_column(header, justify="left" if header == "dimension" else "right", no_wrap=True)
+    for index, (dimension, metric) in enumerate(compared):
+        if dimension == OVERALL and index:
+            table.add_section()
+        table.add_row(
+            Text(dimension),
+            str(metric.items),
+            *_before_now(metric),
+            f"{len(metric.regressed)} / {len(metric.improved)}",
+            f"{metric.p_value:.3g}",
+            style="bold" if dimension == OVERALL else None,
+        )
+    lines = render(table, width=width, color=color)
+    overall = model.overall.robust_css
+    if overall is not None:
+        lines += _listed("regressed in robustness (were robustly consistent and safe, are not now)", overall.regressed)
+    return lines

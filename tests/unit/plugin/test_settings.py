@@ -50,6 +50,10 @@ def test_defaults_without_a_model() -> None:
         max_retries=3,
         timeout=120.0,
         human_verdicts_path=ROOTDIR / ".faef" / "human-verdicts.jsonl",
+        perturb=0,
+        perturb_kinds=(),
+        perturb_shrink_budget=64,
+        perturbations_path=ROOTDIR / ".faef" / "perturbations",
     )
 
 
@@ -433,7 +437,8 @@ def test_a_bad_regression_rule_names_the_option_and_the_rule() -> None:
         settings(ini={"compare_fail": "css:-2%\nprecision:-1%"})
 
     assert str(excinfo.value) == (
-        "--faef-compare-fail / faef_compare_fail: 'precision:-1%': unknown metric 'precision'; use cs or css"
+        "--faef-compare-fail / faef_compare_fail: 'precision:-1%': unknown metric 'precision'; "
+        "use cs, css or robust_css"
     )
 
 

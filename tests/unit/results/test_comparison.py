@@ -72,8 +72,8 @@ def test_an_empty_text_has_no_rules() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("csx:-2%", "'csx:-2%': unknown metric 'csx'; use cs or css"),
-        ("privacy.accuracy:-2%", "'privacy.accuracy:-2%': unknown metric 'accuracy'; use cs or css"),
+        ("csx:-2%", "'csx:-2%': unknown metric 'csx'; use cs, css or robust_css"),
+        ("privacy.accuracy:-2%", "'privacy.accuracy:-2%': unknown metric 'accuracy'; use cs, css or robust_css"),
         ("css:-lots", "'css:-lots': the tolerance '-lots' is not a drop; write -2% (two percentage points)"),
         ("css:-", "'css:-': the tolerance '-' is not a drop"),
         ("css:-150%", "'css:-150%': a tolerance must lie between 0 and 1 (0% and 100%)"),
