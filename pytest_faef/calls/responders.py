@@ -313,9 +313,7 @@ class RecordedResponder:
                 raise ModelCallError(self._fatal, fatal=True)
             self.stats.limits[request.model] = limiter.current(endpoint)
             if self.budget is not None and self.spent() >= self.budget:
-                raise ModelCallError(
-                    f"{request.model}: not sent: {budget_reached(self.budget)}"
-                )
+                raise ModelCallError(f"{request.model}: not sent: {budget_reached(self.budget)}")
             try:
                 reply = await self.responder.acomplete(request)
             except ModelCallError as exc:

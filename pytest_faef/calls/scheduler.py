@@ -12,6 +12,7 @@ import threading
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
+from pytest_faef.calls.litellm_lifecycle import exit_promptly, release_litellm
 from pytest_faef.calls.responders import CallStats, RecordedResponder
 from pytest_faef.core.evaluation import (
     BY_HUMAN,
@@ -67,11 +68,15 @@ class ItemScheduler:
             self.submit(key, item, settings)
 
     def close(self) -> None:
-        """Cancel what no test will read (after -x, or Ctrl-C) and stop the loop. Idempotent."""
+        """Let litellm finish what it would leave to interpreter exit, cancel what no test will read (after
+        -x, or Ctrl-C) and stop the loop, so that the process can exit as soon as pytest is done. Idempotent.
+        """
         if self._loop.is_closed():
             return
 
         async def cancel_pending() -> None:
+            # litellm's logging worker first, while its task still runs on this loop (issue 20).
+            await release_litellm()
             pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
             for task in pending:
                 task.cancel()
@@ -84,3 +89,4 @@ class ItemScheduler:
             self._thread.join(timeout=30)
             if not self._thread.is_alive():
                 self._loop.close()
+            exit_promptly()
