@@ -28,9 +28,13 @@ def _at_exit():
 
 atexit.register(_at_exit)
 
-def pytest_collection_finish(session):
-    importing = any(t.name == "faef-import-litellm" for t in threading.enumerate())
-    print(f"probe-collected: litellm={'litellm' in sys.modules or importing}", flush=True)
+_SEEN = []
+
+def pytest_itemcollected(item):  # while pytest collects, before the plugin's collection_finish
+    if not _SEEN:
+        _SEEN.append(item)
+        importing = any(t.name == "faef-import-litellm" for t in threading.enumerate())
+        print(f"probe-collecting: litellm={'litellm' in sys.modules or importing}", flush=True)
 
 def pytest_sessionfinish(session):
     print(f"probe-finished: litellm={'litellm' in sys.modules}", flush=True)
@@ -60,7 +64,7 @@ def test_a_cold_run_starts_importing_litellm_before_collection_ends(
 ) -> None:
     result = pytester.runpytest_subprocess(*MODEL, "small.faef.jsonl")
     result.assert_outcomes(passed=5)
-    result.stdout.fnmatch_lines(["probe-collected: litellm=True"])
+    result.stdout.fnmatch_lines(["probe-collecting: litellm=True"])
 
 
 def test_a_run_of_the_projects_own_tests_imports_no_litellm(pytester: pytest.Pytester, endpoint: LoopbackServer) -> None:
@@ -68,7 +72,7 @@ def test_a_run_of_the_projects_own_tests_imports_no_litellm(pytester: pytest.Pyt
     pytester.makepyfile(test_plain="def test_ok():\n    pass\n")
     result = pytester.runpytest_subprocess(*MODEL)
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["probe-collected: litellm=False", "*probe-finished: litellm=False"])
+    result.stdout.fnmatch_lines(["probe-collecting: litellm=False", "*probe-finished: litellm=False"])
 
 
 def test_a_warm_run_imports_no_litellm(pytester: pytest.Pytester, endpoint: LoopbackServer) -> None:
@@ -77,11 +81,11 @@ def test_a_warm_run_imports_no_litellm(pytester: pytest.Pytester, endpoint: Loop
     result = pytester.runpytest_subprocess(*MODEL, "--faef-drift-check=0")
     result.assert_outcomes(passed=5)
     assert endpoint.stats()["requests"] == sent
-    result.stdout.fnmatch_lines(["probe-collected: litellm=False", "*probe-finished: litellm=False"])
+    result.stdout.fnmatch_lines(["probe-collecting: litellm=False", "*probe-finished: litellm=False"])
 
 
 def test_a_replay_only_run_imports_no_litellm(pytester: pytest.Pytester, endpoint: LoopbackServer) -> None:
     pytester.runpytest_subprocess(*MODEL).assert_outcomes(passed=5)
     result = pytester.runpytest_subprocess(*MODEL, "--faef-record-mode=none")
     result.assert_outcomes(passed=5)
-    result.stdout.fnmatch_lines(["probe-collected: litellm=False", "*probe-finished: litellm=False"])
+    result.stdout.fnmatch_lines(["probe-collecting: litellm=False", "*probe-finished: litellm=False"])
