@@ -4,8 +4,8 @@
 collects, so that the two overlap. At the end of the session what litellm leaves for interpreter exit
 (its logging worker's queue, its cached async HTTP clients) is finished on the loop that made it, and
 the objects alive then are frozen out of the garbage collector's reach, so that the process exits as
-soon as pytest has printed its last line instead of spending a second or more collecting litellm's
-object graph while the interpreter tears down.
+soon as pytest has printed its last line instead of spending seconds walking litellm's object graph
+in the full garbage collections that follow it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pytest_faef.calls.responders import import_litellm
 
 IMPORT_THREAD_NAME = "faef-import-litellm"
 _exit_registered = False
+_frozen = False
 # Seconds the end of a session waits for litellm's queued success handlers: they are best-effort logging.
 _RELEASE_TIMEOUT = 5.0
 
@@ -71,15 +72,25 @@ async def release_litellm() -> None:
 
 
 def exit_promptly() -> None:
-    """At interpreter exit, freeze every object then alive out of the garbage collector's reach.
+    """Freeze every object now alive out of the garbage collector's reach, until :func:`thaw` or exit.
 
-    After the atexit handlers, the interpreter clears its modules and collects garbage; with litellm
-    loaded (some hundred thousand objects) those collections took 1-2 s after pytest's last line.
-    Frozen objects are still freed by their reference counts, just never traversed again. Done from an
-    atexit handler rather than at the end of the session, so a process that runs many sessions
-    (pytester's inline runs) keeps collecting its garbage. Registered once per process.
+    After pytest's last line, its unraisable-exception plugin runs full collections (at unconfigure and
+    at cleanup), and the interpreter collects again as it tears down; with litellm loaded (some hundred
+    thousand objects) these took 1-3 s. Frozen objects are still freed by their reference counts, just
+    never traversed. The next session in the same process (pytester's inline runs) thaws them, so no
+    cycle stays uncollected for longer than one session; an atexit handler freezes what came after.
     """
-    global _exit_registered
+    global _exit_registered, _frozen
+    gc.freeze()
+    _frozen = True
     if not _exit_registered:
         _exit_registered = True
         atexit.register(gc.freeze)
+
+
+def thaw() -> None:
+    """Hand the objects :func:`exit_promptly` froze back to the collector (a new session in this process)."""
+    global _frozen
+    if _frozen:
+        gc.unfreeze()
+        _frozen = False

@@ -81,6 +81,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
     faef = FaefSession(settings=settings, rootdir=config.rootpath)
+    if lifecycle := sys.modules.get("pytest_faef.calls.litellm_lifecycle"):  # an earlier session in this process
+        lifecycle.thaw()
     if is_xdist_worker(config):  # one run: what the controller saw and when it started
         workerinput = config.workerinput  # type: ignore[attr-defined]
         faef.store_existed = bool(workerinput["faef_store_existed"])
