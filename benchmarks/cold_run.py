@@ -96,7 +96,9 @@ def timeline(directory: Path, server: Server, concurrency: int, *, prefix: list[
         "PYTHONUNBUFFERED": "1",
     }
     command = [
+        # hypothesis's plugin (a dev dependency, not a user's) imports all of hypothesis in its terminal summary.
         *(prefix or [sys.executable]), "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "--tb=line",
+        "-p", "no:hypothesispytest",
         "--faef-model=openai/bench", f"--faef-concurrency={concurrency}",
         f"--faef-store={store}", "bench.faef.jsonl",
     ]  # fmt: skip
