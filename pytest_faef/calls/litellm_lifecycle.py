@@ -64,9 +64,12 @@ async def release_litellm() -> None:
         from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
     except ImportError:
         return
-    with contextlib.suppress(Exception, asyncio.TimeoutError):
-        await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout=_RELEASE_TIMEOUT)
-        await GLOBAL_LOGGING_WORKER.stop(timeout=_RELEASE_TIMEOUT)
+    # Only a worker whose queue lives on this loop: one left on an earlier loop (an earlier session in
+    # this process) would be moved here with a warning, and tasks of a closed loop never finish.
+    if getattr(GLOBAL_LOGGING_WORKER, "_bound_loop", None) is asyncio.get_running_loop():
+        with contextlib.suppress(Exception, asyncio.TimeoutError):
+            await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout=_RELEASE_TIMEOUT)
+            await GLOBAL_LOGGING_WORKER.stop(timeout=_RELEASE_TIMEOUT)
     with contextlib.suppress(Exception):
         await close_litellm_async_clients()  # type: ignore[no-untyped-call]
 
