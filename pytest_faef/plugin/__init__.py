@@ -100,26 +100,9 @@ def pytest_configure(config: pytest.Config) -> None:
         except BaselineError as exc:
             raise pytest.UsageError(f"pytest-faef: --faef-compare: {exc}") from None
     config.stash[session_key] = faef
-    if not config.option.collectonly and (is_xdist_worker(config) or not getattr(config.option, "numprocesses", None)):
-        # Whoever runs items imports litellm while pytest collects, when the run will surely need it (issue 20).
-        faef.import_early(_collected_paths(config), skip_dir=lambda path: _skipped_dir(config, path))
     config.pluginmanager.register(FaefReporter(config, faef), "faef-reporter")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistController(faef), "faef-xdist")
-
-
-def _collected_paths(config: pytest.Config) -> list[Path]:
-    """The paths pytest will collect from: its arguments (the testpaths, or the current folder, when none)."""
-    return [config.invocation_params.dir / arg.split("::")[0] for arg in config.args]
-
-
-def _skipped_dir(config: pytest.Config, path: Path) -> bool:
-    """Whether pytest's collection would not look into the folder ``path`` (norecursedirs, virtualenvs)."""
-    import fnmatch
-
-    if path.name == "__pycache__" or (path / "pyvenv.cfg").is_file():
-        return True
-    return any(fnmatch.fnmatch(path.name, pattern) for pattern in config.getini("norecursedirs"))
 
 
 def moved_rootdir(config: pytest.Config) -> list[str]:

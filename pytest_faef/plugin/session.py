@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -64,7 +62,6 @@ class FaefSession:
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
     _store_opened: bool = False
-    _early_import: threading.Thread | None = None  # litellm imported while pytest collects (issue 20)
 
     @property
     def idle(self) -> bool:
@@ -276,33 +273,7 @@ class FaefSession:
             )
         return outcome
 
-    def import_early(self, paths: Sequence[Path], *, skip_dir: Callable[[Path], bool]) -> bool:
-        """Start importing litellm in the background when this run will surely send requests (issue 20).
-
-        Surely: a model is configured, the record mode may send, the store does not exist yet (a cold run)
-        or every reply is asked again (``all``), and a suite file is among ``paths`` (the arguments, or the
-        testpaths), given or in a folder under them that pytest would search. A warm run, whose replies
-        may all be stored, imports litellm only when a request misses the store, as before.
-        """
-        from pytest_faef.core.suite import is_suite_file
-
-        settings = self.settings
-        mode = settings.record_mode
-        cold = settings.store_path is None or not self.store_existed
-        if not settings.evaluations or mode == "none" or (mode != "all" and not cold):
-            return False
-        if not any(is_suite_file(path) or _holds_suite(path, skip_dir) for path in paths):
-            return False
-        from pytest_faef.calls.litellm_lifecycle import start_import
-
-        self._early_import = start_import()
-        return True
-
     def close(self) -> None:
-        if self._early_import is not None:
-            from pytest_faef.calls.litellm_lifecycle import finish_import
-
-            finish_import(self._early_import)
         if self._scheduler is not None:
             self._scheduler.close()
         if self._store is not None:
@@ -439,19 +410,6 @@ class FaefSession:
         from pytest_faef.results.summary import item_count_lines
 
         return item_count_lines(self.records.values(), [evaluation.model for evaluation in self.settings.evaluations])
-
-
-def _holds_suite(folder: Path, skip_dir: Callable[[Path], bool]) -> bool:
-    """Whether a suite file lies in ``folder`` or below it, in a folder pytest would search (not ``skip_dir``)."""
-    from pytest_faef.core.suite import is_suite_file
-
-    if not folder.is_dir():
-        return False
-    for parent, dirs, files in os.walk(folder):
-        if any(is_suite_file(Path(name)) for name in files):
-            return True
-        dirs[:] = [name for name in dirs if not skip_dir(Path(parent) / name)]
-    return False
 
 
 def _items(count: int) -> str:
