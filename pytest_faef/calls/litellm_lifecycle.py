@@ -1,7 +1,6 @@
-"""litellm's start and end around a run: imported early in the background, released at the end (issue 20).
+"""litellm's end of a run: released at the end of the session, so the process exits promptly (issue 20).
 
-``import litellm`` costs seconds; a run that will send requests starts it in a thread while pytest
-collects, so that the two overlap. At the end of the session what litellm leaves for interpreter exit
+At the end of the session what litellm leaves for interpreter exit
 (its logging worker's queue, its cached async HTTP clients) is finished on the loop that made it, and
 the objects alive then are frozen out of the garbage collector's reach, so that the process exits as
 soon as pytest has printed its last line instead of spending seconds walking litellm's object graph
@@ -15,38 +14,11 @@ import atexit
 import contextlib
 import gc
 import sys
-import threading
 
-from pytest_faef.calls.responders import import_litellm
-
-IMPORT_THREAD_NAME = "faef-import-litellm"
 _exit_registered = False
 _frozen = False
 # Seconds the end of a session waits for litellm's queued success handlers: they are best-effort logging.
 _RELEASE_TIMEOUT = 5.0
-
-
-def start_import() -> threading.Thread:
-    """Import litellm in a background thread; the first caller of ``import_litellm`` waits for it there.
-
-    A daemon thread, so that a run that ends before the import does (a usage error) is not held up by
-    it; :func:`finish_import` joins it at the end of the session, so no import is cut off at exit.
-    """
-    thread = threading.Thread(target=_import_quietly, name=IMPORT_THREAD_NAME, daemon=True)
-    thread.start()
-    return thread
-
-
-def _import_quietly() -> None:
-    # A failed import is tried again where litellm is needed, and fails there with its reason.
-    with contextlib.suppress(Exception):
-        import_litellm()
-
-
-def finish_import(thread: threading.Thread | None) -> None:
-    """Wait for an early import still running, so that interpreter exit never meets a half-imported litellm."""
-    if thread is not None:
-        thread.join()
 
 
 async def release_litellm() -> None:
