@@ -12,7 +12,7 @@ import threading
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
-from pytest_faef.calls.litellm_lifecycle import exit_promptly, release_litellm
+from pytest_faef.calls.litellm_lifecycle import release_litellm
 from pytest_faef.calls.responders import CallStats, RecordedResponder
 from pytest_faef.core.evaluation import (
     BY_HUMAN,
@@ -69,7 +69,7 @@ class ItemScheduler:
 
     def close(self) -> None:
         """Let litellm finish what it would leave to interpreter exit, cancel what no test will read (after
-        -x, or Ctrl-C) and stop the loop, so that the process can exit as soon as pytest is done. Idempotent.
+        -x, or Ctrl-C) and stop the loop. Idempotent.
         """
         if self._loop.is_closed():
             return
@@ -89,4 +89,3 @@ class ItemScheduler:
             self._thread.join(timeout=30)
             if not self._thread.is_alive():
                 self._loop.close()
-            exit_promptly()

@@ -105,6 +105,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(XdistController(faef), "faef-xdist")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # After every other plugin's end of session (hypothesis's terminal summary looks objects up with
+    # gc.get_referrers, which frozen objects escape), before pytest's last garbage collection (issue 20).
+    if "litellm" in sys.modules and (lifecycle := sys.modules.get("pytest_faef.calls.litellm_lifecycle")):
+        lifecycle.exit_promptly()
+
+
 def moved_rootdir(config: pytest.Config) -> list[str]:
     """Path options given as a separate word whose value exists: pytest took each for a test path in its
     rootdir search, which may have moved the rootdir away from the configuration the user meant."""
