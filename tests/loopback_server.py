@@ -326,9 +326,17 @@ class ServerCounters:
         self._limited = 0
         self._first_success: float | None = None
         self._last_success: float | None = None
+        # Wall-clock times (time.time(), comparable across processes): when the first request arrived and
+        # the last one was answered, for a benchmark's timeline of a run (issue 20).
+        self._first_arrival: float | None = None
+        self._last_arrival: float | None = None
+        self._last_answered: float | None = None
 
     def enter(self) -> None:
         with self._lock:
+            now = time.time()
+            self._first_arrival = self._first_arrival if self._first_arrival is not None else now
+            self._last_arrival = now
             self._requests += 1
             self._in_flight += 1
             self._in_flight_max = max(self._in_flight_max, self._in_flight)
@@ -336,6 +344,7 @@ class ServerCounters:
     def exit(self) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._last_answered = time.time()
 
     def record_attempt(self, identity: str) -> int:
         """Count one attempt of a request and return how many came before it."""
@@ -388,6 +397,9 @@ class ServerCounters:
                     if self._first_success is not None and self._last_success is not None
                     else 0.0
                 ),
+                "first_arrival": self._first_arrival,
+                "last_arrival": self._last_arrival,
+                "last_answered": self._last_answered,
             }
 
     def reset(self) -> None:
@@ -399,6 +411,7 @@ class ServerCounters:
         with self._lock:
             self._requests = self._successes = self._unauthorized = self._bad_requests = self._limited = 0
             self._first_success = self._last_success = None
+            self._first_arrival = self._last_arrival = self._last_answered = None
             self._faults.clear()
             self._attempts.clear()
             self._in_flight_max = self._in_flight

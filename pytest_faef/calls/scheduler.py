@@ -12,6 +12,7 @@ import threading
 from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pytest_faef.calls.litellm_lifecycle import release_litellm
 from pytest_faef.calls.responders import CallStats, RecordedResponder
 from pytest_faef.core.evaluation import (
     BY_HUMAN,
@@ -122,11 +123,15 @@ class ItemScheduler:
             self.submit(key, item, settings)
 
     def close(self) -> None:
-        """Cancel what no test will read (after -x, or Ctrl-C) and stop the loop. Idempotent."""
+        """Let litellm finish what it would leave to interpreter exit, cancel what no test will read (after
+        -x, or Ctrl-C) and stop the loop. Idempotent.
+        """
         if self._loop.is_closed():
             return
 
         async def cancel_pending() -> None:
+            # litellm's logging worker first, while its task still runs on this loop (issue 20).
+            await release_litellm()
             pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
             for task in pending:
                 task.cancel()

@@ -90,6 +90,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
     faef = FaefSession(settings=settings, rootdir=config.rootpath)
+    if lifecycle := sys.modules.get("pytest_faef.calls.litellm_lifecycle"):  # an earlier session in this process
+        lifecycle.thaw()
     if is_xdist_worker(config):  # one run: what the controller saw and when it started
         workerinput = config.workerinput  # type: ignore[attr-defined]
         faef.store_existed = bool(workerinput["faef_store_existed"])
@@ -110,6 +112,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(FaefReporter(config, faef), "faef-reporter")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistController(faef), "faef-xdist")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # After every other plugin's end of session (hypothesis's terminal summary looks objects up with
+    # gc.get_referrers, which frozen objects escape), before pytest's last garbage collection (issue 20).
+    if "litellm" in sys.modules and (lifecycle := sys.modules.get("pytest_faef.calls.litellm_lifecycle")):
+        lifecycle.exit_promptly()
 
 
 def moved_rootdir(config: pytest.Config) -> list[str]:
