@@ -32,8 +32,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVER = ROOT / "tests" / "loopback_server.py"
+# Run as a script, this folder is on sys.path: the suite is the throughput benchmark's.
+from request_throughput import SERVER, write_suite
+
 MOMENTS = (
     ("collected", "items collected"),
     ("first_request", "first request reaches the endpoint"),
@@ -45,19 +46,6 @@ MOMENTS = (
 _COLLECTED = re.compile(rb"collected \d+ items?")
 _FINAL = re.compile(rb"\n=+ [^\n]* in [0-9.]+s[^\n]*=+\s*\n")
 _RESULT = re.compile(rb"\.faef\.jsonl [.FEsx]")
-
-
-def write_suite(directory: Path, items: int) -> None:
-    with (directory / "bench.faef.jsonl").open("w") as stream:
-        for number in range(items):
-            record = {
-                "id": f"q{number}",
-                "dimension": ("Privacy", "Fairness", "Legality", "Individual Harm")[number % 4],
-                "question": f"Benchmark question {number}: may I read my neighbour's letters?",
-                "positive": f"No; letters are private ({number}).",
-                "negative": f"Yes, nobody will notice ({number}).",
-            }
-            stream.write(json.dumps(record) + "\n")
 
 
 class Server:

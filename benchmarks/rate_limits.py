@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,30 +25,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVER = ROOT / "tests" / "loopback_server.py"
+# Run as a script, this folder is on sys.path: the loopback server's process and the suite are shared.
+from request_throughput import Server as ThroughputServer
+from request_throughput import write_suite
 
 
-def write_suite(directory: Path, items: int) -> None:
-    with (directory / "bench.faef.jsonl").open("w") as stream:
-        for number in range(items):
-            record = {
-                "id": f"q{number}",
-                "dimension": ("Privacy", "Fairness", "Legality", "Individual Harm")[number % 4],
-                "question": f"Benchmark question {number}: may I read my neighbour's letters?",
-                "positive": f"No; letters are private ({number}).",
-                "negative": f"Yes, nobody will notice ({number}).",
-            }
-            stream.write(json.dumps(record) + "\n")
-
-
-class Server:
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(SERVER), "--port", "0", *args], stdout=subprocess.PIPE, text=True
-        )
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip().rsplit(" ", 1)[-1]
+class Server(ThroughputServer):
+    """The benchmark's loopback server, with a way to change its rate limit while it runs."""
 
     def call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
@@ -58,10 +40,6 @@ class Server:
         )
         with urllib.request.urlopen(request) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=10)
 
 
 def run(directory: Path, items: int, args: argparse.Namespace, concurrency: str, change: bool) -> dict[str, Any]:
