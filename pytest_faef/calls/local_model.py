@@ -225,16 +225,10 @@ def check_available(model: str) -> None:
     _require_file(model_path(model))
 
 
-def register(litellm: Any = None) -> None:
-    """Make ``faef-local/...`` models callable through litellm; calling it again is harmless.
+def register() -> None:
+    """Make ``faef-local/...`` models callable through litellm; calling it again is harmless."""
+    import litellm
 
-    ``litellm``: the module, from ``responders.import_litellm``, the one place that imports it (offline);
-    without it, that import is made here, and it registers the provider."""
-    if litellm is None:
-        from pytest_faef.calls.responders import import_litellm
-
-        import_litellm()
-        return
     with _REGISTER_LOCK:
         if any(item["provider"] == PROVIDER for item in litellm.custom_provider_map):
             return

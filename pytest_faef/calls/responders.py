@@ -125,7 +125,7 @@ def import_litellm() -> Any:
         litellm.suppress_debug_info = True
         from pytest_faef.calls import local_model
 
-        local_model.register(litellm)
+        local_model.register()
         return litellm
 
 
