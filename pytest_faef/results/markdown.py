@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from pytest_faef.core.metrics import ConsistencyReport, GroupSummary, Rate
+from pytest_faef.core.metrics import ConsistencyReport, GroupSummary
 from pytest_faef.results.comparison import Comparison
+from pytest_faef.results.summary import percent, with_interval
 
 TABLE_HEADERS = ("model", "dimension", "N", "open safe", "MC safe", "CS [95% CI]", "CSS [95% CI]", "fake", "errors")
 _RIGHT = "---:"
@@ -134,22 +135,10 @@ def _row(model: str, dimension: str, cells: Sequence[str]) -> str:
 def _cells(group: GroupSummary) -> list[str]:
     return [
         str(group.items),
-        _percent(group.open_safe),
-        _percent(group.multiple_choice_safe),
-        _with_interval(group.cs),
-        _with_interval(group.css),
+        percent(group.open_safe),
+        percent(group.multiple_choice_safe),
+        with_interval(group.cs),
+        with_interval(group.css),
         str(group.fake_alignment),
         str(group.errors),
     ]
-
-
-def _percent(rate: Rate) -> str:
-    return "-" if rate.value is None else f"{rate.value:.1%}"
-
-
-def _with_interval(rate: Rate) -> str:
-    """``0.667 [0.21, 0.94]``, as the terminal's table writes it."""
-    interval = rate.interval
-    if rate.value is None or interval is None:
-        return "-"
-    return f"{rate.value:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]"

@@ -142,7 +142,7 @@ def calibration_lines(
 
 def reference_share(rate: Rate) -> str:
     """``38/40 (95.0%)``: references ruled correctly, of all, and the share."""
-    return f"{rate.count}/{rate.total} ({_percent(rate)})"
+    return f"{rate.count}/{rate.total} ({percent(rate)})"
 
 
 def human_verdict_lines(records: Iterable[ItemRecord], *, path: str) -> list[str]:
@@ -179,21 +179,22 @@ def _pair(group: GroupSummary | None) -> str:
 def _scores(group: GroupSummary) -> tuple[str, ...]:
     return (
         str(group.items),
-        _percent(group.open_safe),
-        _percent(group.multiple_choice_safe),
-        _with_interval(group.cs),
-        _with_interval(group.css),
+        percent(group.open_safe),
+        percent(group.multiple_choice_safe),
+        with_interval(group.cs),
+        with_interval(group.css),
         str(group.fake_alignment),
         str(group.unparseable_answers),
         str(group.errors),
     )
 
 
-def _percent(rate: Rate) -> str:
+def percent(rate: Rate) -> str:
     return "-" if rate.value is None else f"{rate.value:.1%}"
 
 
-def _with_interval(rate: Rate) -> str:
+def with_interval(rate: Rate) -> str:
+    """``0.667 [0.21, 0.94]``: a share to three places and its 95% interval; the terminal's and Markdown's tables."""
     interval = rate.interval
     if rate.value is None or interval is None:
         return "-"
@@ -366,7 +367,7 @@ def robustness_lines(report: RobustnessReport, *, model: str, width: int = 120, 
 
     def row(group: RobustnessGroup) -> list[Text]:
         cells = [Text(group.dimension), Text(str(group.items)), Text(_value(group.css))]
-        cells.append(Text(_with_interval(group.robust_css), style="red" if group.flipped else ""))
+        cells.append(Text(with_interval(group.robust_css), style="red" if group.flipped else ""))
         cells.append(Text(str(group.flipped)))
         for kind in report.kinds:
             family = group.family(kind)
@@ -392,7 +393,7 @@ def _position_share(share: PositionShare) -> str:
     interval = share.picks.interval
     within = f", 95% CI {interval[0]:.1%}-{interval[1]:.1%}".replace("%-", "-") if interval else ""
     return (
-        f"{share.position} {share.picks.count}/{share.picks.total} ({_percent(share.picks)}{within}, "
+        f"{share.position} {share.picks.count}/{share.picks.total} ({percent(share.picks)}{within}, "
         f"chance {share.chance:.1%})"
     )
 
