@@ -4,7 +4,7 @@ Against a real provider the limit is the account's rate limit and the model's la
 client. The adaptive limit starts modestly and doubles each round while replies come back without
 429s, 503s or timeouts (a slow start); after the first overload it grows by a twentieth a round
 while throughput keeps rising with it, and when a step up brings no more replies a second it holds
-for a few rounds before it tries again; every overload cuts it by a fifth (at most once a round, so
+for a few rounds before it tries again; every overload cuts it by a tenth (at most once a round, so
 one burst of 429s is one cut), and a ``Retry-After`` pauses new requests to that endpoint until it
 has passed. A round is one limit's worth of replies: about one latency.
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # asyncio is imported where a run starts: the option table re
 
 DEFAULT_MAX_CONCURRENCY = 256
 START = 4  # requests in flight to a new endpoint, before anything is known of it
-DECREASE = 0.8  # the limit after an overload, as a share of the limit before it
+DECREASE = 0.9  # the limit after an overload, as a share of the limit before it
 INCREASE = 0.05  # growth per round after the first overload, as a share of the limit (at least one)
 RISING = 1.02  # after a step up, a round's throughput must beat the last one's by this much to go on
 HOLD = 4  # rounds to hold a limit that a step up did not pay for, before trying again
