@@ -331,6 +331,8 @@ class ServerCounters:
         self._first_arrival: float | None = None
         self._last_arrival: float | None = None
         self._last_answered: float | None = None
+        # The last request as it arrived (body and Authorization header): what a client actually sends.
+        self._last_request: dict[str, Any] | None = None
 
     def enter(self) -> None:
         with self._lock:
@@ -352,6 +354,10 @@ class ServerCounters:
             attempt = self._attempts[identity]
             self._attempts[identity] = attempt + 1
             return attempt
+
+    def record_request(self, body: Any, authorization: str | None) -> None:
+        with self._lock:
+            self._last_request = {"body": body, "authorization": authorization}
 
     def record_success(self) -> None:
         with self._lock:
@@ -400,6 +406,7 @@ class ServerCounters:
                 "first_arrival": self._first_arrival,
                 "last_arrival": self._last_arrival,
                 "last_answered": self._last_answered,
+                "last_request": self._last_request,
             }
 
     def reset(self) -> None:
@@ -471,6 +478,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             body = await request.json()
         except ValueError:
             body = None
+        counters.record_request(body, request.headers.get("Authorization"))
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             counters.record_bad_request()
             return _error_response(400, "The body must be a JSON object with messages", "invalid_request_error")

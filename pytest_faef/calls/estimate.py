@@ -3,7 +3,10 @@
 Per model (and judge): the requests the selected items need, how many the store already holds (they
 cost nothing), the prompt tokens of the others counted with litellm's token counter for that model,
 and a range in US dollars where litellm knows the model's price: each reply between one token and
-its request's token cap. A judge's request on an open answer not stored yet cannot be written before
+its request's token cap. For the requests the lean OpenAI-compatible path sends, the tokens are
+counted and priced from litellm's own encodings and price table without importing litellm, the way
+litellm counts an OpenAI model's; the counts come first (they read the store) and the pricing can run
+while the requests do. A judge's request on an open answer not stored yet cannot be written before
 the answer exists: it is counted with an answer between empty and the open answers' token cap.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 
+from pytest_faef.calls import litellm_data
 from pytest_faef.calls.responders import import_litellm
 from pytest_faef.core.evaluation import EvaluationSettings, PlannedRequest, judge_request, open_request
 from pytest_faef.core.identity import LOCAL_PROVIDER, provider
@@ -52,14 +56,43 @@ class CostEstimate:
         return f"{head}; {self.to_send:,} to send: ~{tokens} prompt tokens, {cost}"
 
 
+@dataclasses.dataclass(kw_only=True)
+class EstimatePlan:
+    """What the store says before the run (requests, replies stored), and the requests still to price."""
+
+    estimates: dict[Target, CostEstimate]
+    to_send: list[ModelRequest]
+    unknown_answers: list[tuple[ModelRequest, int]]  # judge requests on answers not given yet, with the answers' cap
+
+    def priced(self, lean: Callable[[ModelRequest], bool] = lambda request: False) -> list[CostEstimate]:
+        """Count the tokens and price them, per model: ``lean`` tells the requests the lean path sends, whose
+        tokens and prices come from litellm's data without importing litellm (issue 20)."""
+        if self.to_send or self.unknown_answers:
+            _price(self.estimates, self.to_send, self.unknown_answers, lean)
+        return sorted(self.estimates.values(), key=lambda found: str(found.target))
+
+
 def estimate(
     selected: Iterable[tuple[PairedItem, EvaluationSettings]],
     planned: Sequence[PlannedRequest],
     stored: Callable[[ModelRequest], ModelReply | None],
     *,
     replay_only: bool = False,
+    lean: Callable[[ModelRequest], bool] = lambda request: False,
 ) -> list[CostEstimate]:
-    """Per model and judge, what the run needs; ``stored`` looks a request up in the store.
+    """Per model and judge, what the run needs; ``stored`` looks a request up in the store."""
+    return plan(selected, planned, stored, replay_only=replay_only).priced(lean)
+
+
+def plan(
+    selected: Iterable[tuple[PairedItem, EvaluationSettings]],
+    planned: Sequence[PlannedRequest],
+    stored: Callable[[ModelRequest], ModelReply | None],
+    *,
+    replay_only: bool = False,
+) -> EstimatePlan:
+    """The requests per model and judge and how many the store holds, before anything is sent: pricing them
+    (:meth:`EstimatePlan.priced`) can then run while the requests do.
 
     ``replay_only``: the record mode sends nothing (what is not stored will be an error, not a cost).
     """
@@ -72,7 +105,7 @@ def estimate(
             found.stored += 1
         elif not replay_only:
             to_send.append(entry.request)
-    unknown_answers: list[tuple[ModelRequest, int]] = []  # judge requests on answers not given yet
+    unknown_answers: list[tuple[ModelRequest, int]] = []
     for item, settings in selected:
         if stored(open_request(item, settings)) is None:
             request = judge_request(item, "", settings)
@@ -80,43 +113,48 @@ def estimate(
             found.requests += 1
             if not replay_only:
                 unknown_answers.append((request, settings.open_max_tokens))
-    if to_send or unknown_answers:
-        _price(estimates, to_send, unknown_answers)
-    return sorted(estimates.values(), key=lambda found: str(found.target))
+    return EstimatePlan(estimates=estimates, to_send=to_send, unknown_answers=unknown_answers)
 
 
 def _price(
     estimates: dict[Target, CostEstimate],
     to_send: Sequence[ModelRequest],
     unknown_answers: Sequence[tuple[ModelRequest, int]],
+    lean: Callable[[ModelRequest], bool],
 ) -> None:
-    litellm = import_litellm()
     low: dict[Target, list[tuple[int, int]]] = {}  # (prompt, completion) tokens per request
     high: dict[Target, list[tuple[int, int]]] = {}
+    lean_targets: set[Target] = set()
     for request, answer_cap in [*((request, 0) for request in to_send), *unknown_answers]:
         target = request.target
-        messages = [{"role": role, "content": content} for role, content in request.messages]
-        prompt = int(litellm.token_counter(model=request.model, messages=messages))
+        counted = litellm_data.count_tokens(request.model, request.messages) if lean(request) else None
+        if counted is None:
+            messages = [{"role": role, "content": content} for role, content in request.messages]
+            counted = int(import_litellm().token_counter(model=request.model, messages=messages))
+        else:
+            lean_targets.add(target)
         cap = request.max_tokens or 256
-        low.setdefault(target, []).append((prompt, 1))
-        high.setdefault(target, []).append((prompt + answer_cap, cap))
+        low.setdefault(target, []).append((counted, 1))
+        high.setdefault(target, []).append((counted + answer_cap, cap))
     for target, found in estimates.items():
         found.prompt_tokens = sum(prompt for prompt, _ in low.get(target, ()))
         found.prompt_tokens_high = sum(prompt for prompt, _ in high.get(target, ()))
         found.completion_tokens_high = sum(cap for _, cap in high.get(target, ()))
-        found.cost_low = _cost(litellm, target.model, low.get(target, ()))
-        found.cost_high = _cost(litellm, target.model, high.get(target, ()))
+        found.cost_low = _cost(target.model, low.get(target, ()), lean=target in lean_targets)
+        found.cost_high = _cost(target.model, high.get(target, ()), lean=target in lean_targets)
 
 
-def _cost(litellm: object, model: str, tokens: Iterable[tuple[int, int]]) -> float | None:
+def _cost(model: str, tokens: Iterable[tuple[int, int]], *, lean: bool) -> float | None:
     prompt = completion = 0
     for prompt_tokens, completion_tokens in tokens:
         prompt += prompt_tokens
         completion += completion_tokens
     if (not prompt and not completion) or provider(model) == LOCAL_PROVIDER:
         return 0.0  # nothing to send, or a model on this machine
+    if lean and litellm_data.price_table() is not None:
+        return litellm_data.cost(model, prompt, completion)
     try:
-        prompt_cost, completion_cost = litellm.cost_per_token(  # type: ignore[attr-defined]
+        prompt_cost, completion_cost = import_litellm().cost_per_token(
             model=model, prompt_tokens=prompt, completion_tokens=completion
         )
     except Exception:  # litellm raises for models it has no price for

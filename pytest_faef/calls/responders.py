@@ -1,9 +1,12 @@
-"""Sending requests: litellm with retries, and the store and record mode in front of it.
+"""Sending requests: litellm or the lean OpenAI-compatible path, with retries, and the store and record mode
+in front of them.
 
-``LiteLLMResponder`` sends a request through litellm with retries; ``RecordedResponder`` puts the
-response store and the record mode in front of it and bounds concurrency. litellm is imported
-only here and only when the first request is sent, so a pytest run with the plugin installed and
-no suite files selected never pays for it.
+``ModelResponder`` sends a request with retries: to an OpenAI-compatible endpoint of the user's own over
+the plugin's own HTTP client (``calls/openai_compatible``), to every other provider through litellm.
+``RecordedResponder`` puts the response store and the record mode in front of it and bounds
+concurrency. litellm is imported only here and only when a request needs it, so a pytest run with the
+plugin installed and no suite files selected never pays for it, nor does a run whose every request
+takes the lean path.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from pytest_faef.calls import openai_compatible
 from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY, Limiter
 from pytest_faef.calls.litellm_warnings import LITELLM_TYPES_WARNING, LITELLM_TYPES_WARNING_MODULE
 from pytest_faef.core.identity import LOCAL_PROVIDER, ModelIdentity, provider
@@ -130,10 +134,12 @@ def import_litellm() -> Any:
 
 
 @dataclasses.dataclass(kw_only=True)
-class LiteLLMResponder:
-    """Sends requests through litellm, retrying transient failures with backoff and jitter.
+class ModelResponder:
+    """Sends requests, retrying transient failures with backoff and jitter, by the lean path where it serves
+    (``transport="auto"``) and through litellm otherwise.
 
-    Timeouts, connection errors, 429 and 5xx answers are retried, honouring ``Retry-After``.
+    Timeouts, connection errors, 429 and 5xx answers are retried, honouring ``Retry-After``. Both paths
+    raise errors under litellm's class names, so they are retried, backed off and reported alike.
     """
 
     max_retries: int = 3
@@ -143,9 +149,23 @@ class LiteLLMResponder:
     stats: CallStats = dataclasses.field(default_factory=CallStats)
     # Told of every reply and every overload (429, 503, timeout), so that it can adapt (issue 17).
     limiter: Limiter | None = None
+    # "auto": OpenAI-compatible endpoints of the user's own by the lean path, the rest through litellm;
+    # "litellm": everything through litellm (--faef-transport).
+    transport: str = "auto"
     _keyless_targets: dict[Target, bool] = dataclasses.field(default_factory=dict)
+    _lean: openai_compatible.OpenAICompatibleClient | None = None
 
-    async def acomplete(self, request: ModelRequest) -> ModelReply:
+    def lean(self, request: ModelRequest) -> bool:
+        """Whether ``request`` goes by the lean path."""
+        return self.transport == "auto" and openai_compatible.serves(request)
+
+    def _sender(self, request: ModelRequest) -> Callable[[], Awaitable[ModelReply]]:
+        """One attempt at ``request``, by the path it takes."""
+        if self.lean(request):
+            if self._lean is None:
+                self._lean = openai_compatible.OpenAICompatibleClient(timeout=self.timeout)
+            client = self._lean
+            return lambda: client.acomplete(request)
         litellm = import_litellm()
         kwargs = _litellm_arguments(request, self.timeout)
         if request.endpoint is not None and self._keyless(request.target):
@@ -153,13 +173,20 @@ class LiteLLMResponder:
             # provider's SDK refuses to send without one: give it a placeholder. A server that wants a
             # real key answers 401, which stops the run with one line.
             kwargs["api_key"] = NO_KEY
+
+        async def send() -> ModelReply:
+            return _reply_from(await litellm.acompletion(**kwargs), litellm)
+
+        return send
+
+    async def acomplete(self, request: ModelRequest) -> ModelReply:
+        send = self._sender(request)
         attempt = 0
         endpoint = endpoint_key(request)
         while True:
             try:
                 self.stats.sent += 1
-                response = await litellm.acompletion(**kwargs)
-                reply = _reply_from(response, litellm)
+                reply = await send()
                 if self.limiter is not None:
                     self.limiter.reply(endpoint)
                 return reply
@@ -189,7 +216,19 @@ class LiteLLMResponder:
 
     def complete(self, request: ModelRequest) -> ModelReply:
         """The same request, from synchronous code (not from inside a running event loop)."""
-        return asyncio.run(self.acomplete(request))
+
+        async def once() -> ModelReply:
+            try:
+                return await self.acomplete(request)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(once())
+
+    async def aclose(self) -> None:
+        """Close the lean path's connections on the running loop (the end of a session)."""
+        if self._lean is not None:
+            await self._lean.aclose()
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -205,7 +244,7 @@ class RecordedResponder:
     and two models often give the same refusal.
     """
 
-    responder: LiteLLMResponder
+    responder: ModelResponder
     store: ResponseStore | None
     record_mode: str = "new"
     concurrency: int | None = 16  # requests in flight per endpoint; None: found by itself (issue 17)
@@ -227,6 +266,10 @@ class RecordedResponder:
     @property
     def stats(self) -> CallStats:
         return self.responder.stats
+
+    async def aclose(self) -> None:
+        """Close what the responder keeps open on the running loop (the end of a session)."""
+        await self.responder.aclose()
 
     async def acomplete(self, request: ModelRequest) -> ModelReply:
         try:
@@ -338,10 +381,10 @@ class RecordedResponder:
     @property
     def limiter(self) -> Limiter:
         """The limit on requests in flight per endpoint; created on the loop that uses it, shared with the
-        litellm responder so that it hears of every reply and every overload."""
+        model responder so that it hears of every reply and every overload."""
         if self._limiter is None:
             self._limiter = Limiter(fixed=self.concurrency, maximum=self.max_concurrency)
-            if isinstance(self.responder, LiteLLMResponder):
+            if isinstance(self.responder, ModelResponder):
                 self.responder.limiter = self._limiter
         return self._limiter
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_faef import cli
+from pytest_faef.calls.replay import TRANSPORTS
 from pytest_faef.cli.generation import (
     BUILD_TEMPLATE_VERSION,
     GeneratedOptions,
@@ -107,6 +108,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     requests.add_argument("--max-retries", type=int, default=3, help="retries of a failed request (3)")
     requests.add_argument("--timeout", type=float, default=120.0, help="seconds per request (120)")
+    requests.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="auto",
+        help="auto: OpenAI-compatible endpoints of your own by the plugin's own HTTP client, the rest through "
+        "litellm (the default); litellm: everything through litellm",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -335,7 +343,7 @@ def _run_requests(
     """Run ``work`` for every job on one event loop, through the store, with retries and a progress bar."""
     if not jobs:
         return []
-    from pytest_faef.calls.responders import LiteLLMResponder, RecordedResponder, missing_credentials
+    from pytest_faef.calls.responders import ModelResponder, RecordedResponder, missing_credentials
     from pytest_faef.calls.store import ResponseStore, StoreError
     from pytest_faef.core.requests import ModelCallError, Target
 
@@ -349,7 +357,7 @@ def _run_requests(
     except StoreError as exc:
         raise cli.UsageError(str(exc)) from None
     responder = RecordedResponder(
-        responder=LiteLLMResponder(max_retries=args.max_retries, timeout=args.timeout),
+        responder=ModelResponder(max_retries=args.max_retries, timeout=args.timeout, transport=args.transport),
         store=store,
         concurrency=args.concurrency,
     )
@@ -376,6 +384,7 @@ def _run_requests(
                 await finished
                 stats = responder.stats
                 progress.update(bar, advance=1, description=f"{stats.sent} sent, {stats.cache_hits} from the store")
+        await responder.aclose()
         return [task.result() for task in tasks]
 
     try:

@@ -217,11 +217,17 @@ def _check_collection(session: pytest.Session) -> None:
         return  # an xdist controller runs no items; its workers open the store
     from pytest_faef.calls.responders import MissingCredentials
     from pytest_faef.calls.store import StoreError
+    from pytest_faef.plugin.items import is_xdist_worker
 
     try:
-        faef.estimate_lines = faef.estimate(submissions)
+        counted = faef.plan_estimate(submissions)  # what the store holds, before anything is sent
         faef.open_store()
         faef.prepare(submissions)
+        if not is_xdist_worker(session.config):  # a worker fetches its items as it is given them
+            # The requests start now, after deselection, in the order tests will read them, and the
+            # estimate is priced while they run: where no request needs litellm, neither does the estimate.
+            faef.prefetch(submissions)
+        faef.estimate_lines = faef.price_estimate(counted)
     except StoreError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
     except MissingCredentials as exc:
@@ -288,25 +294,6 @@ class FaefReporter:
     def __init__(self, config: pytest.Config, faef: FaefSession) -> None:
         self.config = config
         self.faef = faef
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> None:
-        # Every selected item's requests start now, after deselection, in the order tests will
-        # read them. Under xdist the controller runs nothing; workers fetch as they go.
-        # --collect-only runs nothing either, and needs no model: IDEs and CI discover tests with no options.
-        from pytest_faef.plugin.items import PairedItemTest, is_xdist_worker
-
-        if (
-            self.config.option.collectonly
-            or is_xdist_worker(self.config)
-            or self.config.pluginmanager.hasplugin("dsession")
-        ):
-            return
-        selected = [
-            (item.nodeid, item.paired, item.settings) for item in session.items if isinstance(item, PairedItemTest)
-        ]
-        if selected:
-            self.faef.prefetch(selected)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:

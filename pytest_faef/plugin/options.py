@@ -10,7 +10,7 @@ import dataclasses
 from fractions import Fraction
 
 from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY
-from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES
+from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES, TRANSPORTS
 from pytest_faef.core import locations
 from pytest_faef.core.orders import PERMUTATION_MODES
 
@@ -99,6 +99,13 @@ OPTIONS = (
     Option(name="temperature", help="sampling temperature for the model under test", default="0"),
     Option(name="open_max_tokens", help="token cap for open-ended answers", default="256"),
     Option(name="max_retries", help="retries of a failed model request before the item errors", default="3"),
+    Option(
+        name="transport",
+        help="auto (OpenAI-compatible endpoints of your own by the plugin's own HTTP client, the rest through "
+        "litellm) or litellm (everything through litellm)",
+        default="auto",
+        choices=TRANSPORTS,
+    ),
     Option(name="timeout", help="seconds before one model request times out", default="120"),
     Option(
         name="multiple_choice_template",

@@ -30,6 +30,7 @@ from pytest_faef.core.taxonomy import Coverage, coverage
 # no faef item configures a session and never pays for asyncio, SQLite, rich or the reports (issue 13).
 if TYPE_CHECKING:
     from pytest_faef.calls.drift import DriftResult
+    from pytest_faef.calls.estimate import EstimatePlan
     from pytest_faef.calls.scheduler import ItemScheduler, Submission
     from pytest_faef.calls.store import ResponseStore
     from pytest_faef.core.evaluation import PlannedRequest
@@ -166,13 +167,17 @@ class FaefSession:
 
     def scheduler(self) -> ItemScheduler:
         """Created on first use, so runs without faef items open no store and import no litellm."""
-        from pytest_faef.calls.responders import LiteLLMResponder, RecordedResponder
+        from pytest_faef.calls.responders import ModelResponder, RecordedResponder
         from pytest_faef.calls.scheduler import ItemScheduler
 
         if self._scheduler is None:
             self.open_store()
             responder = RecordedResponder(
-                responder=LiteLLMResponder(max_retries=self.settings.max_retries, timeout=self.settings.timeout),
+                responder=ModelResponder(
+                    max_retries=self.settings.max_retries,
+                    timeout=self.settings.timeout,
+                    transport=self.settings.transport,
+                ),
                 store=self._store,
                 record_mode=self.settings.record_mode,
                 concurrency=self.settings.concurrency,
@@ -236,7 +241,12 @@ class FaefSession:
 
         Looks into the store without creating it, and starts no request: ``pytest --collect-only`` prints it.
         """
-        from pytest_faef.calls.estimate import estimate
+        return self.price_estimate(self.plan_estimate(selected))
+
+    def plan_estimate(self, selected: Sequence[Submission]) -> EstimatePlan | list[str]:
+        """The estimate's counts (requests, replies stored), taken before any request is sent; the lines to
+        print instead where there is nothing to price."""
+        from pytest_faef.calls.estimate import plan
         from pytest_faef.calls.store import ResponseStore, StoreError
         from pytest_faef.core.evaluation import planned_requests
 
@@ -255,13 +265,23 @@ class FaefSession:
             planned = [entry for _, item, settings in selected for entry in planned_requests(item, settings, stored)]
             mode = self.settings.record_mode
             replay_only = mode == "none" or (mode == "once" and self.store_existed)
-            found = estimate(
-                [(item, settings) for _, item, settings in selected], planned, stored, replay_only=replay_only
-            )
+            return plan([(item, settings) for _, item, settings in selected], planned, stored, replay_only=replay_only)
         finally:
             if store is not None:
                 store.close()
-        return [entry.line() for entry in found]
+
+    def price_estimate(self, planned: EstimatePlan | list[str]) -> list[str]:
+        """The estimate's lines: tokens counted and priced per model and judge. In a real run this runs after
+        the requests have started, so that it costs the run nothing where the lean path needs no litellm."""
+        from pytest_faef.calls.openai_compatible import serves
+
+        if isinstance(planned, list):
+            return planned
+
+        def lean(request: ModelRequest) -> bool:
+            return self.settings.transport == "auto" and serves(request)
+
+        return [entry.line() for entry in planned.priced(lean)]
 
     def _targets_to_ask(self, selected: Sequence[Submission], planned: Sequence[PlannedRequest]) -> set[Target]:
         """The models this run will send requests to, as far as the store can tell before it starts."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY
-from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES
+from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES, TRANSPORTS
 from pytest_faef.core import identity
 from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
@@ -54,6 +54,7 @@ class RunSettings:
     max_cost: float | None = None  # US dollars this run may spend on replies; None: no budget
     max_retries: int = 3
     timeout: float = 120.0
+    transport: str = "auto"  # "litellm": every request through litellm, none by the lean path (issue 20)
     min_judge_accuracy: Fraction = DEFAULT_MIN_JUDGE_ACCURACY
     trust_judge: bool = False
     human_verdicts_path: Path | None = None
@@ -132,6 +133,9 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
     record_mode = values["record_mode"]
     if record_mode not in RECORD_MODES:
         raise SettingsError(f"faef_record_mode: {record_mode!r} is not one of {', '.join(RECORD_MODES)}")
+    transport = values["transport"]
+    if transport not in TRANSPORTS:
+        raise SettingsError(f"faef_transport: {transport!r} is not one of {', '.join(TRANSPORTS)}")
     store_path = _under(rootdir, Path(values["store"])) if values["store"] else None
     try:
         templates = load_templates(
@@ -230,6 +234,7 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         max_cost=None if values["max_cost"] is None else _number(values, "max_cost", float, minimum=0),
         max_retries=_number(values, "max_retries", int, minimum=0),
         timeout=_number(values, "timeout", float, minimum=0.001),
+        transport=transport,
         min_judge_accuracy=min_judge_accuracy,
         trust_judge=bool(values["trust_judge"]),
         human_verdicts_path=_under(rootdir, Path(values["human_verdicts"])) if values["human_verdicts"] else None,

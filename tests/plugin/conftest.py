@@ -29,3 +29,12 @@ def read_report(faef_dir: pytest.Pytester) -> Callable[[], dict[str, Any]]:
         return json.loads((faef_dir.path / "report.json").read_text())  # type: ignore[no-any-return]
 
     return read
+
+
+@pytest.fixture(params=["auto", "litellm"], ids=["lean", "litellm"])
+def transport(request: pytest.FixtureRequest, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a request to an OpenAI-compatible endpoint goes (issue 20): the plugin's own HTTP client
+    (the default) and litellm. The runs under test, in process or not, read it from PYTEST_ADDOPTS, set
+    after pytester has cleared it."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"--faef-transport={request.param}")
+    return str(request.param)

@@ -51,11 +51,29 @@ def endpoint(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 def test_a_cold_run_leaves_litellm_nothing_to_do_at_exit(pytester: pytest.Pytester, endpoint: LoopbackServer) -> None:
+    result = pytester.runpytest_subprocess(*MODEL, "--faef-transport=litellm")
+    result.assert_outcomes(passed=5)
+    assert endpoint.stats()["requests"] > 0
+    result.stdout.fnmatch_lines(["*probe-finished: litellm=True"])
+    # Frozen: the interpreter's teardown does not walk litellm's objects; no logging left, no thread of ours.
+    result.stdout.fnmatch_lines(["probe-exit: frozen=True pending=0 threads=[[]]"])
+
+
+def test_a_cold_run_at_an_openai_compatible_endpoint_needs_no_litellm(
+    pytester: pytest.Pytester, endpoint: LoopbackServer
+) -> None:
     result = pytester.runpytest_subprocess(*MODEL)
     result.assert_outcomes(passed=5)
     assert endpoint.stats()["requests"] > 0
-    # Frozen: the interpreter's teardown does not walk litellm's objects; no logging left, no thread of ours.
-    result.stdout.fnmatch_lines(["probe-exit: frozen=True pending=0 threads=[[]]"])
+    # Neither the requests nor the estimate's tokens needed it, and nothing of ours is left running at exit.
+    result.stdout.fnmatch_lines(
+        [
+            "probe-collecting: litellm=False",
+            "faef estimate: openai/loopback (at *): 24 requests, 0 in the store; 24 to send: ~* prompt tokens, *",
+            "*probe-finished: litellm=False",
+            "probe-exit: frozen=* pending=0 threads=[[]]",
+        ]
+    )
 
 
 def test_a_run_of_the_projects_own_tests_imports_no_litellm(
@@ -68,8 +86,9 @@ def test_a_run_of_the_projects_own_tests_imports_no_litellm(
     result.stdout.fnmatch_lines(["probe-collecting: litellm=False", "*probe-finished: litellm=False"])
 
 
-def test_a_warm_run_imports_no_litellm(pytester: pytest.Pytester, endpoint: LoopbackServer) -> None:
-    pytester.runpytest_subprocess(*MODEL).assert_outcomes(passed=5)
+@pytest.mark.parametrize("transport", ["auto", "litellm"])
+def test_a_warm_run_imports_no_litellm(pytester: pytest.Pytester, endpoint: LoopbackServer, transport: str) -> None:
+    pytester.runpytest_subprocess(*MODEL, f"--faef-transport={transport}").assert_outcomes(passed=5)
     sent = endpoint.stats()["requests"]
     result = pytester.runpytest_subprocess(*MODEL, "--faef-drift-check=0")
     result.assert_outcomes(passed=5)

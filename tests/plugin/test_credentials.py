@@ -15,7 +15,7 @@ import pytest
 import scripted_model
 from loopback_server import LoopbackServer
 
-from pytest_faef.calls.responders import LiteLLMResponder, RecordedResponder
+from pytest_faef.calls.responders import ModelResponder, RecordedResponder
 from pytest_faef.calls.store import ResponseStore
 from pytest_faef.core.evaluation import EvaluationSettings, evaluate_item
 from pytest_faef.core.requests import ModelReply, ModelRequest
@@ -63,7 +63,7 @@ def test_under_xdist_the_missing_key_is_the_same_usage_error(faef_dir: pytest.Py
 
 
 def test_a_model_at_an_endpoint_of_ones_own_may_need_no_key(
-    faef_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    faef_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, transport: str
 ) -> None:
     with LoopbackServer(latency=0.01) as server:  # it takes no key, as many local servers do
         monkeypatch.setenv("OPENAI_API_BASE", server.url)
@@ -74,7 +74,7 @@ def test_a_model_at_an_endpoint_of_ones_own_may_need_no_key(
 
 
 @dataclasses.dataclass(kw_only=True)
-class AlignedModel(LiteLLMResponder):
+class AlignedModel(ModelResponder):
     """Answers as the scripted aligned model does, without litellm: to fill a store for a test."""
 
     async def acomplete(self, request: ModelRequest) -> ModelReply:

@@ -21,7 +21,7 @@ REQUESTS = 24
 
 
 @pytest.fixture
-def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., LoopbackServer]]:
+def endpoint(monkeypatch: pytest.MonkeyPatch, transport: str) -> Iterator[Callable[..., LoopbackServer]]:
     servers: list[LoopbackServer] = []
 
     def start(**settings: Any) -> LoopbackServer:

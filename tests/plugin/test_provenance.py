@@ -31,7 +31,7 @@ Serve = Callable[..., LoopbackServer]
 
 
 @pytest.fixture
-def serve(faef_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
+def serve(faef_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, transport: str) -> Iterator[Serve]:
     """Start a loopback model for the small suite and point OPENAI_API_BASE at it."""
     servers: list[LoopbackServer] = []
 

@@ -22,7 +22,7 @@ Serve = Callable[..., LoopbackServer]
 
 
 @pytest.fixture
-def serve(faef_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
+def serve(faef_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, transport: str) -> Iterator[Serve]:
     servers: list[LoopbackServer] = []
 
     def start(**settings: object) -> LoopbackServer:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_faef.calls.drift import DriftResult, check_drift, drift_samples, target_key
-from pytest_faef.calls.responders import LiteLLMResponder, RecordedResponder
+from pytest_faef.calls.responders import ModelResponder, RecordedResponder
 from pytest_faef.calls.store import ResponseStore
 from pytest_faef.core.evaluation import EvaluationSettings, PlannedRequest, planned_requests
 from pytest_faef.core.identity import ModelIdentity
@@ -33,7 +33,7 @@ TARGET = Target(model="openai/m", endpoint="http://h/v1")
 
 
 @dataclasses.dataclass(kw_only=True)
-class Model(LiteLLMResponder):
+class Model(ModelResponder):
     """Answers every multiple-choice question with ``label`` and every verdict with ``verdict``."""
 
     label: str = "A"

@@ -16,7 +16,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from suites import sample_request
 
-from pytest_faef.calls.responders import CallStats, LiteLLMResponder, import_litellm, redact
+from pytest_faef.calls.responders import CallStats, ModelResponder, import_litellm, redact
 from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest
 
 PROVIDER = "faef-unit-flaky"
@@ -168,13 +168,13 @@ def request(model: str, **changes: Any) -> ModelRequest:
     return dataclasses.replace(REQUEST, model=f"{PROVIDER}/{model}", **changes)
 
 
-def responder(sleeps: list[float], max_retries: int = 3) -> LiteLLMResponder:
+def responder(sleeps: list[float], max_retries: int = 3) -> ModelResponder:
     """A responder whose waits between attempts are recorded in ``sleeps`` instead of slept."""
 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    return LiteLLMResponder(max_retries=max_retries, timeout=5.0, backoff=1.0, sleep=sleep)
+    return ModelResponder(max_retries=max_retries, timeout=5.0, backoff=1.0, sleep=sleep)
 
 
 def test_a_reply_carries_its_text_and_token_counts(provider: Any) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_faef.calls.responders import LiteLLMResponder, RecordedResponder
+from pytest_faef.calls.responders import ModelResponder, RecordedResponder
 from pytest_faef.calls.store import ResponseStore
 from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest
 
@@ -19,7 +19,7 @@ def request(text: str) -> ModelRequest:
 
 
 @dataclasses.dataclass(kw_only=True)
-class ScriptedModel(LiteLLMResponder):
+class ScriptedModel(ModelResponder):
     """Stands in for litellm: answers after ``delay`` seconds, or raises ``failure``."""
 
     delay: float = 0.0

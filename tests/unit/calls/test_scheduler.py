@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pytest_faef.calls.responders import LiteLLMResponder, RecordedResponder
+from pytest_faef.calls.responders import ModelResponder, RecordedResponder
 from pytest_faef.calls.scheduler import ItemScheduler
 from pytest_faef.core.evaluation import JUDGE_CHOICES, EvaluationSettings, ItemOutcome
 from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest
@@ -38,7 +38,7 @@ FIVE_OPTIONS = paired("five", 4)  # 5! > 24: 5 rotations
 
 
 @dataclasses.dataclass(kw_only=True)
-class ScriptedModel(LiteLLMResponder):
+class ScriptedModel(ModelResponder):
     """Says the safe thing in every format, unless ``answer`` decides otherwise."""
 
     answer: Callable[[ModelRequest], ModelReply] | None = None
@@ -152,7 +152,7 @@ def test_close_cancels_requests_in_flight_promptly_and_quietly(
     never = asyncio.Event()
 
     @dataclasses.dataclass(kw_only=True)
-    class Hanging(LiteLLMResponder):
+    class Hanging(ModelResponder):
         async def acomplete(self, request: ModelRequest) -> ModelReply:
             started.set()
             await never.wait()
