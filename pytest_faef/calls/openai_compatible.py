@@ -1,25 +1,29 @@
-"""The lean path: chat completions to an OpenAI-compatible endpoint of the user's own, over httpx (issue 20).
+"""The lean path: chat completions to an OpenAI-compatible endpoint of the user's own, over aiohttp (issue 20).
 
 For the one protocol a checkpoint served next to the tests speaks (vLLM, llama.cpp's server, Ollama's
 ``/v1``, text-generation-inference's Messages API), a request is one HTTP POST and a JSON reply. Through
-litellm the same request costs a 2.4-4.8 s import and some 4-5 ms of Python each (docs/benchmarks.md);
-here it costs well under a millisecond. Served here: ``openai/...`` with an api base and ``hosted_vllm/...``
-(which always has one); every other provider, and these too with ``--faef-transport=litellm``, goes
-through litellm.
+litellm the same request costs a 2.4-4.8 s import and some 10 ms of CPU each on the two-core machine;
+here about half a millisecond (docs/benchmarks.md). aiohttp, not httpx: both come with litellm, but
+httpx's connection pool cost about 5 ms of CPU a request at 32 in flight, as much as litellm itself.
+
+Served here: ``openai/...`` with an api base and ``hosted_vllm/...`` (which always has one); every other
+provider, and these too with ``--faef-transport=litellm``, goes through litellm.
 
 The responder's retries, backoff, error lines and the adaptive limit's feedback are shared by both
 paths: the errors raised here carry the class names litellm maps every provider onto
-(``RateLimitError``, ``AuthenticationError``...) and the HTTP response, whose ``Retry-After`` the
-responder reads. The request is the one litellm sends (the bare model name, the same parameters and
-key), so the store keys and the replies are the same whichever path asked; the cost comes from
-litellm's own price table (``calls/litellm_data``).
+(``RateLimitError``, ``AuthenticationError``...) and the answer's status and headers, whose
+``Retry-After`` the responder reads. The request is the one litellm sends (the bare model name, the
+same parameters and key), so the store keys and the replies are the same whichever path asked; the
+cost comes from litellm's own price table (``calls/litellm_data``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pytest_faef.calls import litellm_data
@@ -27,7 +31,7 @@ from pytest_faef.core.identity import provider
 from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
 
 # The providers served, with the variable their key is read from and what litellm sends without one.
 PROVIDERS = {"openai": ("OPENAI_API_KEY", "no-key-set"), "hosted_vllm": ("HOSTED_VLLM_API_KEY", "fake-api-key")}
@@ -38,10 +42,18 @@ def serves(request: ModelRequest) -> bool:
     return request.endpoint is not None and provider(request.model) in PROVIDERS
 
 
-class EndpointError(Exception):
-    """An endpoint's refusal or failure, named as litellm names it, with the HTTP response when there was one."""
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """An endpoint's unsuccessful answer: its status and headers (``Retry-After``), as the responder reads them."""
 
-    def __init__(self, message: str, *, response: httpx.Response | None = None) -> None:
+    status_code: int
+    headers: Mapping[str, str]
+
+
+class EndpointError(Exception):
+    """An endpoint's refusal or failure, named as litellm names it, with its answer when there was one."""
+
+    def __init__(self, message: str, *, response: Answer | None = None) -> None:
         super().__init__(message)
         self.response = response
         self.status_code = response.status_code if response is not None else None
@@ -96,25 +108,24 @@ _BY_STATUS: dict[int, type[EndpointError]] = {
 }
 
 
-def error_for(response: httpx.Response, url: str) -> EndpointError:
+def error_for(status: int, headers: Mapping[str, str], content: bytes, url: str) -> EndpointError:
     """The error an unsuccessful answer stands for, with the endpoint's own message."""
-    status = response.status_code
     kind = _BY_STATUS.get(status) or (InternalServerError if status >= 500 else BadRequestError)
-    return kind(f"{status} from {url}: {_message(response)}", response=response)
+    return kind(f"{status} from {url}: {_message(status, content)}", response=Answer(status, headers))
 
 
-def _message(response: httpx.Response) -> str:
+def _message(status: int, content: bytes) -> str:
     try:
-        body = response.json()
+        payload = json.loads(content)
     except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
+        payload = None
+    error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict) and error.get("message"):
         return str(error["message"])
     if isinstance(error, str):
         return error
-    text = response.text.strip()
-    return text.splitlines()[0][:300] if text else (response.reason_phrase or "no message")
+    text = content.decode(errors="replace").strip()
+    return text.splitlines()[0][:300] if text else f"HTTP {status}"
 
 
 def body(request: ModelRequest) -> dict[str, Any]:
@@ -157,55 +168,57 @@ def reply_from(payload: Any, model: str) -> ModelReply:
 
 @dataclasses.dataclass(kw_only=True)
 class OpenAICompatibleClient:
-    """Sends one chat completion at a time per call, on a connection pool per event loop.
+    """Sends chat completions on a connection pool per event loop.
 
-    httpx's pool belongs to the loop that opened its connections: the requests' loop keeps one for the
+    aiohttp's pool belongs to the loop that opened its connections: the requests' loop keeps one for the
     session, and :meth:`aclose` closes it on that loop when the session ends.
     """
 
     timeout: float = 120.0
-    _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = dataclasses.field(default_factory=dict)
+    _sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = dataclasses.field(default_factory=dict)
 
-    def _client(self) -> httpx.AsyncClient:
-        import httpx
+    def _session(self) -> aiohttp.ClientSession:
+        import aiohttp
 
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            for stale in [known for known in self._clients if known.is_closed()]:
-                del self._clients[stale]  # its connections died with their loop
-            # No pool limit of its own: the limiter bounds the requests in flight to each endpoint.
-            client = self._clients[loop] = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+        session = self._sessions.get(loop)
+        if session is None:
+            for stale in [known for known in self._sessions if known.is_closed()]:
+                del self._sessions[stale]  # its connections died with their loop
+            session = self._sessions[loop] = aiohttp.ClientSession(
+                # No pool limit of its own: the limiter bounds the requests in flight to each endpoint.
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
                 trust_env=False,  # the endpoint is the one named: no proxy variables in between
             )
-        return client
+        return session
 
     async def acomplete(self, request: ModelRequest) -> ModelReply:
         """Raises an :class:`EndpointError` named as litellm names the failure, or ModelCallError on a
         reply of another shape."""
-        import httpx
+        import aiohttp
 
         assert request.endpoint is not None
         url = f"{request.endpoint.rstrip('/')}/chat/completions"
         headers = {"Authorization": f"Bearer {api_key(request.model)}"}
         try:
-            response = await self._client().post(url, json=body(request), headers=headers)
-        except httpx.TimeoutException as exc:
-            raise Timeout(f"no answer from {url} within {self.timeout:g} s ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:  # litellm names a refused or dropped connection so, whatever the SDK said
+            async with self._session().post(url, json=body(request), headers=headers) as response:
+                content = await response.read()
+                status, answer_headers = response.status, response.headers
+        except asyncio.TimeoutError:
+            raise Timeout(f"no answer from {url} within {self.timeout:g} s") from None
+        except aiohttp.ClientError as exc:  # litellm names a refused or dropped connection so
             raise InternalServerError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from None
-        if response.status_code != 200:
-            raise error_for(response, url)
+        if status != 200:
+            raise error_for(status, answer_headers, content, url)
         try:
-            payload = response.json()
+            payload = json.loads(content)
         except ValueError:
-            raise APIError(f"200 from {url} without a JSON body", response=response) from None
+            raise APIError(f"200 from {url} without a JSON body", response=Answer(status, answer_headers)) from None
         return reply_from(payload, request.model)
 
     async def aclose(self) -> None:
         """Close the pool of the running loop, if this client opened one there."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()

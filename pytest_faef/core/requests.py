@@ -35,11 +35,19 @@ class ModelRequest:
     revision: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        # Built by hand: dataclasses.asdict deep-copies every message, and this runs for every request.
+        data: dict[str, Any] = {
+            "model": self.model,
+            "messages": [list(message) for message in self.messages],
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "choices": list(self.choices) if self.choices is not None else None,
+            "template_version": self.template_version,
+        }
         # Fields left unset are left out, so requests without them keep the keys they were stored under.
         for name in ("seed", "endpoint", "revision"):
-            if data[name] is None:
-                del data[name]
+            if (value := getattr(self, name)) is not None:
+                data[name] = value
         return data
 
     @property
@@ -48,8 +56,14 @@ class ModelRequest:
         return Target(model=self.model, endpoint=self.endpoint, revision=self.revision)
 
     def key(self) -> str:
-        payload = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(payload.encode()).hexdigest()
+        """The SHA-256 of the request's JSON, computed once: the store, the in-flight table and the replay
+        each look it up."""
+        known: str | None = self.__dict__.get("_key")
+        if known is None:
+            payload = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
+            known = hashlib.sha256(payload.encode()).hexdigest()
+            object.__setattr__(self, "_key", known)  # frozen: a cache, not a field
+        return known
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

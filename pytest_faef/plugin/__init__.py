@@ -117,8 +117,9 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     # After every other plugin's end of session (hypothesis's terminal summary looks objects up with
-    # gc.get_referrers, which frozen objects escape), before pytest's last garbage collection (issue 20).
-    if "litellm" in sys.modules and (lifecycle := sys.modules.get("pytest_faef.calls.litellm_lifecycle")):
+    # gc.get_referrers, which frozen objects escape), before pytest's last garbage collection (issue 20):
+    # after a run that evaluated items, whether litellm's objects or only the run's own fill the heap.
+    if lifecycle := sys.modules.get("pytest_faef.calls.litellm_lifecycle"):
         lifecycle.exit_promptly()
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from loopback_server import LoopbackServer
 
 from pytest_faef.calls import litellm_data, openai_compatible
 from pytest_faef.calls.concurrency import Limiter
-from pytest_faef.calls.responders import ModelResponder, endpoint_key, import_litellm
+from pytest_faef.calls.responders import ModelResponder, _retry_after_seconds, endpoint_key, import_litellm
 from pytest_faef.core.evaluation import EvaluationSettings, judge_request, planned_requests
 from pytest_faef.core.requests import ModelCallError, ModelRequest
 from pytest_faef.core.suite import load_suite
@@ -165,11 +165,16 @@ def test_a_timeout_is_retried_and_tells_the_adaptive_limit(monkeypatch: pytest.M
     ],
 )
 def test_every_status_is_named_as_litellm_names_it_with_the_endpoints_message(status: int, name: str) -> None:
-    response = httpx.Response(status, json={"error": {"message": "told so", "type": "x"}}, headers={"retry-after": "2"})
-    error = openai_compatible.error_for(response, "http://host/v1/chat/completions")
+    content = json.dumps({"error": {"message": "told so", "type": "x"}}).encode()
+    error = openai_compatible.error_for(status, {"retry-after": "2"}, content, "http://host/v1/chat/completions")
     assert type(error).__name__ == name
     assert str(error) == f"{status} from http://host/v1/chat/completions: told so"
-    assert error.response is response  # the responder reads Retry-After from it
+    assert _retry_after_seconds(error) == 2.0  # the responder reads Retry-After from it
+
+
+def test_an_answer_without_a_json_error_is_named_by_its_first_line() -> None:
+    error = openai_compatible.error_for(502, {}, b"<html>Bad gateway</html>\nmore", "http://host/v1/chat/completions")
+    assert str(error) == "502 from http://host/v1/chat/completions: <html>Bad gateway</html>"
 
 
 def test_a_reply_without_choices_is_an_unexpected_shape() -> None:
@@ -183,9 +188,9 @@ def test_a_session_closes_its_connections_on_the_loop_that_opened_them(server: L
     async def session() -> int:
         await lean.acomplete(request(server))
         assert lean._lean is not None
-        opened = len(lean._lean._clients)
+        opened = len(lean._lean._sessions)
         await lean.aclose()
-        return opened - len(lean._lean._clients)
+        return opened - len(lean._lean._sessions)
 
     assert asyncio.run(session()) == 1
 
