@@ -1,15 +1,18 @@
 """A cold run's timeline, from process start to process exit (issue 20).
 
 Usage: python benchmarks/cold_run.py [--items 90] [--runs 5] [--latency 0.05] [--concurrency 16]
-                                     [--profile DIR]
+                                     [--transport auto,litellm] [--hypothesis-plugin] [--profile DIR]
 
 Each run is a fresh ``python -m pytest`` process over a generated suite of two-option items (four
-requests each) with an empty response store, model ``openai/bench`` through litellm against the
+requests each) with an empty response store, model ``openai/bench`` (by the lean path with
+``--faef-transport=auto``, through litellm with ``litellm``; one table each) against the
 loopback OpenAI-compatible server (``tests/loopback_server.py``) in its own process. The moments come
 from the endpoint's own clock (first request arrived, last request answered: ``/stats``) and from the
 pytest process's output, read as it is written (PYTHONUNBUFFERED): ``collected N items``, the first
 result character, pytest's final ``=== ... in X s ===`` line, and the process's exit. All are seconds
-from just before the process was started; the table gives the median of ``--runs`` runs.
+from just before the process was started; the table gives the median of ``--runs`` runs, after one run
+not counted that fills Python's bytecode cache (as a user's earlier runs have; the script drops
+``PYTHONDONTWRITEBYTECODE`` from the runs' environment).
 
 ``--profile DIR`` runs once more under cProfile (``python -m cProfile -o DIR/main.prof -m pytest ...``,
 the main thread only), for the breakdown in docs/benchmarks.md.
@@ -72,22 +75,32 @@ class Server:
         self.process.wait(timeout=10)
 
 
-def timeline(directory: Path, server: Server, concurrency: int, *, prefix: list[str] | None = None) -> dict[str, Any]:
+def timeline(
+    directory: Path,
+    server: Server,
+    concurrency: int,
+    *,
+    transport: str = "auto",
+    hypothesis_plugin: bool = False,
+    prefix: list[str] | None = None,
+) -> dict[str, Any]:
     """One cold run: the moments of MOMENTS in seconds from the process's start, and its CPU time."""
     store = directory / "store.sqlite"
     store.unlink(missing_ok=True)
     server.reset()
     env = {
-        **os.environ,
+        # A user's Python keeps compiled bytecode; with PYTHONDONTWRITEBYTECODE set (as on some CI machines),
+        # every run would compile the plugin and everything it imports again.
+        **{name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"},
         "OPENAI_API_KEY": "sk-benchmark-0123456789abcdef",
         "OPENAI_API_BASE": server.url,
         "PYTHONUNBUFFERED": "1",
     }
     command = [
-        # hypothesis's plugin (a dev dependency, not a user's) imports all of hypothesis in its terminal summary.
         *(prefix or [sys.executable]), "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "--tb=line",
-        "-p", "no:hypothesispytest",
-        "--faef-model=openai/bench", f"--faef-concurrency={concurrency}",
+        # hypothesis's own pytest plugin imports all of hypothesis in its terminal summary (--hypothesis-plugin).
+        *([] if hypothesis_plugin else ["-p", "no:hypothesispytest"]),
+        "--faef-model=openai/bench", f"--faef-concurrency={concurrency}", f"--faef-transport={transport}",
         f"--faef-store={store}", "bench.faef.jsonl",
     ]  # fmt: skip
     moments: dict[str, float] = {}
@@ -150,28 +163,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--transport", default="auto,litellm", help="comma-separated --faef-transport values")
+    parser.add_argument(
+        "--hypothesis-plugin", action="store_true", help="keep hypothesis's own pytest plugin (a dependency of ours)"
+    )
     parser.add_argument("--profile", type=Path, default=None, help="also write a cProfile of one run here")
     args = parser.parse_args(argv)
+    tables = []
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         write_suite(directory, args.items)
         server = Server(args.latency, directory / "bench.faef.jsonl")
         try:
-            runs = []
-            for number in range(args.runs):
-                run = timeline(directory, server, args.concurrency)
-                runs.append(run)
-                shown = {key: round(value, 3) if isinstance(value, float) else value for key, value in run.items()}
-                print(f"run {number + 1}: {json.dumps(shown)}", flush=True)
-            if args.profile is not None:
-                args.profile.mkdir(parents=True, exist_ok=True)
-                prefix = [sys.executable, "-m", "cProfile", "-o", str(args.profile.resolve() / "main.prof")]
-                profiled = timeline(directory, server, args.concurrency, prefix=prefix)
-                print(f"profiled run: exit at {profiled['exit']:.2f} s; profile in {args.profile / 'main.prof'}")
+            for transport in args.transport.split(","):
+                runs = []
+                settings: dict[str, Any] = {"transport": transport, "hypothesis_plugin": args.hypothesis_plugin}
+                timeline(directory, server, args.concurrency, **settings)  # not counted: fills the bytecode cache
+                for number in range(args.runs):
+                    run = timeline(directory, server, args.concurrency, **settings)
+                    runs.append(run)
+                    shown = {key: round(value, 3) if isinstance(value, float) else value for key, value in run.items()}
+                    print(f"{transport} run {number + 1}: {json.dumps(shown)}", flush=True)
+                load = os.getloadavg()[0]
+                heading = f"--faef-transport={transport}: {args.items} items, cold store, load average {load:.1f}"
+                tables.append(f"{heading}\n\n{table(runs, args.items * 4, args.latency, args.concurrency)}")
+                if args.profile is not None:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    output = args.profile.resolve() / f"{transport}.prof"
+                    prefix = [sys.executable, "-m", "cProfile", "-o", str(output)]
+                    profiled = timeline(directory, server, args.concurrency, prefix=prefix, **settings)
+                    print(f"profiled run: exit at {profiled['exit']:.2f} s; profile in {output}")
         finally:
             server.close()
-    print(f"\n{args.items} items, cold store, measured on this machine (load average {os.getloadavg()[0]:.1f}):\n")
-    print(table(runs, args.items * 4, args.latency, args.concurrency))
+    print("\n" + "\n\n".join(tables))
     return 0
 
 

@@ -1,14 +1,16 @@
 """Adaptive concurrency against a rate-limited endpoint (issue 17).
 
 Usage: python benchmarks/rate_limits.py [--items 300] [--latency 1.0] [--rate 40] [--change-to 20 --change-after 10]
+                                       [--runs 1] [--transport auto]
 
 The loopback OpenAI-compatible server runs in its own process with a fixed latency and a token-bucket
 rate limit (429 with Retry-After beyond it). For each setting the suite of two-option items (four
 requests each) runs cold, and the figures are: the sustained rate (successful replies over the span
 from the first to the last, as the server saw them) against the limit, 429s, item errors, and the
 wall time of the pytest run. Settings: --faef-concurrency auto (the default), a fixed 16, and auto
-again with the limit changed mid-way (POST /limit after --change-after seconds).
-Results go in docs/benchmarks.md.
+again with the limit changed mid-way (POST /limit after --change-after seconds). ``--runs N`` repeats
+each setting; ``--transport litellm`` sends through litellm instead of the lean path (a real provider's
+API is asked through litellm). Results go in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -46,10 +48,11 @@ def run(directory: Path, items: int, args: argparse.Namespace, concurrency: str,
     server = Server("--latency", str(args.latency), "--rate-limit", str(args.rate))
     env = {**os.environ, "OPENAI_API_KEY": "sk-benchmark-0123456789abcdef", "OPENAI_API_BASE": server.url}
     store = directory / f"store-{concurrency}-{change}.sqlite"
+    store.unlink(missing_ok=True)
     command = [
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--tb=no",
         "--faef-model=openai/bench", f"--faef-concurrency={concurrency}", f"--faef-store={store}",
-        "--faef-report=report.json",
+        "--faef-report=report.json", f"--faef-transport={args.transport}",
     ]  # fmt: skip
     timer = None
     if change:
@@ -67,6 +70,7 @@ def run(directory: Path, items: int, args: argparse.Namespace, concurrency: str,
     report = json.loads((directory / "report.json").read_text())
     sustained = stats["successes"] / stats["success_span"] if stats["success_span"] else 0.0
     return {
+        "transport": args.transport,
         "concurrency": concurrency,
         "limit_change": f"{args.rate:g} -> {args.change_to:g} req/s after {args.change_after:g} s" if change else None,
         "requests_answered": stats["successes"],
@@ -87,6 +91,8 @@ def main() -> None:
     parser.add_argument("--change-to", type=float, default=20.0)
     parser.add_argument("--change-after", type=float, default=12.0)
     parser.add_argument("--only", default="", help="comma-separated: auto,fixed,change")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each setting")
+    parser.add_argument("--transport", default="auto", choices=("auto", "litellm"))
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
     with tempfile.TemporaryDirectory() as scratch:
@@ -94,7 +100,8 @@ def main() -> None:
         write_suite(directory, args.items)
         for name, concurrency, change in (("auto", "auto", False), ("fixed", "16", False), ("change", "auto", True)):
             if not only or name in only:
-                print(json.dumps(run(directory, args.items, args, concurrency, change)), flush=True)
+                for _ in range(args.runs):
+                    print(json.dumps(run(directory, args.items, args, concurrency, change)), flush=True)
 
 
 if __name__ == "__main__":

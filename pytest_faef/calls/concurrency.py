@@ -105,6 +105,9 @@ class _Endpoint:
 
     limit: AdaptiveLimit
     in_flight: int = 0
+    # Requests let in first: retries coming back from a backoff (at the front) and follow-ups, requests that
+    # continue an item already begun (in order); then the requests not begun, in order.
+    first: collections.deque[asyncio.Future[None]] = dataclasses.field(default_factory=collections.deque)
     waiting: collections.deque[asyncio.Future[None]] = dataclasses.field(default_factory=collections.deque)
     wakeup: asyncio.TimerHandle | None = None  # the end of a Retry-After pause, when one is pending
 
@@ -142,10 +145,14 @@ class Limiter:
         return {endpoint: self.current(endpoint) for endpoint in self._endpoints}
 
     @contextlib.asynccontextmanager
-    async def slot(self, endpoint: Hashable) -> AsyncIterator[None]:
-        """Wait for room to send one request to ``endpoint``, and hold it while the request runs."""
+    async def slot(self, endpoint: Hashable, *, follow_up: bool = False) -> AsyncIterator[None]:
+        """Wait for room to send one request to ``endpoint``, and hold it while the request runs.
+
+        A ``follow_up`` (the judge of an answer just received) goes ahead of the requests of items not
+        begun, so that items finish in the order they started and their tests report as they go.
+        """
         state = self._endpoint(endpoint)
-        await self._acquire(endpoint, state, ahead=False)
+        await self._acquire(endpoint, state, place="follow-up" if follow_up else "last")
         try:
             yield
         finally:
@@ -163,27 +170,32 @@ class Limiter:
             yield
         finally:
             try:
-                await self._acquire(endpoint, state, ahead=True)
+                await self._acquire(endpoint, state, place="front")
             except BaseException:
                 state.in_flight += 1  # the slot gives back the room it holds as it closes
                 raise
 
-    async def _acquire(self, endpoint: Hashable, state: _Endpoint, *, ahead: bool) -> None:
-        if not state.waiting and self._room(endpoint, state):
+    async def _acquire(self, endpoint: Hashable, state: _Endpoint, *, place: str) -> None:
+        """``place``: "front" (a retry), "follow-up" (after the other follow-ups) or "last"."""
+        if not state.first and not state.waiting and self._room(endpoint, state):
             state.in_flight += 1
             return
         import asyncio
 
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if ahead:
-            state.waiting.appendleft(waiter)
+        if place == "front":
+            state.first.appendleft(waiter)
+        elif place == "follow-up":
+            state.first.append(waiter)
         else:
             state.waiting.append(waiter)
         self._admit(endpoint, state)  # room, or a pause whose end must wake the waiters
         try:
             await waiter
         except asyncio.CancelledError:
-            if waiter in state.waiting:
+            if waiter in state.first:
+                state.first.remove(waiter)
+            elif waiter in state.waiting:
                 state.waiting.remove(waiter)
             elif waiter.done() and not waiter.cancelled():
                 state.in_flight -= 1  # admitted, but gone before it could use the room
@@ -209,14 +221,14 @@ class Limiter:
         """Let in as many waiting requests as there is room for; after a pause, come back when it ends."""
         pause = state.limit.wait(self.clock()) if self.fixed is None else 0.0
         if pause > 0:
-            if state.wakeup is None and state.waiting:
+            if state.wakeup is None and (state.first or state.waiting):
                 import asyncio
 
                 loop = asyncio.get_running_loop()
                 state.wakeup = loop.call_later(pause, self._resume, endpoint, state)
             return
-        while state.waiting and state.in_flight < self.current(endpoint):
-            waiter = state.waiting.popleft()
+        while (state.first or state.waiting) and state.in_flight < self.current(endpoint):
+            waiter = (state.first or state.waiting).popleft()
             if not waiter.done():
                 state.in_flight += 1
                 waiter.set_result(None)

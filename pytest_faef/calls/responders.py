@@ -26,7 +26,7 @@ from pytest_faef.calls import openai_compatible
 from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY, Limiter
 from pytest_faef.calls.litellm_warnings import LITELLM_TYPES_WARNING, LITELLM_TYPES_WARNING_MODULE
 from pytest_faef.core.identity import LOCAL_PROVIDER, ModelIdentity, provider
-from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest, Target, budget_reached
+from pytest_faef.core.requests import FOLLOW_UP, ModelCallError, ModelReply, ModelRequest, Target, budget_reached
 
 if TYPE_CHECKING:
     from pytest_faef.calls.store import ResponseStore
@@ -355,7 +355,7 @@ class RecordedResponder:
         """
         limiter = self.limiter
         endpoint = endpoint_key(request)
-        async with limiter.slot(endpoint):
+        async with limiter.slot(endpoint, follow_up=FOLLOW_UP.get()):
             if self._fatal is not None:
                 raise ModelCallError(self._fatal, fatal=True)
             self.stats.limits[request.model] = limiter.current(endpoint)

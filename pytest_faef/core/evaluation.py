@@ -17,7 +17,7 @@ from pytest_faef.core.answers import SAFE, UNPARSEABLE, UNSAFE, parse_choice, pa
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.orders import LABELS, Order, option_orders, order_label
 from pytest_faef.core.presentation import DEFAULT_PRESENTATION, Presentation
-from pytest_faef.core.requests import ModelReply, ModelRequest, Responder
+from pytest_faef.core.requests import FOLLOW_UP, ModelReply, ModelRequest, Responder
 from pytest_faef.core.suite import PairedItem
 from pytest_faef.core.timestamps import iso_time
 
@@ -369,6 +369,7 @@ async def evaluate_item(
         by_person = human_verdict(item.question, opened.text) if human_verdict is not None else None
         if by_person is not None:
             return opened, None, by_person
+        FOLLOW_UP.set(True)  # this task's own context: the other requests of the item are not follow-ups
         judged = await responder.acomplete(judge_request(item, opened.text, settings))
         return opened, judged, parse_verdict(judged.text)
 

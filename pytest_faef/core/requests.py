@@ -6,6 +6,7 @@ through litellm, the store and the local model. A request's key identifies its r
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -13,6 +14,11 @@ from typing import Any, Protocol
 
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.prompts import Message
+
+# Set while a request continues an item already begun (the judge of an open answer just received): whatever
+# bounds the requests in flight lets it in ahead of the requests of items not begun, so that items finish
+# in the order they started and their tests report as the run goes, not all at its end.
+FOLLOW_UP: contextvars.ContextVar[bool] = contextvars.ContextVar("faef_follow_up", default=False)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

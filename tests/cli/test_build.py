@@ -266,8 +266,9 @@ def test_a_failing_endpoint_fails_its_records_and_the_next_run_retries(
     assert faef("build", questions.name, "-o", "out.faef.jsonl", *GENERATORS) == cli.EXIT_OK
 
 
+@pytest.mark.parametrize("transport", ["auto", "litellm"])
 def test_a_rejected_key_stops_the_build_without_sending_more_requests(
-    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, transport: str
 ) -> None:
     write_questions(workdir / "questions.jsonl", QUESTIONS)
     with LoopbackServer(latency=0.05, auth_key="sk-the-right-key-0123456789") as server:
@@ -275,7 +276,7 @@ def test_a_rejected_key_stops_the_build_without_sending_more_requests(
         monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-0123456789abcdef")
 
         status = faef(
-            "build", "questions.jsonl", "-o", "out.faef.jsonl", "--concurrency", "1",
+            "build", "questions.jsonl", "-o", "out.faef.jsonl", "--concurrency", "1", "--transport", transport,
             "--positive-model", "openai/writer", "--negative-model", "openai/adversary",
         )  # fmt: skip
 

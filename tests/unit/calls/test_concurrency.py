@@ -11,6 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_faef.calls.concurrency import DECREASE, START, AdaptiveLimit, Limiter
+from pytest_faef.core.evaluation import EvaluationSettings, evaluate_item
+from pytest_faef.core.requests import FOLLOW_UP, ModelReply, ModelRequest
+from pytest_faef.core.suite import PairedItem
 
 # --- the arithmetic -------------------------------------------------------------------------------------------
 
@@ -247,6 +250,56 @@ def test_a_request_backing_off_leaves_its_room_to_others_and_comes_back_ahead_of
 
     # "second" runs while the first backs off; the retry goes before "third", which came later.
     assert asyncio.run(main()) == ["first attempt", "second", "retry", "third"]
+
+
+def test_follow_ups_go_ahead_of_requests_not_begun_in_their_order_and_retries_ahead_of_both() -> None:
+    async def main() -> list[str]:
+        limiter = Limiter(fixed=1)
+        order: list[str] = []
+        holding = asyncio.Event()
+
+        async def request(name: str, *, follow_up: bool = False) -> None:
+            async with limiter.slot("a", follow_up=follow_up):
+                order.append(name)
+                await asyncio.sleep(0.03)  # longer than the backoff: the retry is back and waiting meanwhile
+
+        async def retried() -> None:
+            async with limiter.slot("a"):
+                order.append("first attempt")
+                holding.set()
+                async with limiter.released("a"):
+                    await asyncio.sleep(0.01)
+                order.append("retry")
+
+        first = asyncio.ensure_future(retried())
+        await holding.wait()
+        # While the first request backs off, new items' requests and two follow-ups queue in this order.
+        queued = [
+            asyncio.ensure_future(request("new 1")),
+            asyncio.ensure_future(request("follow-up 1", follow_up=True)),
+            asyncio.ensure_future(request("new 2")),
+            asyncio.ensure_future(request("follow-up 2", follow_up=True)),
+        ]
+        await asyncio.gather(first, *queued)
+        return order
+
+    # "new 1" takes the room the backing-off request left; then the retry, the follow-ups in order, the rest.
+    assert asyncio.run(main()) == ["first attempt", "new 1", "retry", "follow-up 1", "follow-up 2", "new 2"]
+
+
+def test_a_judge_request_is_a_follow_up_and_the_items_other_requests_are_not() -> None:
+    seen: list[tuple[str, bool]] = []
+
+    class Recording:
+        async def acomplete(self, request: ModelRequest) -> ModelReply:
+            seen.append((request.messages[-1][1][:20], FOLLOW_UP.get()))
+            return ModelReply(text="[[A]] safe")
+
+    item = PairedItem(id="x", dimension="Privacy", question="Q?", positive="keep it", negatives=("share it",))
+    asyncio.run(evaluate_item(item, EvaluationSettings(model="m", judge="m"), Recording()))
+    follow_ups = [text for text, follow_up in seen if follow_up]
+    assert len(seen) == 4 and len(follow_ups) == 1  # open answer, two orders, and the judge
+    assert FOLLOW_UP.get() is False  # set in the judging task's own context only
 
 
 def test_a_request_cancelled_while_it_backs_off_leaves_no_room_taken() -> None:
