@@ -3,10 +3,11 @@
 Per model (and judge): the requests the selected items need, how many the store already holds (they
 cost nothing), the prompt tokens of the others counted with litellm's token counter for that model,
 and a range in US dollars where litellm knows the model's price: each reply between one token and
-its request's token cap. For the requests the lean OpenAI-compatible path sends, the tokens are
-counted and priced from litellm's own encodings and price table without importing litellm, the way
-litellm counts an OpenAI model's; the counts come first (they read the store) and the pricing can run
-while the requests do. A judge's request on an open answer not stored yet cannot be written before
+its request's token cap. Models of the OpenAI protocol (``openai/...``, ``hosted_vllm/...``), which
+litellm counts with tiktoken, are counted and priced from litellm's own encodings and price table
+without importing litellm (a run at such an endpoint by the lean path never imports it, and the
+count costs a tenth of litellm's); the counts come first (they read the store) and the pricing can
+run while the requests do. A judge's request on an open answer not stored yet cannot be written before
 the answer exists: it is counted with an answer between empty and the open answers' token cap.
 """
 
@@ -16,6 +17,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 
 from pytest_faef.calls import litellm_data
+from pytest_faef.calls.openai_compatible import PROVIDERS as OPENAI_PROTOCOL
 from pytest_faef.calls.responders import import_litellm
 from pytest_faef.core.evaluation import EvaluationSettings, PlannedRequest, judge_request, open_request
 from pytest_faef.core.identity import LOCAL_PROVIDER, provider
@@ -64,11 +66,10 @@ class EstimatePlan:
     to_send: list[ModelRequest]
     unknown_answers: list[tuple[ModelRequest, int]]  # judge requests on answers not given yet, with the answers' cap
 
-    def priced(self, lean: Callable[[ModelRequest], bool] = lambda request: False) -> list[CostEstimate]:
-        """Count the tokens and price them, per model: ``lean`` tells the requests the lean path sends, whose
-        tokens and prices come from litellm's data without importing litellm (issue 20)."""
+    def priced(self) -> list[CostEstimate]:
+        """Count the tokens and price them, per model."""
         if self.to_send or self.unknown_answers:
-            _price(self.estimates, self.to_send, self.unknown_answers, lean)
+            _price(self.estimates, self.to_send, self.unknown_answers)
         return sorted(self.estimates.values(), key=lambda found: str(found.target))
 
 
@@ -78,10 +79,9 @@ def estimate(
     stored: Callable[[ModelRequest], ModelReply | None],
     *,
     replay_only: bool = False,
-    lean: Callable[[ModelRequest], bool] = lambda request: False,
 ) -> list[CostEstimate]:
     """Per model and judge, what the run needs; ``stored`` looks a request up in the store."""
-    return plan(selected, planned, stored, replay_only=replay_only).priced(lean)
+    return plan(selected, planned, stored, replay_only=replay_only).priced()
 
 
 def plan(
@@ -120,19 +120,20 @@ def _price(
     estimates: dict[Target, CostEstimate],
     to_send: Sequence[ModelRequest],
     unknown_answers: Sequence[tuple[ModelRequest, int]],
-    lean: Callable[[ModelRequest], bool],
 ) -> None:
     low: dict[Target, list[tuple[int, int]]] = {}  # (prompt, completion) tokens per request
     high: dict[Target, list[tuple[int, int]]] = {}
-    lean_targets: set[Target] = set()
+    from_data: set[Target] = set()  # counted without litellm: priced without it too
     for request, answer_cap in [*((request, 0) for request in to_send), *unknown_answers]:
         target = request.target
-        counted = litellm_data.count_tokens(request.model, request.messages) if lean(request) else None
+        counted = None
+        if provider(request.model) in OPENAI_PROTOCOL:  # litellm counts these with tiktoken, as this does
+            counted = litellm_data.count_tokens(request.model, request.messages)
         if counted is None:
             messages = [{"role": role, "content": content} for role, content in request.messages]
             counted = int(import_litellm().token_counter(model=request.model, messages=messages))
         else:
-            lean_targets.add(target)
+            from_data.add(target)
         cap = request.max_tokens or 256
         low.setdefault(target, []).append((counted, 1))
         high.setdefault(target, []).append((counted + answer_cap, cap))
@@ -140,18 +141,18 @@ def _price(
         found.prompt_tokens = sum(prompt for prompt, _ in low.get(target, ()))
         found.prompt_tokens_high = sum(prompt for prompt, _ in high.get(target, ()))
         found.completion_tokens_high = sum(cap for _, cap in high.get(target, ()))
-        found.cost_low = _cost(target.model, low.get(target, ()), lean=target in lean_targets)
-        found.cost_high = _cost(target.model, high.get(target, ()), lean=target in lean_targets)
+        found.cost_low = _cost(target.model, low.get(target, ()), from_data=target in from_data)
+        found.cost_high = _cost(target.model, high.get(target, ()), from_data=target in from_data)
 
 
-def _cost(model: str, tokens: Iterable[tuple[int, int]], *, lean: bool) -> float | None:
+def _cost(model: str, tokens: Iterable[tuple[int, int]], *, from_data: bool) -> float | None:
     prompt = completion = 0
     for prompt_tokens, completion_tokens in tokens:
         prompt += prompt_tokens
         completion += completion_tokens
     if (not prompt and not completion) or provider(model) == LOCAL_PROVIDER:
         return 0.0  # nothing to send, or a model on this machine
-    if lean and litellm_data.price_table() is not None:
+    if from_data and litellm_data.price_table() is not None:
         return litellm_data.cost(model, prompt, completion)
     try:
         prompt_cost, completion_cost = import_litellm().cost_per_token(

@@ -272,16 +272,10 @@ class FaefSession:
 
     def price_estimate(self, planned: EstimatePlan | list[str]) -> list[str]:
         """The estimate's lines: tokens counted and priced per model and judge. In a real run this runs after
-        the requests have started, so that it costs the run nothing where the lean path needs no litellm."""
-        from pytest_faef.calls.openai_compatible import serves
-
+        the requests have started, so that it does not hold them up."""
         if isinstance(planned, list):
             return planned
-
-        def lean(request: ModelRequest) -> bool:
-            return self.settings.transport == "auto" and serves(request)
-
-        return [entry.line() for entry in planned.priced(lean)]
+        return [entry.line() for entry in planned.priced()]
 
     def _targets_to_ask(self, selected: Sequence[Submission], planned: Sequence[PlannedRequest]) -> set[Target]:
         """The models this run will send requests to, as far as the store can tell before it starts."""
