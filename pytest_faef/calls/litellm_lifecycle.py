@@ -47,17 +47,20 @@ async def release_litellm() -> None:
 
 
 def exit_promptly() -> None:
-    """Freeze every object now alive out of the garbage collector's reach, until :func:`thaw` or exit.
+    """Collect the young garbage, then freeze every object still alive out of the garbage collector's
+    reach, until :func:`thaw` or exit.
 
-    Called at the very end of pytest's unconfigure after a run that evaluated items: after it, pytest's
-    unraisable-exception plugin runs a full collection (at cleanup), and the interpreter collects again
-    as it tears down; with litellm loaded (some hundred thousand objects) these took 1-3 s, and without
-    it (the lean path) still about 0.4 s. Frozen objects are still freed by
-    their reference counts, just never traversed. The next session in the same process (pytester's
-    inline runs) thaws them, so no cycle stays uncollected for longer than one session; an atexit
-    handler freezes what came after.
+    Called first in pytest's unconfigure after a run that evaluated items: after it, pytest's
+    unraisable-exception plugin runs a full collection, and the interpreter collects again as it tears
+    down; with litellm loaded (some hundred thousand long-lived objects) each took 0.3 s or more, and
+    a full collection here would cost the same. The young generations hold what the session's last
+    items left behind: collected here, while pytest's unraisable hook still reports what their
+    finalizers raise. Frozen objects are still freed by their reference counts, just never traversed.
+    The next session in the same process (pytester's inline runs) thaws them, so no cycle stays
+    uncollected for longer than one session; an atexit handler freezes what came after.
     """
     global _exit_registered, _frozen
+    gc.collect(1)
     gc.freeze()
     _frozen = True
     if not _exit_registered:

@@ -114,11 +114,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(XdistController(faef), "faef-xdist")
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    # After every other plugin's end of session (hypothesis's terminal summary looks objects up with
-    # gc.get_referrers, which frozen objects escape), before pytest's last garbage collection (issue 20):
-    # after a run that evaluated items, whether litellm's objects or only the run's own fill the heap.
+    # After the end of the session (hypothesis's terminal summary looks objects up with gc.get_referrers,
+    # which frozen objects escape), before pytest's unraisable-exception plugin collects garbage at its
+    # unconfigure (issue 20): after a run that evaluated items, whether litellm's objects or only the
+    # run's own fill the heap.
     if lifecycle := sys.modules.get("pytest_faef.calls.litellm_lifecycle"):
         lifecycle.exit_promptly()
 
