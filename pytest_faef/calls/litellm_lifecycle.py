@@ -33,7 +33,6 @@ async def release_litellm() -> None:
         return
     try:
         from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
-        from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
     except ImportError:
         return
     # Only a worker whose queue lives on this loop: one left on an earlier loop (an earlier session in
@@ -42,6 +41,17 @@ async def release_litellm() -> None:
         with contextlib.suppress(Exception, asyncio.TimeoutError):
             await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout=_RELEASE_TIMEOUT)
             await GLOBAL_LOGGING_WORKER.stop(timeout=_RELEASE_TIMEOUT)
+    await close_litellm_clients()
+
+
+async def close_litellm_clients() -> None:
+    """Close the async HTTP clients litellm cached for the running loop, if litellm was ever imported."""
+    if "litellm" not in sys.modules:
+        return
+    try:
+        from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+    except ImportError:
+        return
     with contextlib.suppress(Exception):
         await close_litellm_async_clients()  # type: ignore[no-untyped-call]
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_faef.calls import openai_compatible
 from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY, Limiter
+from pytest_faef.calls.litellm_lifecycle import close_litellm_clients
 from pytest_faef.calls.litellm_warnings import LITELLM_TYPES_WARNING, LITELLM_TYPES_WARNING_MODULE
 from pytest_faef.core.identity import LOCAL_PROVIDER, ModelIdentity, provider
 from pytest_faef.core.requests import FOLLOW_UP, ModelCallError, ModelReply, ModelRequest, Target, budget_reached
@@ -97,6 +98,10 @@ _TRANSIENT = frozenset(
 )
 # The answers of an endpoint that has more than it can take: the adaptive limit backs off on them.
 _OVERLOAD = frozenset({"RateLimitError", "ServiceUnavailableError", "Timeout"})
+# A 429 that is no rate limit but an account out of credit (OpenAI's insufficient_quota): no wait can fix it.
+_NO_QUOTA = re.compile(r"insufficient_quota|exceeded your current quota", re.IGNORECASE)
+# Rate-limited waits stop doubling after this many (1 s x 2**4 = 16 s of backoff at most).
+_MAX_DOUBLINGS = 4
 # What providers' SDKs say when no key is set at all: no retry can fix it (issue 12).
 _MISSING_CREDENTIALS = re.compile(r"missing credentials|api_key client option must be set", re.IGNORECASE)
 # Provider key shapes (OpenAI-style sk-..., Anthropic sk-ant-..., Google AIza...).
@@ -181,7 +186,9 @@ class ModelResponder:
 
     async def acomplete(self, request: ModelRequest) -> ModelReply:
         send = self._sender(request)
-        attempt = 0
+        attempt = 0  # failed attempts, counted against max_retries
+        limited = 0  # answers "rate limit reached", which are not failures
+        waited_for_limit = 0.0
         endpoint = endpoint_key(request)
         while True:
             try:
@@ -192,18 +199,36 @@ class ModelResponder:
                 return reply
             except Exception as exc:
                 name = type(exc).__name__
-                if name in _FATAL or _MISSING_CREDENTIALS.search(str(exc)):
-                    raise ModelCallError(f"{request.model}: {name}: {redact(_first_line(exc))}", fatal=True) from None
-                if self.limiter is not None and (name in _OVERLOAD or isinstance(exc, TimeoutError)):
+                message = redact(_first_line(exc))
+                if name in _FATAL or _MISSING_CREDENTIALS.search(str(exc)) or _NO_QUOTA.search(str(exc)):
+                    raise ModelCallError(f"{request.model}: {name}: {message}", fatal=True) from None
+                overloaded = name in _OVERLOAD or isinstance(exc, TimeoutError)
+                if self.limiter is not None and overloaded:
                     self.limiter.overload(endpoint, _retry_after_seconds(exc))
+                tries = f" after {attempt + limited + 1} attempts" if attempt + limited else ""
+                if name == "RateLimitError":
+                    # A rate limit costs time, not items: the request waits as long as the endpoint asks,
+                    # within the time one request may take (--faef-timeout), whatever --faef-max-retries says.
+                    delay = _retry_delay(exc, min(limited, _MAX_DOUBLINGS), self.backoff)
+                    if waited_for_limit + delay > self.timeout:
+                        raise ModelCallError(
+                            f"{request.model}: {name}{tries} (rate-limited for {waited_for_limit:.0f} s, "
+                            f"within --faef-timeout {self.timeout:g} s): {message}"
+                        ) from None
+                    waited_for_limit += delay
+                    limited += 1
+                    self.stats.retries += 1
+                    await self.sleep(delay)  # keeping its room: see below
+                    continue
                 transient = name in _TRANSIENT or isinstance(exc, (TimeoutError, ConnectionError))
                 if not transient or attempt >= self.max_retries:
-                    tries = f" after {attempt + 1} attempts" if attempt else ""
-                    raise ModelCallError(f"{request.model}: {name}{tries}: {redact(_first_line(exc))}") from None
+                    raise ModelCallError(f"{request.model}: {name}{tries}: {message}") from None
                 self.stats.retries += 1
-                if self.limiter is None:
+                if self.limiter is None or overloaded:
+                    # An endpoint that has more than it can take keeps the room of the requests it turned
+                    # away while they back off: given to others, each would be turned away in turn.
                     await self.sleep(_retry_delay(exc, attempt, self.backoff))
-                else:  # backing off, the request leaves its room to others
+                else:  # a request that merely failed leaves its room to others while it backs off
                     async with self.limiter.released(endpoint):
                         await self.sleep(_retry_delay(exc, attempt, self.backoff))
                 attempt += 1
@@ -226,9 +251,10 @@ class ModelResponder:
         return asyncio.run(once())
 
     async def aclose(self) -> None:
-        """Close the lean path's connections on the running loop (the end of a session)."""
+        """Close the connections opened on the running loop, by either path (the end of a session)."""
         if self._lean is not None:
             await self._lean.aclose()
+        await close_litellm_clients()
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -432,9 +458,15 @@ def _reply_from(response: Any, litellm: Any) -> ModelReply:
 
 
 def _retry_delay(exc: Exception, attempt: int, backoff: float) -> float:
+    """The wait before another attempt: exponential backoff with jitter, or what the endpoint asked for.
+
+    A ``Retry-After`` is the least wait, plus jitter up to half the backoff: a rate limit's answer
+    (``retry-after-ms`` is the time to its next token) is the same for every request it turns away at
+    once, and requests that all came back when it said would all but one be turned away again.
+    """
     retry_after = _retry_after_seconds(exc)
     if retry_after is not None:
-        return retry_after
+        return retry_after + float(backoff * (2 ** min(attempt, 2)) * random.uniform(0.0, 0.5))
     return float(backoff * (2**attempt) * random.uniform(0.5, 1.5))
 
 

@@ -74,11 +74,20 @@ def test_retried_faults_give_the_same_verdicts_as_a_clean_run(
 def test_exhausted_retries_make_the_item_an_error_not_a_failure(
     faef_dir: pytest.Pytester, endpoint: Callable[..., LoopbackServer]
 ) -> None:
-    endpoint(latency=0.01, fault_rate=1.0, max_faults_per_request=5, fault_kinds=("429", "503"))
+    endpoint(latency=0.01, fault_rate=1.0, max_faults_per_request=5, fault_kinds=("500", "503"))
     result = faef_dir.runpytest(*MODEL, "--faef-max-retries", "1", "-k", "p1 or h1")
     result.assert_outcomes(errors=2, deselected=3)
     result.stdout.fnmatch_lines(["*model request failed: openai/loopback: *Error after 2 attempts*"])
     result.stdout.re_match_lines([r".*overall\W+0\W+-.*"])  # no verdicts, and the run still summarised
+
+
+def test_a_rate_limit_costs_time_not_items_whatever_the_retries(
+    faef_dir: pytest.Pytester, endpoint: Callable[..., LoopbackServer]
+) -> None:
+    server = endpoint(latency=0.01, fault_rate=1.0, max_faults_per_request=3, fault_kinds=("429",))
+    result = faef_dir.runpytest(*MODEL, "--faef-max-retries=0", "-k", "p1 or h1")
+    assert "errors" not in result.parseoutcomes()  # both items evaluated: no request failed
+    assert server.stats()["faults"]["429"] == 3 * 8  # every request of the two items, turned away three times
 
 
 def test_a_rejected_key_stops_the_run_with_one_line(

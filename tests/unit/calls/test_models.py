@@ -267,7 +267,6 @@ def test_no_retries_means_one_attempt(provider: Any) -> None:
         (503, "ServiceUnavailableError"),
         (500, "InternalServerError"),
         (502, "BadGatewayError"),
-        (429, "RateLimitError"),
         (408, "Timeout"),
     ],
 )
@@ -278,6 +277,17 @@ def test_transient_statuses_are_retried(provider: Any, status: int, exception: s
         responder(sleeps, max_retries=2).complete(request(f"fail-{status}-x9"))
 
     assert provider.calls[f"fail-{status}-x9"] == 3
+
+
+def test_a_rate_limit_is_waited_out_beyond_max_retries_within_the_request_timeout(provider: Any) -> None:
+    sleeps: list[float] = []
+
+    # Without Retry-After: backoff with jitter, 1 s x 2**n, until the waits would pass the timeout (5 s here).
+    with pytest.raises(ModelCallError, match=r": RateLimitError after \d+ attempts \(rate-limited for \d+ s, "):
+        responder(sleeps, max_retries=0).complete(request("fail-429-x9"))
+
+    assert len(sleeps) >= 2 and sum(sleeps) <= 5.0
+    assert provider.calls["fail-429-x9"] == len(sleeps) + 1
 
 
 @pytest.mark.parametrize(
@@ -320,7 +330,7 @@ def test_a_retry_after_header_sets_the_wait(provider: Any, litellm: Any, monkeyp
         nonlocal attempts
         attempts += 1
         if attempts == 1:
-            response = httpx.Response(429, headers={"retry-after": "7"}, request=httpx.Request("POST", "https://x"))
+            response = httpx.Response(429, headers={"retry-after": "3"}, request=httpx.Request("POST", "https://x"))
             raise litellm.RateLimitError(message="slow down", llm_provider="openai", model="m", response=response)
         return await real_acompletion(**kwargs)
 
@@ -330,7 +340,9 @@ def test_a_retry_after_header_sets_the_wait(provider: Any, litellm: Any, monkeyp
     reply = responder(sleeps).complete(request("ok"))
 
     assert reply.text == "Option: [[A]]"
-    assert sleeps == [7.0]
+    # At least what the endpoint asked for, plus jitter up to half the backoff (1 s): turned-away requests
+    # do not all come back at the same moment.
+    assert len(sleeps) == 1 and 3.0 <= sleeps[0] <= 3.5
 
 
 def test_a_failure_message_does_not_leak_a_key(provider: Any, litellm: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,7 +47,7 @@ def responder(transport: str, sleeps: list[float] | None = None, **settings: Any
     async def sleep(seconds: float) -> None:
         (sleeps if sleeps is not None else []).append(seconds)
 
-    return ModelResponder(transport=transport, timeout=5.0, sleep=sleep, **settings)
+    return ModelResponder(transport=transport, sleep=sleep, **{"timeout": 5.0, **settings})
 
 
 def test_only_openai_compatible_requests_at_an_endpoint_take_the_lean_path(server: LoopbackServer) -> None:
@@ -89,11 +89,12 @@ def test_a_transient_failure_is_retried_with_the_wait_the_endpoint_asked_for(mon
         reply = retrying.complete(request(faulty))
         assert faulty.stats()["requests"] == 3
     assert reply.text
-    assert sleeps == [0.0, 0.0]  # the injected 429s say Retry-After: 0
+    # The injected 429s say Retry-After: 0; the waits add jitter up to half the backoff (1 s, then 2 s).
+    assert len(sleeps) == 2 and 0.0 <= sleeps[0] <= 0.5 and 0.0 <= sleeps[1] <= 1.0
     assert (retrying.stats.sent, retrying.stats.retries) == (3, 2)
 
 
-@pytest.mark.parametrize("kind", ["503", "500", "429", "disconnect"])
+@pytest.mark.parametrize("kind", ["503", "500", "disconnect"])
 def test_exhausted_retries_name_the_failure_as_litellm_does(monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     names = {}
@@ -107,6 +108,51 @@ def test_exhausted_retries_name_the_failure_as_litellm_does(monkeypatch: pytest.
         assert message.startswith("openai/gpt-4o-mini: ") and " after 2 attempts: " in message, message
         names[transport] = message.removeprefix("openai/gpt-4o-mini: ").partition(" after ")[0]
     assert names["auto"] == names["litellm"]
+
+
+@pytest.mark.parametrize("transport", ["auto", "litellm"])
+def test_a_rate_limit_costs_time_not_the_request_whatever_the_retries(
+    monkeypatch: pytest.MonkeyPatch, transport: str
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    sleeps: list[float] = []
+    with LoopbackServer(latency=0.0, fault_rate=1.0, max_faults_per_request=5, fault_kinds=("429",)) as limited:
+        reply = responder(transport, sleeps, max_retries=0, timeout=30.0).complete(request(limited))
+        assert limited.stats()["requests"] == 6
+    assert reply.text and len(sleeps) == 5
+
+
+def test_a_rate_limit_that_outlasts_the_request_timeout_is_an_error_that_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    limited = LoopbackServer(latency=0.0, fault_rate=1.0, max_faults_per_request=99, fault_kinds=("429",))
+    with limited, pytest.raises(ModelCallError) as excinfo:
+        responder("auto", timeout=2.0).complete(request(limited))
+    message = str(excinfo.value)
+    assert message.startswith("openai/gpt-4o-mini: RateLimitError after ") and "(rate-limited for " in message
+    assert "within --faef-timeout 2 s" in message and not excinfo.value.fatal
+
+
+def test_an_account_out_of_credit_stops_the_run_at_once() -> None:
+    calls = []
+
+    @dataclasses.dataclass(kw_only=True)
+    class NoCredit(ModelResponder):
+        def _sender(self, request: ModelRequest) -> Any:
+            async def send() -> Any:
+                calls.append(request)
+                raise openai_compatible.error_for(
+                    429, {}, b'{"error": {"message": "You exceeded your current quota", "code": "insufficient_quota"}}',
+                    "http://host/v1/chat/completions",
+                )  # fmt: skip
+
+            return send
+
+    with pytest.raises(ModelCallError) as excinfo:
+        NoCredit(timeout=5.0).complete(ModelRequest(model="openai/m", messages=(("user", "hi"),), temperature=0.0))
+    assert excinfo.value.fatal and len(calls) == 1
+    assert "RateLimitError" in str(excinfo.value) and "exceeded your current quota" in str(excinfo.value)
 
 
 def test_a_rejected_key_is_fatal_at_once_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
