@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_faef.calls import litellm_data
 from pytest_faef.core.identity import provider
-from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest
+from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest, Target
 
 if TYPE_CHECKING:
     import aiohttp
@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 PROVIDERS = {"openai": ("OPENAI_API_KEY", "no-key-set"), "hosted_vllm": ("HOSTED_VLLM_API_KEY", "fake-api-key")}
 
 
-def serves(request: ModelRequest) -> bool:
-    """Whether the lean path can send ``request``: an OpenAI-compatible provider at a known endpoint."""
+def serves(request: ModelRequest | Target) -> bool:
+    """Whether the lean path can send ``request`` (or any request to a target): an OpenAI-compatible provider
+    at a known endpoint."""
     return request.endpoint is not None and provider(request.model) in PROVIDERS
 
 
