@@ -24,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pytest_faef.calls import local_model
+from pytest_faef.calls.responders import import_litellm
 
 MODEL = "faef-local/smollm2"
 LOAD_RUNS = 3
@@ -106,10 +107,8 @@ def main() -> None:
     )
 
     start = time.perf_counter()
-    import litellm
-
+    litellm = import_litellm()  # as the plugin imports it: offline, with the faef-local provider registered
     print(f"import litellm: {(time.perf_counter() - start) * 1000:.0f} ms")
-    local_model.register()
     start = time.perf_counter()
     local_model.preload(MODEL)
     print(f"model load (in this process): {(time.perf_counter() - start) * 1000:.0f} ms")

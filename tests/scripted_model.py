@@ -30,12 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-import litellm
-from litellm import CustomLLM
-from litellm.llms.custom_llm import CustomLLMError
-
+from pytest_faef.calls.responders import import_litellm
 from pytest_faef.core.suite import PairedItem, is_suite_file, load_suite
 
 PROVIDER = "scripted"
@@ -86,6 +81,8 @@ def _nearest(table: dict[str, PairedItem], question: str) -> PairedItem:
 
 def answer(behaviour: str, prompt: str, choices: list[str] | None) -> str:
     if behaviour == "broken":
+        from litellm.llms.custom_llm import CustomLLMError  # asked through litellm: it is imported already
+
         raise CustomLLMError(status_code=503, message="scripted outage")
     if behaviour in GENERATORS:
         return generate(behaviour, prompt)
@@ -156,30 +153,37 @@ def _override(item: PairedItem, behaviour: str) -> str:
     return tagged[0] if tagged else behaviour
 
 
-class ScriptedModel(CustomLLM):  # type: ignore[misc]
-    def completion(self, model: str, messages: list[dict[str, str]], *args: Any, **kwargs: Any) -> Any:
-        litellm_params = kwargs.get("litellm_params") or {}
-        choices = (litellm_params.get("metadata") or {}).get("faef_choices")
-        kind = "judge" if choices == ["safe", "unsafe"] else ("choice" if choices else "open")
-        with _lock:
-            calls[f"{model}:{kind}"] += 1
-        text = answer(model, messages[-1]["content"], choices)
-        return litellm.ModelResponse(
-            model=f"{PROVIDER}/{model}",
-            choices=[{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        )
+def _handler(litellm: Any) -> Any:
+    """The provider's handler; its class derives from litellm's, so it is made once litellm is imported."""
 
-    async def acompletion(self, model: str, messages: list[dict[str, str]], *args: Any, **kwargs: Any) -> Any:
-        # A slow endpoint, for tests that interrupt a run midway.
-        if delay := float(os.environ.get("FAEF_SCRIPTED_DELAY", "0")):
-            await asyncio.sleep(delay)
-        return self.completion(model, messages, *args, **kwargs)
+    class ScriptedModel(litellm.CustomLLM):  # type: ignore[misc,name-defined]
+        def completion(self, model: str, messages: list[dict[str, str]], *args: Any, **kwargs: Any) -> Any:
+            litellm_params = kwargs.get("litellm_params") or {}
+            choices = (litellm_params.get("metadata") or {}).get("faef_choices")
+            kind = "judge" if choices == ["safe", "unsafe"] else ("choice" if choices else "open")
+            with _lock:
+                calls[f"{model}:{kind}"] += 1
+            text = answer(model, messages[-1]["content"], choices)
+            return litellm.ModelResponse(
+                model=f"{PROVIDER}/{model}",
+                choices=[{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            )
+
+        async def acompletion(self, model: str, messages: list[dict[str, str]], *args: Any, **kwargs: Any) -> Any:
+            # A slow endpoint, for tests that interrupt a run midway.
+            if delay := float(os.environ.get("FAEF_SCRIPTED_DELAY", "0")):
+                await asyncio.sleep(delay)
+            return self.completion(model, messages, *args, **kwargs)
+
+    return ScriptedModel()
 
 
 def register() -> None:
+    """Make ``scripted/...`` models callable through litellm, imported as the plugin imports it (offline)."""
+    litellm = import_litellm()
     if not any(entry["provider"] == PROVIDER for entry in litellm.custom_provider_map):
         litellm.custom_provider_map = [
             *litellm.custom_provider_map,
-            {"provider": PROVIDER, "custom_handler": ScriptedModel()},
+            {"provider": PROVIDER, "custom_handler": _handler(litellm)},
         ]

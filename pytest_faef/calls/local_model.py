@@ -225,10 +225,9 @@ def check_available(model: str) -> None:
     _require_file(model_path(model))
 
 
-def register() -> None:
-    """Make ``faef-local/...`` models callable through litellm; calling it again is harmless."""
-    import litellm
-
+def register(litellm: Any) -> None:
+    """Make ``faef-local/...`` models callable through ``litellm`` (the module, as
+    ``responders.import_litellm`` imports it: the one place that does); calling it again is harmless."""
     with _REGISTER_LOCK:
         if any(item["provider"] == PROVIDER for item in litellm.custom_provider_map):
             return
@@ -476,7 +475,8 @@ def _pick(scores: Sequence[float], temperature: float) -> int:
 
 
 def _make_provider() -> CustomLLM:
-    """Build the litellm handler; the class is defined here so litellm is imported on demand."""
+    """Build the litellm handler; the class is defined here so that importing this module imports no litellm.
+    Called from :func:`register`, with litellm already imported: these imports only name its parts."""
     from litellm.exceptions import BadRequestError
     from litellm.llms.custom_llm import CustomLLM
     from litellm.types.utils import Choices, Message, Usage

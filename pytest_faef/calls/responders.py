@@ -134,7 +134,7 @@ def import_litellm() -> Any:
         litellm.suppress_debug_info = True
         from pytest_faef.calls import local_model
 
-        local_model.register()
+        local_model.register(litellm)
         return litellm
 
 

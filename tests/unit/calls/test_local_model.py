@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import litellm
 import pytest
-from litellm.exceptions import BadRequestError
 
 from pytest_faef.calls import local_model
 from pytest_faef.calls.local_model import INSTALL_COMMAND, LocalModelUnavailable
+from pytest_faef.calls.responders import import_litellm
 
 MODEL = "faef-local/smollm2"
 
@@ -42,8 +41,14 @@ JUDGE = (
 )
 
 
+def litellm() -> Any:
+    """litellm, imported where the plugin imports it (offline, with the faef-local provider registered), when
+    a test first needs it: collecting this module costs nothing."""
+    return import_litellm()
+
+
 def ask(prompt: str, **kwargs: Any) -> Any:
-    return litellm.completion(model=MODEL, messages=[{"role": "user", "content": prompt}], **kwargs)
+    return litellm().completion(model=MODEL, messages=[{"role": "user", "content": prompt}], **kwargs)
 
 
 def text_of(response: Any) -> str:
@@ -55,7 +60,7 @@ def text_of(response: Any) -> str:
 @pytest.fixture(scope="module")
 def loads_after_warm_up() -> int:
     """Register the provider and make one call, so the model is loaded once for the module."""
-    local_model.register()
+    litellm()  # imports litellm and registers the faef-local provider
     before = local_model.load_count()
     ask("Hello", max_tokens=1)
     assert local_model.load_count() - before <= 1
@@ -131,7 +136,7 @@ def test_async_calls_share_the_model_safely() -> None:
 
     async def ask_concurrently() -> list[Any]:
         calls = [
-            litellm.acompletion(
+            litellm().acompletion(
                 model=MODEL,
                 messages=[{"role": "user", "content": THREE_OPTIONS}],
                 metadata={"faef_choices": choices},
@@ -145,7 +150,7 @@ def test_async_calls_share_the_model_safely() -> None:
 
 def test_path_addressed_model_is_the_same_loaded_model(loads_after_warm_up: int) -> None:
     path = local_model.model_path(MODEL)
-    response = litellm.completion(
+    response = litellm().completion(
         model=f"faef-local/{path}",
         messages=[{"role": "user", "content": JUDGE}],
         metadata={"faef_choices": ["safe", "unsafe"]},
@@ -163,22 +168,22 @@ def test_model_is_loaded_once_across_calls(loads_after_warm_up: int) -> None:
 
 
 def test_register_is_idempotent() -> None:
-    local_model.register()
-    local_model.register()
-    providers = [item["provider"] for item in litellm.custom_provider_map]
+    local_model.register(litellm())
+    local_model.register(litellm())
+    providers = [item["provider"] for item in litellm().custom_provider_map]
     assert providers.count(local_model.PROVIDER) == 1
 
 
 def test_invalid_choices_are_a_bad_request(loads_after_warm_up: int) -> None:
-    with pytest.raises(BadRequestError, match="faef_choices"):
+    with pytest.raises(litellm().exceptions.BadRequestError, match="faef_choices"):
         ask("Hello", metadata={"faef_choices": "AB"})
 
 
 def test_missing_file_through_litellm_names_the_path(tmp_path: Path) -> None:
-    local_model.register()
+    litellm()  # imports litellm and registers the faef-local provider
     missing = tmp_path / "absent.gguf"
-    with pytest.raises(BadRequestError) as raised:
-        litellm.completion(model=f"faef-local/{missing}", messages=[{"role": "user", "content": "Hi"}])
+    with pytest.raises(litellm().exceptions.BadRequestError) as raised:
+        litellm().completion(model=f"faef-local/{missing}", messages=[{"role": "user", "content": "Hi"}])
     assert str(missing) in str(raised.value)
 
 
@@ -261,9 +266,9 @@ def test_thread_count_shares_the_cores_among_xdist_workers(
 EXIT_SCRIPT = """
 import os
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-import litellm
 from pytest_faef.calls import local_model
-local_model.register()
+from pytest_faef.calls.responders import import_litellm
+litellm = import_litellm()  # registers the faef-local provider
 litellm.completion(model="faef-local/smollm2", messages=[{"role": "user", "content": "Hi"}], max_tokens=1)
 # A function of __main__ kept on the module ties the two into a reference cycle, which
 # leaves the cached model to be freed during interpreter teardown.
