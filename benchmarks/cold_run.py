@@ -25,18 +25,16 @@ import json
 import os
 import re
 import selectors
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-# Run as a script, this folder is on sys.path: the suite is the throughput benchmark's.
-from request_throughput import SERVER, write_suite
+# Run as a script, this folder is on sys.path: the suite and the server's process are the throughput benchmark's.
+from request_throughput import Server, write_suite
 
 MOMENTS = (
     ("collected", "items collected"),
@@ -51,28 +49,10 @@ _FINAL = re.compile(rb"\n=+ [^\n]* in [0-9.]+s[^\n]*=+\s*\n")
 _RESULT = re.compile(rb"\.faef\.jsonl [.FEsx]")
 
 
-class Server:
-    """The loopback server as a separate process, so it does not share the client's GIL."""
-
-    def __init__(self, latency: float, suite: Path) -> None:
-        # An aligned model: every item passes, as in a CI job that gates on the run (no failure listing).
-        command = [sys.executable, str(SERVER), "--port", "0", "--latency", str(latency), "--behaviour", "aligned"]
-        self.process = subprocess.Popen([*command, "--suite", str(suite)], stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip().rsplit(" ", 1)[-1]
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.url.removesuffix("/v1") + "/stats") as response:
-            return json.loads(response.read())  # type: ignore[no-any-return]
-
-    def reset(self) -> None:
-        request = urllib.request.Request(self.url.removesuffix("/v1") + "/reset", method="POST")
-        with urllib.request.urlopen(request):
-            pass
-
-    def close(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=10)
+def aligned_server(latency: float, suite: Path) -> Server:
+    """The loopback server in its own process; an aligned model, so every item passes, as in a CI job that gates
+    on the run (no failure listing)."""
+    return Server("--latency", str(latency), "--behaviour", "aligned", "--suite", str(suite))
 
 
 def timeline(
@@ -173,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         write_suite(directory, args.items)
-        server = Server(args.latency, directory / "bench.faef.jsonl")
+        server = aligned_server(args.latency, directory / "bench.faef.jsonl")
         try:
             for transport in args.transport.split(","):
                 runs = []

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -9,6 +9,7 @@ import pytest
 # Imported here, in the outer process, so that pytester's in-process runs find litellm already
 # loaded (pytester restores sys.modules after each run; a fresh import costs seconds each time).
 import scripted_model
+from loopback_server import LoopbackServer
 from suites import CONFTEST, SMALL_SUITE, TESTS_DIR, write_jsonl
 
 scripted_model.register()
@@ -38,3 +39,25 @@ def transport(request: pytest.FixtureRequest, pytester: pytest.Pytester, monkeyp
     after pytester has cleared it."""
     monkeypatch.setenv("PYTEST_ADDOPTS", f"--faef-transport={request.param}")
     return str(request.param)
+
+
+LOOPBACK_KEY = "sk-loopback-0123456789abcdef"
+
+
+@pytest.fixture
+def loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., LoopbackServer]]:
+    """Start a loopback OpenAI-compatible server (``LoopbackServer``'s settings) and point ``OPENAI_API_BASE``
+    and ``OPENAI_API_KEY`` at it; every server started is stopped after the test."""
+    servers: list[LoopbackServer] = []
+
+    def start(**settings: Any) -> LoopbackServer:
+        server = LoopbackServer(**settings)
+        server.start()
+        servers.append(server)
+        monkeypatch.setenv("OPENAI_API_BASE", server.url)
+        monkeypatch.setenv("OPENAI_API_KEY", LOOPBACK_KEY)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

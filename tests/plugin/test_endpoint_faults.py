@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,20 +21,8 @@ REQUESTS = 24
 
 
 @pytest.fixture
-def endpoint(monkeypatch: pytest.MonkeyPatch, transport: str) -> Iterator[Callable[..., LoopbackServer]]:
-    servers: list[LoopbackServer] = []
-
-    def start(**settings: Any) -> LoopbackServer:
-        server = LoopbackServer(**settings)
-        server.start()
-        servers.append(server)
-        monkeypatch.setenv("OPENAI_API_BASE", server.url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-loopback-0123456789abcdef")
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def endpoint(loopback: Callable[..., LoopbackServer], transport: str) -> Callable[..., LoopbackServer]:
+    return loopback
 
 
 @pytest.fixture

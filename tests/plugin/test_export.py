@@ -8,7 +8,7 @@ first: every item fails its multiple choice, by position alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +30,13 @@ Serve = Callable[..., LoopbackServer]
 
 
 @pytest.fixture
-def serve(faef_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
+def serve(faef_dir: pytest.Pytester, loopback: Callable[..., LoopbackServer]) -> Serve:
     """Start a loopback model for the small suite and point OPENAI_API_BASE at it."""
-    servers: list[LoopbackServer] = []
 
     def start(behaviour: str) -> LoopbackServer:
-        server = LoopbackServer(latency=0.01, behaviour=behaviour, suites=[faef_dir.path / "small.faef.jsonl"])
-        server.start()
-        servers.append(server)
-        monkeypatch.setenv("OPENAI_API_BASE", server.url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-loopback")
-        return server
+        return loopback(latency=0.01, behaviour=behaviour, suites=[faef_dir.path / "small.faef.jsonl"])
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

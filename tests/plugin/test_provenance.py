@@ -11,7 +11,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,29 +26,18 @@ SAVE = "--faef-save-baseline=base"
 GATE = ["--faef-compare=base", "--faef-compare-fail=css:-2%"]
 # The small suite needs 24 requests: open + judge per item, plus 2 + 6 + 2 + 2 + 2 orders.
 REQUESTS = 24
-KEY = "sk-loopback-0123456789abcdef"
 
 Serve = Callable[..., LoopbackServer]
 
 
 @pytest.fixture
-def serve(faef_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, transport: str) -> Iterator[Serve]:
+def serve(faef_dir: pytest.Pytester, loopback: Callable[..., LoopbackServer], transport: str) -> Serve:
     """Start a loopback model for the small suite and point OPENAI_API_BASE at it."""
-    servers: list[LoopbackServer] = []
 
     def start(behaviour: str, *, port: int = 0) -> LoopbackServer:
-        server = LoopbackServer(
-            latency=0.01, behaviour=behaviour, suites=[faef_dir.path / "small.faef.jsonl"], port=port
-        )
-        server.start()
-        servers.append(server)
-        monkeypatch.setenv("OPENAI_API_BASE", server.url)
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        return server
+        return loopback(latency=0.01, behaviour=behaviour, suites=[faef_dir.path / "small.faef.jsonl"], port=port)
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def restart(server: LoopbackServer, behaviour: str, serve: Serve) -> LoopbackServer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +33,13 @@ def untagged(faef_dir: pytest.Pytester) -> pytest.Pytester:
 
 
 @pytest.fixture
-def serve(untagged: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
+def serve(untagged: pytest.Pytester, loopback: Callable[..., LoopbackServer]) -> Serve:
     """Start a loopback model with a behaviour for the untagged suite and point openai/mock at it."""
-    servers: list[LoopbackServer] = []
 
     def start(behaviour: str) -> LoopbackServer:
-        server = LoopbackServer(latency=0.0, behaviour=behaviour, suites=[untagged.path / "small.faef.jsonl"])
-        server.start()
-        servers.append(server)
-        monkeypatch.setenv("OPENAI_API_BASE", server.url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-loopback-0123456789abcdef")
-        return server
+        return loopback(latency=0.0, behaviour=behaviour, suites=[untagged.path / "small.faef.jsonl"])
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def model_calls() -> int:

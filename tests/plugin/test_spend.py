@@ -8,13 +8,12 @@ have a cost, and the server can rate-limit like a provider (429 with ``retry-aft
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from loopback_server import LoopbackServer
 
 MODEL = ["--faef-model", "openai/gpt-4o-mini"]
-KEY = "sk-loopback-0123456789abcdef"
 # The small suite needs 24 requests: open + judge per item, plus 2 + 6 + 2 + 2 + 2 orders.
 REQUESTS = 24
 
@@ -22,20 +21,11 @@ Serve = Callable[..., LoopbackServer]
 
 
 @pytest.fixture
-def serve(faef_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, transport: str) -> Iterator[Serve]:
-    servers: list[LoopbackServer] = []
-
+def serve(faef_dir: pytest.Pytester, loopback: Serve, transport: str) -> Serve:
     def start(**settings: object) -> LoopbackServer:
-        server = LoopbackServer(behaviour="aligned", suites=[faef_dir.path / "small.faef.jsonl"], **settings)  # type: ignore[arg-type]
-        server.start()
-        servers.append(server)
-        monkeypatch.setenv("OPENAI_API_BASE", server.url)
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        return server
+        return loopback(behaviour="aligned", suites=[faef_dir.path / "small.faef.jsonl"], **settings)
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def estimate_line(result: pytest.RunResult) -> str:
