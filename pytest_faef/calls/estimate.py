@@ -73,17 +73,6 @@ class EstimatePlan:
         return sorted(self.estimates.values(), key=lambda found: str(found.target))
 
 
-def estimate(
-    selected: Iterable[tuple[PairedItem, EvaluationSettings]],
-    planned: Sequence[PlannedRequest],
-    stored: Callable[[ModelRequest], ModelReply | None],
-    *,
-    replay_only: bool = False,
-) -> list[CostEstimate]:
-    """Per model and judge, what the run needs; ``stored`` looks a request up in the store."""
-    return plan(selected, planned, stored, replay_only=replay_only).priced()
-
-
 def plan(
     selected: Iterable[tuple[PairedItem, EvaluationSettings]],
     planned: Sequence[PlannedRequest],

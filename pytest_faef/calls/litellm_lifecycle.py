@@ -25,9 +25,10 @@ async def release_litellm() -> None:
     """Finish on this (the requests') event loop what litellm would otherwise leave to interpreter exit.
 
     Its logging worker's queued success handlers (the user's callbacks, litellm's own bookkeeping) run
-    now rather than in an atexit handler on a fresh loop, and its cached async HTTP clients are closed
-    on the loop that opened them. Does nothing if litellm was never imported; a litellm without these
-    parts (they moved between versions) is left to its own atexit handlers.
+    now rather than in an atexit handler on a fresh loop; its cached async HTTP clients are closed on the
+    loop that opened them by the responder's ``aclose`` (:func:`close_litellm_clients`), after this. Does
+    nothing if litellm was never imported; a litellm without these parts (they moved between versions) is
+    left to its own atexit handlers.
     """
     if "litellm" not in sys.modules:
         return
@@ -41,7 +42,6 @@ async def release_litellm() -> None:
         with contextlib.suppress(Exception, asyncio.TimeoutError):
             await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout=_RELEASE_TIMEOUT)
             await GLOBAL_LOGGING_WORKER.stop(timeout=_RELEASE_TIMEOUT)
-    await close_litellm_clients()
 
 
 async def close_litellm_clients() -> None:

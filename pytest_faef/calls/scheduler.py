@@ -132,7 +132,7 @@ class ItemScheduler:
         async def cancel_pending() -> None:
             # litellm's logging worker first, while its task still runs on this loop (issue 20).
             await release_litellm()
-            await self.responder.aclose()  # the lean path's connections, on the loop that opened them
+            await self.responder.aclose()  # both paths' connections, on the loop that opened them
             pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
             for task in pending:
                 task.cancel()

@@ -71,7 +71,7 @@ def test_a_cold_run_at_an_openai_compatible_endpoint_needs_no_litellm(
             "probe-collecting: litellm=False",
             "faef estimate: openai/loopback (at *): 24 requests, 0 in the store; 24 to send: ~* prompt tokens, *",
             "*probe-finished: litellm=False",
-            "probe-exit: frozen=* pending=0 threads=[[]]",
+            "probe-exit: frozen=True pending=0 threads=[[]]",
         ]
     )
 
