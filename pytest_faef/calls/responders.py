@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pytest_faef.calls import openai_compatible
@@ -163,20 +163,6 @@ class ModelResponder:
     def lean(self, request: ModelRequest | Target) -> bool:
         """Whether ``request`` (or every request to a target) goes by the lean path."""
         return self.transport == "auto" and openai_compatible.serves(request)
-
-    def ready(self, targets: Iterable[Target]) -> None:
-        """Import, on the calling thread, what sending to ``targets`` needs (aiohttp, litellm).
-
-        Called from the main thread before the requests' thread sends anything: on Python 3.11, code
-        compiled in two threads at once (an import's class bodies on the requests' thread, pytest's
-        parse of a traceback on the main thread) can fail with "AST constructor recursion depth
-        mismatch". Nothing is imported for targets that will not be asked.
-        """
-        paths = {self.lean(target) for target in targets}
-        if True in paths:
-            import aiohttp  # noqa: F401
-        if False in paths:
-            import_litellm()
 
     def _sender(self, request: ModelRequest) -> Callable[[], Awaitable[ModelReply]]:
         """One attempt at ``request``, by the path it takes."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -244,23 +243,6 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 
     faef = config.stash.get(session_key, None)
     return list(faef.estimate_lines) if faef is not None else []
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    # Setup errors are rendered as tracebacks by default; ours are messages that say it all.
-    if call.when == "setup" and call.excinfo is not None and _is_faef_error(call.excinfo.value):
-        report.longrepr = str(call.excinfo.value)
-    return report
-
-
-def _is_faef_error(error: BaseException) -> bool:
-    """Whether ``error`` is one of ours; the check imports nothing for a project without faef items."""
-    items = sys.modules.get("pytest_faef.plugin.items")
-    return items is not None and isinstance(error, items.FaefError)
 
 
 class XdistController:

@@ -235,6 +235,18 @@ class PairedItemTest(pytest.Function):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
+    def _repr_failure_py(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        """What pytest reports for an error in setup (a failed model request): the message, not a traceback.
+
+        Not only shorter: rendering a traceback parses source files (``ast.parse``), and on Python 3.11 that
+        races with any other thread formatting a traceback at the same moment (litellm does, on the requests'
+        thread, for every failed request), ending the session with an INTERNALERROR "AST constructor
+        recursion depth mismatch" (CPython gh-106905), as a test run here showed.
+        """
+        if isinstance(excinfo.value, (FaefFailure, FaefError)):
+            return str(excinfo.value)
+        return super()._repr_failure_py(excinfo, style=style)
+
 
 class InvalidRecord(pytest.Item):
     """A record that could not be loaded: it errors with file, line and field, and the rest still run."""

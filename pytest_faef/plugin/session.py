@@ -207,14 +207,12 @@ class FaefSession:
         planned = [
             entry for _, item, settings in selected for entry in planned_requests(item, settings, responder.stored)
         ]
-        to_ask = self._targets_to_ask(selected, planned)
-        for target in sorted(to_ask, key=str):
+        for target in sorted(self._targets_to_ask(selected, planned), key=str):
             if lacking := missing_credentials(target):
                 missing = sum(
                     entry.request.target == target and responder.stored(entry.request) is None for entry in planned
                 )
                 raise MissingCredentials(target, lacking, missing=missing)
-        responder.responder.ready(to_ask)
         if self.settings.record_mode != "new" or self.settings.drift_check == 0 or self._store is None:
             return
         checked = []
@@ -235,7 +233,6 @@ class FaefSession:
             else:
                 checked.append(sample)
         if checked:
-            responder.responder.ready(sample.target for sample in checked)
             results = scheduler.run(check_drift(checked, responder, store=self._store, run=self.run_id))
             self.drift_results.update((str(result.target), result) for result in results)
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -228,31 +226,6 @@ def test_an_answer_without_a_json_error_is_named_by_its_first_line() -> None:
 def test_a_reply_without_choices_is_an_unexpected_shape() -> None:
     with pytest.raises(ModelCallError, match="unexpected response shape"):
         openai_compatible.reply_from({"usage": {}}, "openai/m")
-
-
-READY = """
-import sys
-from pytest_faef.calls.responders import ModelResponder
-from pytest_faef.core.requests import Target
-responder = ModelResponder(transport=sys.argv[1])
-responder.ready([Target(model="openai/m", endpoint="http://127.0.0.1:9/v1")] * int(sys.argv[2]))
-print(sorted(name for name in ("aiohttp", "litellm") if name in sys.modules))
-"""
-
-
-@pytest.mark.parametrize(
-    ("transport", "targets", "imported"),
-    [("auto", 1, ["aiohttp"]), ("litellm", 1, ["aiohttp", "litellm"]), ("auto", 0, [])],
-    ids=["lean", "litellm", "nothing to ask"],
-)
-def test_what_the_requests_thread_needs_is_imported_by_the_caller_and_nothing_more(
-    transport: str, targets: int, imported: list[str]
-) -> None:
-    # In a fresh interpreter: this one has both imported already. (litellm itself imports aiohttp.)
-    result = subprocess.run(
-        [sys.executable, "-c", READY, transport, str(targets)], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == repr(imported)
 
 
 def test_a_session_closes_its_connections_on_the_loop_that_opened_them(server: LoopbackServer) -> None:
