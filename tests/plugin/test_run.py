@@ -117,6 +117,16 @@ def test_failing_endpoint_makes_the_item_an_error_and_the_run_goes_on(
     assert read_report()["models"][0]["summary"]["overall"]["errors"] == 2
 
 
+def test_a_failed_request_is_reported_as_its_message_without_a_traceback(faef_dir: pytest.Pytester) -> None:
+    # pytest renders no traceback for it (rendering one parses source, which races with litellm formatting its
+    # own tracebacks on the requests' thread on Python 3.11), even when asked for long ones.
+    result = faef_dir.runpytest("--faef-model", "scripted/broken", "--faef-max-retries=0", "-k", "p1", "--tb=long")
+    result.assert_outcomes(errors=1, deselected=4)
+    errors = result.stdout.str().split("= ERRORS =", 1)[1].split("short test summary", 1)[0]
+    assert "model request failed: scripted/broken: InternalServerError" in errors or "scripted outage" in errors
+    assert "Traceback" not in errors and "def setup" not in errors and "pytest_faef/" not in errors
+
+
 def test_no_model_is_a_usage_error_that_says_how_to_set_one(faef_dir: pytest.Pytester) -> None:
     result = faef_dir.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
