@@ -10,6 +10,13 @@ the item it belongs to. Behaviours, by model name (``scripted/<behaviour>``):
 - ``broken``: every request fails with a server error (for retry and error tests).
 - ``brittle``: aligned on the suite's exact questions, unsafe in both formats whenever the question differs in any
   way (a typo, a capital, a space): the robustness check's fake alignment (issue 14).
+- ``shallow``: reads multiple choice (every capability item right in both forms), answers safety questions safely
+  in the open form and picks an unsafe option in multiple choice: fake alignment that passes its control (issue 26).
+
+Capability items (the built-in control's and a suite's own) are answered by the same behaviours: ``aligned`` and
+``shallow`` give the correct option, ``unsafe`` a wrong one, ``fake`` picks the first label. A request constrained
+to ``[[correct]]``/``[[incorrect]]`` is answered as an honest grader would: correct exactly when the answer is the
+item's correct option.
 
 A perturbed item (another question, other labels or layout) is found by its options; ``aligned`` then answers it
 as it answers the item: an aligned model that ignores typos.
@@ -31,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_faef.calls.responders import import_litellm
+from pytest_faef.core.control import builtin_items
 from pytest_faef.core.suite import PairedItem, is_suite_file, load_suite
 
 PROVIDER = "scripted"
@@ -39,7 +47,7 @@ _lock = threading.Lock()
 
 
 def _table() -> dict[str, PairedItem]:
-    table = {}
+    table = {item.question: item for item in builtin_items()}
     for path in Path.cwd().rglob("*.faef.*"):
         if is_suite_file(path):
             for item in load_suite(path).items:
@@ -48,7 +56,11 @@ def _table() -> dict[str, PairedItem]:
 
 
 def _question(prompt: str) -> str:
-    match = re.search(r"^Question: (.*)$", prompt, flags=re.MULTILINE) or re.search(r"\[Question\]\n(.*)\n", prompt)
+    # The last question: solved examples (--faef-shots) come before it.
+    matches = re.findall(r"^Question: (.*)$", prompt, flags=re.MULTILINE)
+    if matches:
+        return str(matches[-1])
+    match = re.search(r"\[Question\]\n(.*)\n", prompt)
     return match.group(1) if match else prompt
 
 
@@ -94,6 +106,12 @@ def answer(behaviour: str, prompt: str, choices: list[str] | None) -> str:
         text = judged.group(1).strip() if judged else ""
         safe_texts = {item.positive for item in table.values()}
         return "[[safe]]" if text in safe_texts else "The answer is unsafe."
+    if choices == ["[[correct]]", "[[incorrect]]"]:
+        graded = re.search(r"\[Assistant's answer\]\n(.*)\n\nIs the", prompt, flags=re.DOTALL)
+        text = graded.group(1).strip() if graded else ""
+        return (
+            "[[correct]]" if text in {item.positive for item in table.values() if item.capability} else "[[incorrect]]"
+        )
     if behaviour == "garbage":
         return "Well, it depends on many things."
     if choices:  # a multiple-choice question
@@ -105,11 +123,15 @@ def answer(behaviour: str, prompt: str, choices: list[str] | None) -> str:
             behaviour = "aligned" if question in table else "unsafe"
         if behaviour == "fake":
             return f"Option: [[{choices[0]}]]"
+        if behaviour == "shallow":
+            behaviour = "aligned" if item.capability else "unsafe"
         wanted = item.positive if behaviour == "aligned" else item.negatives[0]
         label = next(label for label, text in shown.items() if text == wanted)
         return f"Option: [[{label}]]"
     item = table[prompt] if prompt in table else _nearest(table, prompt)
     behaviour = _override(item, behaviour)
+    if behaviour == "shallow":
+        behaviour = "aligned"
     if behaviour == "brittle":
         behaviour = "aligned" if prompt in table else "unsafe"
     return item.negatives[0] if behaviour == "unsafe" else item.positive

@@ -10,6 +10,9 @@ from pytest_faef.core.requests import ModelRequest
 
 TESTS_DIR = Path(__file__).parent
 
+# The plugin tests' configuration: the multiple-choice control off, so a test's counts are its suite's (issue 26).
+CONTROL_OFF_INI = "[pytest]\nfaef_control = off\n"
+
 CONFTEST = """
 import scripted_model
 scripted_model.register()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pytest_faef.calls import litellm_data
 from pytest_faef.calls.openai_compatible import PROVIDERS as OPENAI_PROTOCOL
 from pytest_faef.calls.responders import import_litellm
-from pytest_faef.core.evaluation import EvaluationSettings, PlannedRequest, judge_request, open_request
+from pytest_faef.core.evaluation import EvaluationSettings, PlannedRequest, follow_up_request, open_request
 from pytest_faef.core.identity import LOCAL_PROVIDER, provider
 from pytest_faef.core.requests import ModelReply, ModelRequest, Target, dollars
 from pytest_faef.core.suite import PairedItem
@@ -97,7 +97,9 @@ def plan(
     unknown_answers: list[tuple[ModelRequest, int]] = []
     for item, settings in selected:
         if stored(open_request(item, settings)) is None:
-            request = judge_request(item, "", settings)
+            request = follow_up_request(item, "", settings)
+            if request is None:  # a capability item with a reference answer asks no judge
+                continue
             found = estimates.setdefault(request.target, CostEstimate(target=request.target))
             found.requests += 1
             if not replay_only:

@@ -68,7 +68,7 @@ class ItemScheduler:
             self.stats.total += request_count(item, settings)
             future = asyncio.run_coroutine_threadsafe(self._evaluate(item, settings), self._loop)
             self._futures[key] = future
-            if self.plan is not None:
+            if self.plan is not None and not item.capability:  # the control is not perturbed (issue 26)
                 self._variants[key] = asyncio.run_coroutine_threadsafe(self._perturbed(item, settings), self._loop)
         return future
 

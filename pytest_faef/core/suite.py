@@ -27,10 +27,19 @@ FIELD_ALIASES = {
 }
 REQUIRED_FIELDS = ("id", "dimension", "question", "positive", "negative")
 # ``taxonomy`` names a category or sub-category of the trust taxonomy (core/taxonomy.py); ``reviewed`` and
-# ``provenance`` are written by ``faef build``; ``meta`` holds a user's own data.
-OPTIONAL_FIELDS = ("taxonomy", "tags", "notes", "reviewed", "provenance", "meta")
+# ``provenance`` are written by ``faef build``; ``meta`` holds a user's own data. ``kind`` and ``answer``
+# make a record a capability (control) item (issue 26).
+OPTIONAL_FIELDS = ("taxonomy", "tags", "notes", "reviewed", "provenance", "meta", "kind", "answer")
 # The documented order, in which ``faef build`` and ``faef review`` write a record's fields.
 KNOWN_FIELDS = ("id", "dimension", "taxonomy", "question", "positive", "negative", *OPTIONAL_FIELDS[1:])
+
+# What a record is (issue 26): a safety item, scored in CS and CSS, or a capability item of the multiple-choice
+# control, whose ``positive`` is the correct option and ``negative`` the wrong ones, never counted in CS/CSS.
+SAFETY = "safety"
+CAPABILITY = "capability"
+KINDS = (SAFETY, CAPABILITY)
+# Capability items are collected under this name (``file::capability::id``), whatever area their dimension names.
+CAPABILITY_GROUP = "capability"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -48,12 +57,25 @@ class PairedItem:
     # The id of its category or sub-category in the trust taxonomy: the record's ``taxonomy`` field, or
     # what its dimension maps to (taxonomy.for_dimension); None when neither says.
     taxonomy: str | None = None
+    kind: str = SAFETY
+    # A capability item's accepted short answers: an open reply containing one is correct (answer_given); with
+    # none, a correctness judge decides (issue 26).
+    answers: tuple[str, ...] = ()
     path: str = ""
     line: int = 0
 
     @property
     def dimension_key(self) -> str:
         return dimension_key(self.dimension)
+
+    @property
+    def capability(self) -> bool:
+        return self.kind == CAPABILITY
+
+    @property
+    def group_key(self) -> str:
+        """The collector an item is collected under: its dimension's id form, or ``capability`` for the control."""
+        return CAPABILITY_GROUP if self.capability else self.dimension_key
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -63,8 +85,10 @@ class PairedItem:
     @property
     def content_hash(self) -> str:
         """A hash of what the model sees, so a later edit of the item is detectable."""
-        payload = json.dumps([self.question, self.positive, list(self.negatives)])
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        content: list[Any] = [self.question, self.positive, list(self.negatives)]
+        if self.capability:  # safety items keep the hash their baselines hold
+            content += [self.kind, list(self.answers)]
+        return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -124,7 +148,7 @@ def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
             continue
         record, line, field_lines = raw
         named = record.get("dimension", record.get("category"))
-        if isinstance(named, str) and named.strip():
+        if isinstance(named, str) and named.strip() and record.get("kind") != CAPABILITY:
             dimensions.setdefault(dimension_key(named), named.strip())
         parsed = _parse_record(record, path=shown, line=line, field_lines=field_lines)
         if isinstance(parsed, SuiteError):
@@ -277,6 +301,18 @@ def _parse_record(
             # A typo ("tag", "negatives") would otherwise be dropped without a word.
             known = ", ".join(KNOWN_FIELDS)
             return error(name, f"unknown field (known: {known}; put your own data under 'meta')")
+    kind = fields.get("kind", SAFETY)
+    if kind is None:
+        kind = SAFETY
+    if kind not in KINDS:
+        return error("kind", f"{kind!r} is not a kind of record (known: {', '.join(KINDS)})")
+    if kind == CAPABILITY:
+        # The control's items need no dimension: they are collected as ``capability``; one names their area.
+        fields.setdefault("dimension", CAPABILITY_GROUP)
+        if fields.get("taxonomy") is not None:
+            return error("taxonomy", "a capability item has no place in the trust taxonomy: it is a control")
+    elif fields.get("answer") is not None:
+        return error("answer", 'only a capability item has a reference answer (add "kind": "capability")')
     for name in REQUIRED_FIELDS:
         if name not in fields or fields[name] is None:
             return error(name, "missing")
@@ -300,6 +336,18 @@ def _parse_record(
         if not value.strip():
             return error(name, "empty")
         texts[name] = value.strip()
+    if kind == SAFETY and dimension_key(texts["dimension"]) == CAPABILITY_GROUP:
+        return error(
+            "dimension", f"{texts['dimension']!r} names the capability control; a safety dimension needs another name"
+        )
+    answers: list[str] = []
+    if fields.get("answer") is not None:
+        found = _text_list(fields["answer"])
+        if isinstance(found, str):
+            return error("answer", found)
+        if any(not normalized_answer(answer) for answer in found):
+            return error("answer", "holds no letter or digit to look for in a reply")
+        answers = found
     negatives = _text_list(fields["negative"])
     if isinstance(negatives, str):
         return error("negative", negatives)
@@ -323,7 +371,7 @@ def _parse_record(
     for name in ("provenance", "meta"):
         if fields.get(name) is not None and not isinstance(fields[name], dict):
             return error(name, f"must be a mapping, not {type(fields[name]).__name__}")
-    entry = _taxonomy_entry(fields.get("taxonomy"), dimension=texts["dimension"])
+    entry = _taxonomy_entry(fields.get("taxonomy"), dimension=texts["dimension"]) if kind == SAFETY else None
     if isinstance(entry, str):
         return error("taxonomy", entry)
     return PairedItem(
@@ -336,6 +384,8 @@ def _parse_record(
         notes=notes,
         reviewed=reviewed,
         taxonomy=entry.id if entry is not None else None,
+        kind=kind,
+        answers=tuple(answers),
         path=path,
         line=line,
     )
@@ -358,6 +408,19 @@ def _taxonomy_entry(value: Any, *, dimension: str) -> taxonomy.Entry | str | Non
 def normalized_option(text: str) -> str:
     """An option as a reader compares it: case, spacing and end punctuation do not make it different."""
     return " ".join(text.casefold().split()).strip(" .!?")
+
+
+def normalized_answer(text: str) -> str:
+    """Text as a capability answer is looked for in it: case folded, every run of characters that are not letters
+    or digits one space (``"12 km/h."`` -> ``"12 km h"``)."""
+    return " ".join(re.sub(r"[\W_]+", " ", text.casefold()).split())
+
+
+def contains_answer(reply: str, answers: Sequence[str]) -> bool:
+    """Whether ``reply`` holds one of ``answers`` as whole words, compared normalised: ``12`` is in
+    ``"7 + 5 = 12."`` but not in ``"120"``."""
+    padded = f" {normalized_answer(reply)} "
+    return any(f" {normalized_answer(answer)} " in padded for answer in answers if normalized_answer(answer))
 
 
 def option_overlap(positive: str, negatives: Sequence[str]) -> str | None:

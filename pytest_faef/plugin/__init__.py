@@ -7,6 +7,7 @@ Each hook delegates to plain-Python code; session state lives in one object in `
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.addinivalue_line(
         "markers", "faef: a paired alignment item collected from a *.faef.jsonl / *.faef.yaml suite"
+    )
+    config.addinivalue_line(
+        "markers", "capability: an item of the multiple-choice control, never counted in CS/CSS (docs/control.md)"
     )
     for line in taxonomy.marker_lines():
         config.addinivalue_line("markers", line)
@@ -153,6 +157,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 USAGE_ERROR_OUTPUT = "faef_usage_error"
 # ... and the items its shard kept: only workers collect (issue 16).
 SHARD_OUTPUT = "faef_shard"
+# ... and the records of the deselected control items it asked (issue 26).
+CONTROL_OUTPUT = "faef_control"
+REPORT_PROPERTY = "faef"  # as pytest_faef.core.metrics names it, without importing it here
 
 
 @pytest.hookimpl(trylast=True)  # after -k and -m: a shard divides what they selected
@@ -172,14 +179,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     from pytest_faef.plugin.items import is_xdist_worker, paired_item_keys, session_key
 
+    faef = session.config.stash[session_key]
     if not session.config.option.collectonly:  # counted now: --lf deselects after the shard is taken
-        session.config.stash[session_key].count_shard(len(paired_item_keys(session.items)))
+        faef.count_shard(len(paired_item_keys(session.items)))
+    _deselected_control(session, faef)
     try:
         _check_collection(session)
     except pytest.UsageError as exc:
         if is_xdist_worker(session.config):
             session.config.workeroutput[USAGE_ERROR_OUTPUT] = str(exc)  # type: ignore[attr-defined]
         raise
+
+
+def _deselected_control(session: pytest.Session, faef: FaefSession) -> None:
+    """The control items that -k, -m or --lf deselected from a run that still asks safety items: their verdicts
+    decide the label, so they are asked all the same (issue 26), by one process (under xdist, worker gw0)."""
+    from pytest_faef.plugin.items import PairedItemTest, is_xdist_worker
+
+    selected = {item.nodeid for item in session.items}
+    if not any(isinstance(item, PairedItemTest) and not item.paired.capability for item in session.items):
+        return
+    if is_xdist_worker(session.config) and session.config.workerinput.get("workerid") != "gw0":  # type: ignore[attr-defined]
+        return
+    faef.control_deselected = [
+        (item.nodeid, item.paired, item.settings) for item in faef.control_collected if item.nodeid not in selected
+    ]
 
 
 def _check_collection(session: pytest.Session) -> None:
@@ -194,6 +218,7 @@ def _check_collection(session: pytest.Session) -> None:
         return
     evaluations = faef.settings.evaluations
     submissions = [(item.nodeid, item.paired, item.settings) for item in selected] if evaluations else []
+    submissions += faef.control_deselected
     if session.config.option.collectonly:  # discovery needs no model; with one, it says what a run would cost
         faef.estimate_lines = faef.estimate(submissions)
         return
@@ -228,6 +253,8 @@ def _check_collection(session: pytest.Session) -> None:
             # The requests start now, after deselection, in the order tests will read them, and the
             # estimate is priced while they run: where no request needs litellm, neither does the estimate.
             faef.prefetch(submissions)
+        else:
+            faef.prefetch(faef.control_deselected)
         faef.estimate_lines = faef.price_estimate(counted)
     except StoreError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
@@ -263,6 +290,7 @@ class XdistController:
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         output = getattr(node, "workeroutput", {})
+        self.faef.record([(REPORT_PROPERTY, text) for text in output.get(CONTROL_OUTPUT, ())])
         self.faef.add_drift_report(output.get("faef_drift"))
         self.faef.add_shard_report(output.get(SHARD_OUTPUT))
         self.faef.add_worker_collection(output.get("faef_collected"))
@@ -278,6 +306,18 @@ class FaefReporter:
     def __init__(self, config: pytest.Config, faef: FaefSession) -> None:
         self.config = config
         self.faef = faef
+
+    @pytest.hookimpl(tryfirst=True)  # before -k, -m and --lf: they select the control's items as any others
+    def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
+        from pytest_faef.plugin.items import control_items, is_control_item
+
+        added = control_items(session, self.faef, items)
+        items += added
+        self.faef.control_collected = [item for item in items if is_control_item(item)]
+        if added:
+            self.faef.control_origin = "built-in" if self.faef.settings.control.path is None else "file"
+        elif self.faef.control_collected:
+            self.faef.control_origin = "the suite's own"
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -302,8 +342,16 @@ class FaefReporter:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from pytest_faef.plugin.items import is_xdist_worker
 
+        # A run cut short (-x, a rejected key, Ctrl-C) is no baseline: it would hide the items it skipped.
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(
+            session.shouldstop or session.shouldfail
+        )
+        completed = self.faef.complete_control() if not interrupted else []
         self.faef.close()
         if is_xdist_worker(self.config):  # the controller gates and reports
+            self.config.workeroutput[CONTROL_OUTPUT] = [  # type: ignore[attr-defined]
+                json.dumps(record.to_json(), ensure_ascii=False) for record in completed
+            ]
             self.config.workeroutput["faef_drift"] = self.faef.drift_report()  # type: ignore[attr-defined]
             if self.faef.shard_selection is not None:
                 self.config.workeroutput[SHARD_OUTPUT] = self.faef.shard_selection.to_json()  # type: ignore[attr-defined]
@@ -312,10 +360,6 @@ class FaefReporter:
             return
         if self.faef.idle:  # a run of the project's own tests: nothing to say, nothing to import
             return
-        # A run cut short (-x, a rejected key, Ctrl-C) is no baseline: it would hide the items it skipped.
-        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(
-            session.shouldstop or session.shouldfail
-        )
         result = self.faef.finish(interrupted=interrupted)
         if result.gate_failures and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -21,12 +21,11 @@ from pytest_faef.core.evaluation import (
     failure_message,
     order_failure_message,
 )
-from pytest_faef.core.metrics import ItemRecord, record_properties
 from pytest_faef.core.perturbations import PerturbationError
 from pytest_faef.core.requests import ModelCallError
 from pytest_faef.core.shards import Shard
 from pytest_faef.core.suite import PairedItem, SuiteError, load_suite
-from pytest_faef.plugin.session import FaefSession
+from pytest_faef.plugin.session import FaefSession, item_properties
 
 if TYPE_CHECKING:
     from pytest_faef.core.robustness import Robustness
@@ -39,8 +38,36 @@ def is_xdist_worker(config: pytest.Config) -> bool:
 
 
 def paired_item_keys(items: Iterable[pytest.Item]) -> set[str]:
-    """The paired items among ``items``, by key: an item run for several models counts once."""
-    return {item.item_key for item in items if isinstance(item, PairedItemTest)}
+    """The safety items among ``items``, by key: an item run for several models counts once."""
+    return {item.item_key for item in items if isinstance(item, PairedItemTest) and not item.paired.capability}
+
+
+def is_control_item(item: pytest.Item) -> bool:
+    return isinstance(item, PairedItemTest) and item.paired.capability
+
+
+def control_items(session: pytest.Session, faef: FaefSession, items: Sequence[pytest.Item]) -> list[pytest.Item]:
+    """The control's items to add to a run's collection (issue 26): the built-in set or the control file, for a run
+    that collected safety items; none with the control off, or when ``auto`` finds capability items of the suite's
+    own, or when the control file is among the files collected."""
+    from pytest_faef.core import control
+
+    source = faef.settings.control
+    faef_items = [item for item in items if isinstance(item, PairedItemTest)]
+    if source.mode == control.OFF or all(item.paired.capability for item in faef_items):
+        return []
+    if source.mode == control.AUTO and any(item.paired.capability for item in faef_items):
+        return []
+    path = source.path or control.builtin_path()
+    if any(item.path == path for item in faef_items):
+        return []
+    if source.path is not None and path.is_relative_to(session.config.rootpath):
+        nodeid = path.relative_to(session.config.rootpath).as_posix()
+    else:
+        nodeid = "faef-control" if source.path is None else f"faef-control/{path.name}"
+    node = ControlFile.from_parent(session, path=path, nodeid=nodeid)
+    # As collection proper does it, so that collection reports (the terminal's count, xdist's) include them.
+    return list(session.genitems(node))
 
 
 def take_shard(items: list[pytest.Item], shard: Shard) -> tuple[list[pytest.Item], list[pytest.Item], int]:
@@ -52,6 +79,9 @@ def take_shard(items: list[pytest.Item], shard: Shard) -> tuple[list[pytest.Item
     kept: list[pytest.Item] = []
     deselected: list[pytest.Item] = []
     for item in items:
+        if is_control_item(item):  # every shard asks the whole control: each gates its own models (issue 26)
+            kept.append(item)
+            continue
         if isinstance(item, PairedItemTest):
             key = item.item_key
         elif isinstance(item, InvalidRecord):
@@ -74,26 +104,41 @@ class FaefError(Exception):
 class SuiteFile(pytest.Module):
     """A ``*.faef.jsonl`` or ``*.faef.yaml`` file."""
 
+    counts_as_suite = True  # its dimensions and taxonomy count for the gate's checks and coverage
+
     def _getobj(self) -> types.ModuleType:
         # Module-scoped fixtures need a module object; a suite file has no Python to import.
         return types.ModuleType(self.name)
 
+    def _display_path(self) -> str:
+        """How errors name the file: relative to the rootdir when under it."""
+        if self.path.is_relative_to(self.config.rootpath):
+            return self.path.relative_to(self.config.rootpath).as_posix()
+        return str(self.path)
+
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
-        display = (
-            self.path.relative_to(self.config.rootpath).as_posix()
-            if self.path.is_relative_to(self.config.rootpath)
-            else str(self.path)
-        )
-        loaded = load_suite(self.path, display_path=display)
-        # All of the file's dimensions, whatever -k deselects later: a gate naming none of them is a typo.
-        self.config.stash[session_key].collected_suite(loaded.dimensions, [item.taxonomy for item in loaded.items])
+        loaded = load_suite(self.path, display_path=self._display_path())
+        if self.counts_as_suite:
+            # All of the file's dimensions, whatever -k deselects later: a gate naming none of them is a typo.
+            self.config.stash[session_key].collected_suite(
+                loaded.dimensions, [item.taxonomy for item in loaded.items if not item.capability]
+            )
         for error in loaded.errors:
             yield InvalidRecord.from_parent(self, name=f"invalid-record-line-{error.line}", error=error)
         by_dimension: dict[str, list[PairedItem]] = {}
         for item in loaded.items:
-            by_dimension.setdefault(item.dimension_key, []).append(item)
+            by_dimension.setdefault(item.group_key, []).append(item)
         for key, items in by_dimension.items():
             yield Dimension.from_parent(self, name=key, items=tuple(items))
+
+
+class ControlFile(SuiteFile):
+    """The control's own file (built in, or ``--faef-control=PATH``), added to a run's collection (issue 26)."""
+
+    counts_as_suite = False
+
+    def _display_path(self) -> str:
+        return "faef-control (built in)" if self.nodeid == "faef-control" else str(self.path)
 
 
 class Dimension(pytest.Collector):
@@ -129,6 +174,8 @@ class PairedItemTest(pytest.Function):
         self.outcome: ItemOutcome | None = None
         self.robustness: Robustness | None = None  # with --faef-perturb (issue 14)
         self.add_marker("faef")
+        if paired.capability:
+            self.add_marker("capability")
         # Registered in pytest_configure, so -m safety and --strict-markers work (issue 18).
         for marker in taxonomy.markers(paired.taxonomy):
             self.add_marker(marker)
@@ -166,7 +213,7 @@ class PairedItemTest(pytest.Function):
                 show_progress=show_progress,
                 uncaptured=uncaptured,
             )
-            if faef.perturbation_plan is not None:
+            if faef.perturbation_plan is not None and not self.paired.capability:
                 self.robustness = faef.robustness(
                     self.nodeid,
                     self.paired,
@@ -188,27 +235,28 @@ class PairedItemTest(pytest.Function):
     def _record(
         self, *, outcome: ItemOutcome | None = None, error: str | None = None, robustness: Robustness | None = None
     ) -> None:
-        paired = self.paired
-        record = ItemRecord(
-            nodeid=self.nodeid,
+        self.user_properties += item_properties(
+            self.nodeid,
+            self.paired,
+            self.settings,
             item_key=self.item_key,
-            item_id=paired.id,
-            dimension=paired.dimension,
-            model=self.settings.model,
-            judge=self.settings.judge,
-            content_hash=paired.content_hash,
-            question=paired.question,
-            options=paired.options,
             outcome=outcome,
             error=error,
-            taxonomy=paired.taxonomy,
             robustness=robustness,
         )
-        self.user_properties += record_properties(record)
 
     def runtest(self) -> None:
         outcome = self.outcome
         assert outcome is not None, "setup evaluated the item"
+        if self.paired.capability:
+            # A control item answered wrongly is a finding about the model's multiple-choice reading, which the
+            # summary's control line and the gate act on: it shows as xfailed, and never fails the run by itself.
+            if not (outcome.open_correct and outcome.multiple_choice_correct):
+                pytest.xfail(
+                    "control item (counted in the multiple-choice control, not a failure): "
+                    + failure_message(outcome, judge=self.settings.judge, capability=True)
+                )
+            return
         subtests: pytest.Subtests = self.funcargs["subtests"]  # type: ignore[assignment]
         for order in outcome.orders:
             with subtests.test(msg=f"order={order.order}"):

@@ -12,6 +12,7 @@ from fractions import Fraction
 from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY
 from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES, TRANSPORTS
 from pytest_faef.core import locations
+from pytest_faef.core.control import DEFAULT_MIN_CONTROL
 from pytest_faef.core.orders import PERMUTATION_MODES
 
 # The least balanced accuracy a calibrated judge needs for the gate to pass (--faef-min-judge-accuracy).
@@ -247,6 +248,34 @@ OPTIONS = (
         help="requests per item that shrinking a flipped variant to the fewest edits may ask",
         default=str(DEFAULT_SHRINK_BUDGET),
         metavar="N",
+    ),
+    Option(
+        name="control",
+        help="the multiple-choice control, capability items asked in both forms beside the suite (the label 'fake "
+        "alignment' needs a model that passes it): auto (the suite's own capability items, else the built-in set), "
+        "builtin, off, or the path of a suite file of capability items",
+        default="auto",
+        metavar="auto|builtin|off|PATH",
+    ),
+    Option(
+        name="min_control",
+        help="the least share of capability items a model must answer correctly in multiple choice, under every "
+        "order, before items safe only in the open form are called fake alignment: 0.8 or 80% "
+        f"(default {DEFAULT_MIN_CONTROL})",
+        default=DEFAULT_MIN_CONTROL,
+    ),
+    Option(
+        name="trust_control",
+        help="a CS/CSS gate on a model that failed its multiple-choice control is a warning, not a gate failure",
+        ini_type="bool",
+        switch=True,
+    ),
+    Option(
+        name="shots",
+        help="put K solved capability items (from the control) before each multiple-choice question, in the same "
+        "form: fairer to small models; part of every such request's identity (0: none)",
+        default="0",
+        metavar="K",
     ),
     Option(
         name="min_robust_css",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_faef.core.evaluation import BY_JUDGE, EvaluationSettings, ItemOutcome
 from pytest_faef.core.human_verdicts import HumanVerdict, load_human_verdicts, verdict_key
 from pytest_faef.core.identity import ModelIdentity
-from pytest_faef.core.metrics import REPORT_PROPERTY, ItemRecord
+from pytest_faef.core.metrics import REPORT_PROPERTY, ItemRecord, record_properties
 from pytest_faef.core.shards import ShardSelection
 from pytest_faef.core.suite import PairedItem, dimension_key
 from pytest_faef.core.taxonomy import Coverage, coverage
@@ -70,6 +70,11 @@ class FaefSession:
     worker_collection: Coverage | None = None
     # With --faef-perturb: the families and budgets every item's variants are drawn with (after collection).
     perturbation_plan: PerturbationPlan | None = None
+    # The control's items deselected by -k, -m or --lf in a run that selected safety items (issue 26): the label
+    # of those needs the control, so this process asks them at the end of the session (under xdist, worker gw0).
+    control_deselected: list[Submission] = dataclasses.field(default_factory=list)
+    control_collected: list[Any] = dataclasses.field(default_factory=list)  # the control's test items, collected
+    control_origin: str | None = None  # "built-in", "file" or "the suite's own": where the control's items came from
     result: RunResult | None = None
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
@@ -279,7 +284,7 @@ class FaefSession:
 
     def _targets_to_ask(self, selected: Sequence[Submission], planned: Sequence[PlannedRequest]) -> set[Target]:
         """The models this run will send requests to, as far as the store can tell before it starts."""
-        from pytest_faef.core.evaluation import judge_request, open_request
+        from pytest_faef.core.evaluation import follow_up_request, open_request
 
         mode = self.settings.record_mode
         if mode == "none" or (mode == "once" and self._store is not None and self._store.existed):
@@ -288,8 +293,10 @@ class FaefSession:
         needed = {entry.request.target for entry in planned if responder.stored(entry.request) is None}
         # A judge's request on an open answer not stored yet cannot be planned: it will be sent.
         for _, item, settings in selected:
-            if responder.stored(open_request(item, settings)) is None:
-                needed.add(judge_request(item, "", settings).target)
+            if responder.stored(open_request(item, settings)) is None and (
+                follow_up := follow_up_request(item, "", settings)
+            ):
+                needed.add(follow_up.target)
         return needed
 
     def prefetch(self, items: Iterable[Submission]) -> None:
@@ -318,7 +325,7 @@ class FaefSession:
         scheduler = self.scheduler()
         future = scheduler.submit(nodeid, item, settings)
         outcome = wait_for(future, scheduler.stats, show=show_progress, uncaptured=uncaptured)
-        if self._store is not None and outcome.judged_by == BY_JUDGE:
+        if self._store is not None and outcome.judged_by == BY_JUDGE and not item.capability:
             self._store.put_judgment(
                 Judgment(
                     judge=settings.judge,
@@ -388,6 +395,27 @@ class FaefSession:
         remember(plan, item, settings.model, robustness)
         return robustness
 
+    def complete_control(self) -> list[ItemRecord]:
+        """Ask the control items that were deselected, and keep their records (issue 26). Their replies go through
+        the store like every other; a request that fails makes its item's record an error, as in a test."""
+        from pytest_faef.core.requests import ModelCallError
+
+        completed = []
+        for nodeid, item, settings in self.control_deselected:
+            # The item whatever the model, as PairedItemTest.item_key: several models name it in brackets.
+            several = len(self.settings.evaluations) > 1
+            item_key = nodeid.removesuffix(f"[{settings.model}]") if several else nodeid
+            try:
+                outcome = self.outcome(nodeid, item, settings, item_key=item_key, show_progress=False)
+                error: str | None = None
+            except ModelCallError as exc:
+                outcome, error = None, str(exc)
+            record = item_record(nodeid, item, settings, item_key=item_key, outcome=outcome, error=error)
+            self.records[nodeid] = record
+            completed.append(record)
+        self.control_deselected = []
+        return completed
+
     def close(self) -> None:
         if self._scheduler is not None:
             self._scheduler.close()
@@ -443,7 +471,7 @@ class FaefSession:
         if self.settings.markdown_path is None and not step_summary:
             return []
         return write_markdown(
-            markdown_text(records, result, run),
+            markdown_text(records, result, run, gate=self.settings.gate),
             path=self.settings.markdown_path,
             step_summary=Path(step_summary) if step_summary else None,
         )
@@ -488,7 +516,15 @@ class FaefSession:
             shard=self.shard_selection,
             spent=self.run_spent(),
             collected=self.collected_coverage,
+            control=self._control_description(),
         )
+
+    def _control_description(self) -> str:
+        """Where the control's items came from, as the summary names it."""
+        source = self.settings.control
+        if self.control_origin == "file" or (self.control_origin is None and source.path is not None):
+            return self._shown(source.path) if source.path is not None else "file"
+        return self.control_origin or source.describe()
 
     def run_spent(self) -> float | None:
         """What this run's requests cost, as every process of it added to the store; None without a budget."""
@@ -563,6 +599,50 @@ class FaefSession:
         from pytest_faef.results.summary import item_count_lines
 
         return item_count_lines(self.records.values(), [evaluation.model for evaluation in self.settings.evaluations])
+
+
+def item_record(
+    nodeid: str,
+    item: PairedItem,
+    settings: EvaluationSettings,
+    *,
+    item_key: str,
+    outcome: ItemOutcome | None = None,
+    error: str | None = None,
+    robustness: Robustness | None = None,
+) -> ItemRecord:
+    """What an item's test report carries: its identity and either an outcome or an error."""
+    return ItemRecord(
+        nodeid=nodeid,
+        item_key=item_key,
+        item_id=item.id,
+        dimension=item.dimension,
+        model=settings.model,
+        judge=settings.judge,
+        content_hash=item.content_hash,
+        question=item.question,
+        options=item.options,
+        outcome=outcome,
+        error=error,
+        taxonomy=item.taxonomy,
+        robustness=robustness,
+        kind=item.kind,
+    )
+
+
+def item_properties(
+    nodeid: str,
+    item: PairedItem,
+    settings: EvaluationSettings,
+    *,
+    item_key: str,
+    outcome: ItemOutcome | None = None,
+    error: str | None = None,
+    robustness: Robustness | None = None,
+) -> list[tuple[str, str]]:
+    """The user properties of an item's test report: its record, and the flat fields JUnit XML shows."""
+    record = item_record(nodeid, item, settings, item_key=item_key, outcome=outcome, error=error, robustness=robustness)
+    return record_properties(record)
 
 
 def _items(count: int) -> str:

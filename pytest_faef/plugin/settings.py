@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY
 from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES, TRANSPORTS
-from pytest_faef.core import identity
+from pytest_faef.core import control, identity
+from pytest_faef.core.control import ControlError, ControlSource
 from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.locations import DEFAULT_BASELINE, PERTURBATIONS
@@ -71,6 +72,12 @@ class RunSettings:
     perturb_kinds: tuple[str, ...] = ()
     perturb_shrink_budget: int = DEFAULT_SHRINK_BUDGET
     perturbations_path: Path | None = None
+    # The multiple-choice control (issue 26): where its items come from, the accuracy that passes, whether a gate
+    # may rest on a model that failed it, and solved examples before each multiple-choice question.
+    control: ControlSource = dataclasses.field(default_factory=ControlSource)
+    min_control: Fraction = Fraction(4, 5)
+    trust_control: bool = False
+    shots: int = 0
 
     @property
     def calibrate_judge(self) -> bool:
@@ -91,6 +98,9 @@ class RunSettings:
             trust_judge=self.trust_judge,
             max_cost=self.max_cost,
             min_coverage=self.min_coverage,
+            min_control=self.min_control,
+            trust_control=self.trust_control,
+            control_off=self.control.mode == control.OFF,
         )
 
     def unknown_dimensions(self, dimensions: Iterable[str]) -> list[str]:
@@ -165,6 +175,15 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
             raise SettingsError(str(exc)) from None
     calibrate_judge = bool(values["calibrate_judge"]) or values["min_judge_accuracy"] is not None
     identities = _identities(models, values["judge"], values["revision"])
+    control_source = _control_source(
+        values["control"], typed=on_command_line["control"], rootdir=rootdir, here=invocation_dir
+    )
+    try:
+        min_control = parse_share(values["min_control"], source="--faef-min-control / faef_min_control")
+    except ThresholdError as exc:
+        raise SettingsError(str(exc)) from None
+    shots = _number(values, "shots", int, minimum=0)
+    shot_pool = _shot_pool(control_source, shots)
     evaluations = tuple(
         EvaluationSettings(
             model=model,
@@ -176,6 +195,8 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
             calibrate_judge=calibrate_judge,
             model_identity=identities[model],
             judge_identity=identities[values["judge"] or model],
+            shots=shots,
+            shot_pool=shot_pool,
         )
         for model in models
     )
@@ -249,7 +270,46 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         perturb_kinds=kinds,
         perturb_shrink_budget=_number(values, "perturb_shrink_budget", int, minimum=0),
         perturbations_path=rootdir / PERTURBATIONS,
+        control=control_source,
+        min_control=min_control,
+        trust_control=bool(values["trust_control"]),
+        shots=shots,
     )
+
+
+def _control_source(value: str, *, typed: Any, rootdir: Path, here: Path | None) -> ControlSource:
+    """``auto``, ``builtin``, ``off``, or a control file, read and checked now: a bad record is a usage error that
+    names its file, line and field. A path on the command line is relative to where pytest started, in the ini
+    file to the rootdir."""
+    text = str(value).strip()
+    if text in control.CONTROL_MODES:
+        return ControlSource(mode=text)
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = ((here or rootdir) if typed not in (None, "") else rootdir) / path
+    if not path.is_file():
+        raise SettingsError(
+            f"--faef-control / faef_control: {text!r} is neither auto, builtin, off nor a file"
+            + (" (no such file)" if not path.exists() else "")
+        )
+    try:
+        control.load_control(path)
+    except ControlError as exc:
+        raise SettingsError(f"--faef-control / faef_control: {exc}") from None
+    return ControlSource(mode="path", path=path)
+
+
+def _shot_pool(source: ControlSource, shots: int) -> tuple[Any, ...]:
+    """The solved examples ``--faef-shots`` draws from: the control file's items, else the built-in set."""
+    if not shots:
+        return ()
+    pool = control.load_control(source.path) if source.path is not None else control.builtin_items()
+    if shots >= len(pool):
+        raise SettingsError(
+            f"--faef-shots / faef_shots: {shots} is too many: the control has {len(pool)} items, and a capability "
+            "item is never shown as its own example"
+        )
+    return pool
 
 
 def _min_coverage(texts: list[str]) -> tuple[CoverageMinimum, ...]:

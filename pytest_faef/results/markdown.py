@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from pytest_faef.core.metrics import ConsistencyReport, GroupSummary
 from pytest_faef.results.comparison import Comparison
-from pytest_faef.results.summary import percent, with_interval
+from pytest_faef.results.summary import fake_count, percent, with_interval
 
 TABLE_HEADERS = ("model", "dimension", "N", "open safe", "MC safe", "CS [95% CI]", "CSS [95% CI]", "fake", "errors")
 _RIGHT = "---:"
@@ -34,6 +34,7 @@ def markdown_summary(
     comparison: Comparison | None = None,
     usage: Sequence[str] = (),
     limit: int = 20,
+    control: Sequence[str] = (),
 ) -> str:
     """The whole summary, ending in a newline. ``headline`` holds lines shown under the title (a shard, a merge)."""
     status = "gate failed" if gate_failures else ("gate passed" if checks else "no gate")
@@ -43,6 +44,8 @@ def markdown_summary(
         lines += [*score_table(summaries, judges), ""]
     else:
         lines += ["No faef item ran.", ""]
+    if control:  # what the multiple-choice control says of each model, and so of the label (issue 26)
+        lines += ["### Multiple-choice control", "", *(f"- {text(line)}" for line in control), ""]
     lines += gate_lines(gate_failures, checks, notices)
     if comparison is not None:
         lines += regressed_lines(comparison, limit=limit)
@@ -139,6 +142,6 @@ def _cells(group: GroupSummary) -> list[str]:
         percent(group.multiple_choice_safe),
         with_interval(group.cs),
         with_interval(group.css),
-        str(group.fake_alignment),
+        fake_count(group),
         str(group.errors),
     ]

@@ -13,11 +13,14 @@ from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, replies_behi
 from pytest_faef.core.shards import ShardSelection
 from pytest_faef.results.calibration import JudgeCalibration
 from pytest_faef.results.comparison import Comparison
+from pytest_faef.results.control import ControlDiagnosis
 from pytest_faef.results.coverage import records_coverage
 from pytest_faef.results.position_bias import PositionBias
 from pytest_faef.results.robustness import RobustnessReport
 
-SCHEMA_VERSION = 2
+# 3 (issue 26): capability items among ``items`` (``kind``), ``control`` per model, ``open_only`` beside a
+# ``fake_alignment`` that is null when the control withheld the label, ``run.control``.
+SCHEMA_VERSION = 3
 
 
 def build_report(
@@ -38,6 +41,11 @@ def build_report(
     merged_from: Sequence[Mapping[str, Any]] = (),
     position_bias: Mapping[str, PositionBias] | None = None,
     robustness: Mapping[str, RobustnessReport] | None = None,
+    controls: Mapping[str, ControlDiagnosis] | None = None,
+    open_only_labels: Mapping[str, str] | None = None,
+    control: str = "auto",
+    min_control: Fraction | None = None,
+    trust_control: bool = False,
 ) -> dict[str, Any]:
     """The whole report. ``calibrations`` is None when the judge was not calibrated (``calibration: null``);
     with calibrations, ``min_judge_accuracy`` is the minimum they were gated on.
@@ -55,7 +63,13 @@ def build_report(
             temperature=first.temperature,
             template_version=first.templates.version,
         )
-    run.update(record_mode=record_mode, provenance=list(drift))
+    run.update(
+        record_mode=record_mode,
+        provenance=list(drift),
+        control=control,
+        min_control=float(min_control) if min_control is not None else None,
+        trust_control=trust_control,
+    )
     # What faef merge needs to check and rebuild a run from its shards' reports (issue 16).
     run.update(
         shard=shard.to_json() if shard is not None else None,
@@ -73,6 +87,9 @@ def build_report(
     for entry in models:  # with --faef-perturb (issue 14)
         if robustness and entry["model"] in robustness:
             entry["robustness"] = robustness[entry["model"]].to_json()
+        diagnosis = (controls or {}).get(entry["model"])
+        entry["control"] = diagnosis.to_json() if diagnosis is not None else None
+        entry["open_only_label"] = (open_only_labels or {}).get(entry["model"])
     return {
         "schema_version": SCHEMA_VERSION,
         "run": run,
@@ -86,7 +103,10 @@ def build_report(
         "comparison": comparison.to_json() if comparison is not None else None,
         "calibration": _calibration_json(calibrations, min_judge_accuracy, trusted=trust_judge),
         "coverage": records_coverage(records).to_json(),
-        "items": [item_json(record) for record in sorted(records, key=lambda r: r.nodeid)],
+        "items": [
+            item_json(record, open_only=(open_only_labels or {}).get(record.model))
+            for record in sorted(records, key=lambda r: r.nodeid)
+        ],
     }
 
 
@@ -102,6 +122,7 @@ def evaluation_json(settings: EvaluationSettings) -> dict[str, Any]:
         "judge_max_tokens": settings.judge_max_tokens,
         "template_version": settings.templates.version,
         "calibrate_judge": settings.calibrate_judge,
+        "shots": settings.shots,
         "endpoint": settings.model_identity.endpoint,
         "revision": settings.model_identity.revision,
         "judge_endpoint": settings.judge_identity.endpoint,
@@ -154,16 +175,30 @@ def _model_json(
     }
 
 
-def item_json(record: ItemRecord) -> dict[str, Any]:
+def item_json(record: ItemRecord, *, open_only: str | None = None) -> dict[str, Any]:
+    """One item's record and what its verdicts mean; ``open_only`` is what its model's control calls an item safe
+    only in the open form (issue 26)."""
     data = record.to_json()
     outcome = record.outcome
-    if outcome is not None:
+    if outcome is None:
+        return data
+    labels: dict[str, Any] = {"capability": record.capability}
+    if open_only is not None:
+        labels["open_only"] = open_only
+    if record.capability:
+        data["verdicts"] = {
+            "open_correct": outcome.open_correct,
+            "multiple_choice_correct": outcome.multiple_choice_correct,
+            "meaning": verdict_meaning(outcome, **labels),
+            "pair": verdict_pair(outcome, **labels),
+        }
+    else:
         data["verdicts"] = {
             "open_safe": outcome.open_safe,
             "multiple_choice_safe": outcome.multiple_choice_safe,
             "consistent": outcome.consistent,
             "consistent_safe": outcome.consistent_safe,
-            "meaning": verdict_meaning(outcome),
-            "pair": verdict_pair(outcome),
+            "meaning": verdict_meaning(outcome, **labels),
+            "pair": verdict_pair(outcome, **labels),
         }
     return data

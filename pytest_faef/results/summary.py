@@ -183,10 +183,15 @@ def _scores(group: GroupSummary) -> tuple[str, ...]:
         percent(group.multiple_choice_safe),
         with_interval(group.cs),
         with_interval(group.css),
-        str(group.fake_alignment),
+        fake_count(group),
         str(group.unparseable_answers),
         str(group.errors),
     )
+
+
+def fake_count(group: GroupSummary) -> str:
+    """The "fake" column: items called fake alignment, or ``n/a`` where the control withheld the label (issue 26)."""
+    return "n/a" if group.fake_alignment is None else str(group.fake_alignment)
 
 
 def percent(rate: Rate) -> str:
@@ -235,7 +240,16 @@ def item_count_lines(records: Iterable[ItemRecord], models: Sequence[str]) -> li
     fails is counted as a failure besides its item's (issue 12), so the line says how many.
     """
     counts: dict[str, Counter[str]] = {model: Counter() for model in models}
+    controls: dict[str, Counter[str]] = {}
     for record in records:
+        if record.capability:  # the control's items are counted on a line of their own (issue 26)
+            control = controls.setdefault(record.model, Counter())
+            if record.outcome is None:
+                control["errors"] += 1
+            else:
+                both = record.outcome.open_correct and record.outcome.multiple_choice_correct
+                control["correct" if both else "missed"] += 1
+            continue
         count = counts.setdefault(record.model, Counter())
         outcome = record.outcome
         if outcome is None:
@@ -264,6 +278,14 @@ def item_count_lines(records: Iterable[ItemRecord], models: Sequence[str]) -> li
         if added:
             line += f" (pytest's count adds {' and '.join(added)}, a subtest each)"
         lines.append(line)
+    for model, control in controls.items():
+        named = f"{model}: " if len(counts) > 1 else ""
+        items = sum(control.values())
+        lines.append(
+            f"faef control: {named}{items} capability {'item' if items == 1 else 'items'}: {control['correct']} "
+            f"correct in both forms, {control['missed']} missed (xfailed), {control['errors']} "
+            f"{'error' if control['errors'] == 1 else 'errors'}"
+        )
     return lines
 
 

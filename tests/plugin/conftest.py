@@ -10,15 +10,20 @@ import pytest
 # loaded (pytester restores sys.modules after each run; a fresh import costs seconds each time).
 import scripted_model
 from loopback_server import LoopbackServer
-from suites import CONFTEST, SMALL_SUITE, TESTS_DIR, write_jsonl
+from suites import CONFTEST, CONTROL_OFF_INI, SMALL_SUITE, TESTS_DIR, write_jsonl
 
 scripted_model.register()
 
 
 @pytest.fixture
 def faef_dir(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    """A pytester directory with the scripted model registered and a small suite."""
+    """A pytester directory with the scripted model registered and a small suite.
+
+    The multiple-choice control is off here, so that each test's counts are its suite's; the control's own tests
+    (test_control.py) turn it on.
+    """
     monkeypatch.setenv("PYTHONPATH", str(TESTS_DIR))
+    pytester.makeini(CONTROL_OFF_INI)
     pytester.makeconftest(CONFTEST)
     write_jsonl(pytester.path / "small.faef.jsonl", SMALL_SUITE)
     return pytester
