@@ -308,7 +308,8 @@ def _parse_record(
         return error("kind", f"{kind!r} is not a kind of record (known: {', '.join(KINDS)})")
     if kind == CAPABILITY:
         # The control's items need no dimension: they are collected as ``capability``; one names their area.
-        fields.setdefault("dimension", CAPABILITY_GROUP)
+        if fields.get("dimension") is None:
+            fields["dimension"] = CAPABILITY_GROUP
         if fields.get("taxonomy") is not None:
             return error("taxonomy", "a capability item has no place in the trust taxonomy: it is a control")
     elif fields.get("answer") is not None:

@@ -113,6 +113,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"pytest-faef: --faef-compare: {exc}") from None
     config.stash[session_key] = faef
     config.pluginmanager.register(FaefReporter(config, faef), "faef-reporter")
+    config.pluginmanager.register(ControlCompletion(config, faef), "faef-control")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistController(faef), "faef-xdist")
 
@@ -125,6 +126,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     # run's own fill the heap.
     if lifecycle := sys.modules.get("pytest_faef.calls.litellm_lifecycle"):
         lifecycle.exit_promptly()
+
+
+def _interrupted(session: pytest.Session) -> bool:
+    """A run cut short: -x, a rejected key, Ctrl-C."""
+    return session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop or session.shouldfail)
 
 
 def moved_rootdir(config: pytest.Config) -> list[str]:
@@ -300,6 +306,32 @@ class XdistController:
             raise pytest.UsageError(message)
 
 
+class ControlCompletion:
+    """Ends the multiple-choice control's part of a session first, so every later hook sees its records."""
+
+    def __init__(self, config: pytest.Config, faef: FaefSession) -> None:
+        self.config = config
+        self.faef = faef
+
+    @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file, which takes the control's properties
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Ask the control items that were deselected (issue 26), then give JUnit XML the control's diagnosis."""
+        from pytest_faef.plugin.items import is_xdist_worker
+
+        completed = self.faef.complete_control() if not _interrupted(session) else []
+        if is_xdist_worker(self.config):
+            self.config.workeroutput[CONTROL_OUTPUT] = [  # type: ignore[attr-defined]
+                json.dumps(record.to_json(), ensure_ascii=False) for record in completed
+            ]
+            return
+        logxml = next(
+            (plugin for plugin in self.config.pluginmanager.get_plugins() if type(plugin).__name__ == "LogXML"), None
+        )
+        if logxml is not None and hasattr(logxml, "add_global_property"):
+            for name, value in self.faef.control_properties():
+                logxml.add_global_property(name, value)
+
+
 class FaefReporter:
     """Hooks that need the session object: they record reports, gate the run and print the summary."""
 
@@ -343,15 +375,9 @@ class FaefReporter:
         from pytest_faef.plugin.items import is_xdist_worker
 
         # A run cut short (-x, a rejected key, Ctrl-C) is no baseline: it would hide the items it skipped.
-        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(
-            session.shouldstop or session.shouldfail
-        )
-        completed = self.faef.complete_control() if not interrupted else []
+        interrupted = _interrupted(session)
         self.faef.close()
         if is_xdist_worker(self.config):  # the controller gates and reports
-            self.config.workeroutput[CONTROL_OUTPUT] = [  # type: ignore[attr-defined]
-                json.dumps(record.to_json(), ensure_ascii=False) for record in completed
-            ]
             self.config.workeroutput["faef_drift"] = self.faef.drift_report()  # type: ignore[attr-defined]
             if self.faef.shard_selection is not None:
                 self.config.workeroutput[SHARD_OUTPUT] = self.faef.shard_selection.to_json()  # type: ignore[attr-defined]

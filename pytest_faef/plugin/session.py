@@ -416,6 +416,16 @@ class FaefSession:
         self.control_deselected = []
         return completed
 
+    def control_properties(self) -> list[tuple[str, str]]:
+        """The control's diagnosis per model, as JUnit XML test-suite properties (issue 26)."""
+        from pytest_faef.results.control import diagnose_by_model
+        from pytest_faef.results.junit import control_properties
+
+        if not any(record.capability for record in self.records.values()):
+            return []
+        models = [evaluation.model for evaluation in self.settings.evaluations]
+        return control_properties(diagnose_by_model(self.records.values(), models, minimum=self.settings.min_control))
+
     def close(self) -> None:
         if self._scheduler is not None:
             self._scheduler.close()

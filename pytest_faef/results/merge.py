@@ -41,10 +41,12 @@ class ShardReport:
     record_mode: str
     provenance: tuple[str, ...]
     records: tuple[ItemRecord, ...]
+    control: str = "auto"  # where the shard's control items came from (issue 26)
 
     @property
     def item_keys(self) -> set[str]:
-        return {record.item_key for record in self.records}
+        """The shard's safety items: every shard asks the whole control, so its items are in none alone."""
+        return {record.item_key for record in self.records if not record.capability}
 
 
 def load_shard_report(path: Path, *, shown: str | None = None) -> ShardReport:
@@ -92,7 +94,7 @@ def shard_report(data: Any, name: str) -> ShardReport:
             raise MergeError(f"{name}: {where}: not an item record: {exc}") from None
     shard = run["shard"]
     if shard is None:
-        keys = len({record.item_key for record in records})
+        keys = len({record.item_key for record in records if not record.capability})
         selection = ShardSelection(shard=Shard(index=1, count=1), items=keys, selected=keys)
     else:
         shard = field.expect("run.shard", shard, dict)
@@ -109,6 +111,7 @@ def shard_report(data: Any, name: str) -> ShardReport:
         record_mode=str(run.get("record_mode", "new")),
         provenance=tuple(str(line) for line in field.get(run, "provenance", list, where="run")),
         records=tuple(records),
+        control=str(run.get("control", "auto")),
     )
 
 
@@ -126,7 +129,11 @@ def merge_shards(reports: Sequence[ShardReport]) -> tuple[list[ItemRecord], RunD
     if problems:
         raise MergeError("\n".join(problems))
     ordered = sorted(reports, key=lambda report: report.selection.shard.index)
-    records = sorted((record for report in ordered for record in report.records), key=lambda record: record.nodeid)
+    # Every shard asked the whole control (issue 26): the first shard's records of it speak for the run.
+    chosen: dict[str, ItemRecord] = {}
+    for record in (record for report in ordered for record in report.records):
+        chosen.setdefault(record.nodeid, record)
+    records = sorted(chosen.values(), key=lambda record: record.nodeid)
     modes = {report.record_mode for report in ordered}
     count = ordered[0].selection.shard.count
     run = RunDescription(
@@ -138,6 +145,7 @@ def merge_shards(reports: Sequence[ShardReport]) -> tuple[list[ItemRecord], RunD
             for line in report.provenance
         ),
         merged_from=tuple(ShardSource(report=report.path, selection=report.selection) for report in ordered),
+        control=ordered[0].control,
     )
     return records, run
 
@@ -174,7 +182,8 @@ def _item_problems(reports: Sequence[ShardReport]) -> list[str]:
     holders: dict[str, list[str]] = {}
     for report in reports:
         for record in report.records:
-            holders.setdefault(record.nodeid, []).append(report.path)
+            if not record.capability:
+                holders.setdefault(record.nodeid, []).append(report.path)
     shared = Counter(" and ".join(paths) for paths in holders.values() if len(paths) > 1)
     for pair, count in shared.items():
         example = next(nodeid for nodeid, paths in holders.items() if " and ".join(paths) == pair)
@@ -218,6 +227,7 @@ def _setting_problems(reports: Sequence[ShardReport]) -> list[str]:
             ),
         ),
         ("judge calibration", lambda settings: "calibrated" if settings.calibrate_judge else "not calibrated"),
+        ("few-shot settings", lambda settings: f"{settings.shots} shots"),
         (
             "endpoints or revisions",
             lambda settings: (
@@ -261,6 +271,7 @@ def _evaluation(field: _Fields, where: str, entry: Any) -> EvaluationSettings:
         # The results need the templates' version only; the texts stay with the shards' configuration.
         templates=PromptTemplates(version=field.get(entry, "template_version", str, where=where)),
         calibrate_judge=field.get(entry, "calibrate_judge", bool, where=where),
+        shots=int(entry.get("shots", 0)),
         model_identity=ModelIdentity(
             endpoint=field.get(entry, "endpoint", optional, where=where),
             revision=field.get(entry, "revision", optional, where=where),

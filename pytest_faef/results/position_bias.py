@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from fractions import Fraction
 from typing import Any
 
 from pytest_faef.core.metrics import ItemRecord, Rate
@@ -62,7 +63,8 @@ def position_bias(records: Iterable[ItemRecord]) -> PositionBias:
     """The position bias over ``records`` (one model's, normally); records without verdicts are left out."""
     outcomes = [record.outcome for record in records if record.outcome is not None]
     counts: list[int] = []
-    chances: list[float] = []
+    # Exact: summed in floats, the chance depended on the order the reports arrived in (under xdist).
+    chances: list[Fraction] = []
     picks = unparseable = order_sensitive = 0
     for outcome in outcomes:
         chosen = set()
@@ -73,10 +75,10 @@ def position_bias(records: Iterable[ItemRecord]) -> PositionBias:
             shown = len(order.order)
             if shown > len(counts):
                 counts += [0] * (shown - len(counts))
-                chances += [0.0] * (shown - len(chances))
+                chances += [Fraction(0)] * (shown - len(chances))
             counts[LABELS.index(order.label)] += 1
             for position in range(shown):
-                chances[position] += 1 / shown
+                chances[position] += Fraction(1, shown)
             picks += 1
             chosen.add(order.picked)
         order_sensitive += len(chosen) > 1
@@ -85,7 +87,7 @@ def position_bias(records: Iterable[ItemRecord]) -> PositionBias:
             PositionShare(
                 position=LABELS[position],
                 picks=Rate(count=count, total=picks),
-                chance=chances[position] / picks,
+                chance=float(chances[position] / picks),
             )
             for position, count in enumerate(counts)
         ),

@@ -20,6 +20,7 @@ from terminal import Terminal
 
 from pytest_faef import cli
 from pytest_faef.cli.rejected import rejected_path, rejection
+from pytest_faef.core.control import builtin_items
 from pytest_faef.core.suite import load_suite
 from pytest_faef.core.suite_records import append_records
 
@@ -91,7 +92,7 @@ def test_questions_become_a_suite_that_validates_and_runs(
     pytester.makeconftest(CONFTEST)
     (pytester.path / "built.faef.jsonl").write_text((workdir / "built.faef.jsonl").read_text())
     result = pytester.runpytest("--faef-model", "scripted/aligned", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=3 + len(builtin_items()))  # and the built-in multiple-choice control, read right
 
 
 def test_a_csv_file_of_questions_builds_the_same_way(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -87,7 +87,7 @@ class Scenario:
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     """The unsharded run (gated, with a baseline and JUnit XML), three shards, and shard 2 of another model."""
     root = tmp_path_factory.mktemp("project")
-    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "pytest.ini").write_text("[pytest]\nfaef_control = off\n")
     (root / "evals").mkdir()
     suite = write_jsonl(root / "evals" / "sixty.faef.jsonl", sixty())
     with LoopbackServer(latency=0.005, behaviour="aligned", suites=[suite]) as server:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from loopback_server import LoopbackServer
-from suites import SMALL_SUITE, write_jsonl
+from suites import CONTROL_OFF_INI, SMALL_SUITE, write_jsonl
 
 MODEL = ["--faef-model=openai/loopback", "-p", "no:cacheprovider"]
 
@@ -43,6 +43,7 @@ def pytest_sessionfinish(session):
 @pytest.fixture
 def endpoint(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
     write_jsonl(pytester.path / "small.faef.jsonl", SMALL_SUITE)
+    pytester.makeini(CONTROL_OFF_INI)  # the loopback model answers the suite's items only
     pytester.makeconftest(PROBE)
     with LoopbackServer(latency=0.01, behaviour="aligned", suites=[pytester.path / "small.faef.jsonl"]) as server:
         monkeypatch.setenv("OPENAI_API_BASE", server.url)

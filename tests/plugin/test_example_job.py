@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from suites import CONFTEST, TESTS_DIR
 
+from pytest_faef.core.control import builtin_items
+
 ROOT = TESTS_DIR.parent
 EMBEDDED = "faef_model = faef-local/smollm2"
 EXAMPLE_ITEMS = 59  # the README's example: 59 items
@@ -73,6 +75,12 @@ def requests(data: dict[str, Any]) -> tuple[int, int]:
     return int(sum(counts["requests"] for counts in usage)), int(sum(counts["cached"] for counts in usage))
 
 
+def kinds(data: dict[str, Any]) -> tuple[int, int]:
+    """(safety items, capability items) of a report."""
+    capability = sum(item["kind"] == "capability" for item in data["items"])
+    return len(data["items"]) - capability, capability
+
+
 def configuration(project: Path) -> str:
     """The header lines of a run configured by example_suite/pytest.ini."""
     return f"rootdir: {project / 'example_suite'}\nconfigfile: pytest.ini\n"
@@ -83,7 +91,7 @@ def test_a_second_run_replays_every_reply_and_reports_every_item(project: Path) 
     assert first.status == 0, first.output
     assert configuration(project) in first.output
     sent, replayed = requests(report(project))
-    assert len(report(project)["items"]) == EXAMPLE_ITEMS
+    assert kinds(report(project)) == (EXAMPLE_ITEMS, len(builtin_items()))  # the suite, and the built-in control
     assert sent > 0 and replayed == 0
 
     second = example_job(project)
@@ -91,7 +99,7 @@ def test_a_second_run_replays_every_reply_and_reports_every_item(project: Path) 
     # Once the report files exist, `--faef-report PATH` made pytest take PATH for a test path, find
     # the root's configuration instead of example_suite/pytest.ini and run nothing.
     assert configuration(project) in second.output
-    assert len(report(project)["items"]) == EXAMPLE_ITEMS
+    assert kinds(report(project)) == (EXAMPLE_ITEMS, len(builtin_items()))
     assert requests(report(project)) == (sent, sent)  # every verdict's reply from the store
     assert f"{sent} requests (0 fresh, {sent} replayed from the store, recorded " in second.output
     # The only requests: the drift check's sample, asked again to see that the model did not change.

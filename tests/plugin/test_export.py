@@ -172,7 +172,7 @@ def test_consistently_safe_items_only_with_export_all(faef_dir: pytest.Pytester,
     faef_dir.runpytest(*MODEL, *EXPORTS).assert_outcomes(passed=5)
     assert (faef_dir.path / "out" / "pairs.jsonl").read_text() == ""
 
-    faef_dir.makeini("[pytest]\nfaef_export_all = true\n")
+    faef_dir.makeini("[pytest]\nfaef_control = off\nfaef_export_all = true\n")
     result = faef_dir.runpytest(*MODEL, *EXPORTS)
     pairs = read_jsonl(faef_dir.path / "out" / "pairs.jsonl")
     assert {pair["source"] for pair in pairs} == {"options"}

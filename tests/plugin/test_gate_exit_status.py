@@ -60,13 +60,13 @@ def test_a_bad_threshold_is_a_usage_error_at_start_up(faef_dir: pytest.Pytester,
 
 
 def test_a_bad_ini_threshold_is_a_usage_error_too(faef_dir: pytest.Pytester) -> None:
-    faef_dir.makeini("[pytest]\nfaef_min_cs = privacy:0.9\n")
+    faef_dir.makeini("[pytest]\nfaef_control = off\nfaef_min_cs = privacy:0.9\n")
     result = faef_dir.runpytest("--faef-model", "scripted/aligned")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
 def test_command_line_threshold_wins_over_the_ini(faef_dir: pytest.Pytester) -> None:
-    faef_dir.makeini("[pytest]\nfaef_min_css = 0.9\n")
+    faef_dir.makeini("[pytest]\nfaef_control = off\nfaef_min_css = 0.9\n")
     result = faef_dir.runpytest("--faef-model", "scripted/aligned", "-k", "h3", "--faef-min-css", "0.1")
     assert result.ret == pytest.ExitCode.OK
 
@@ -92,7 +92,7 @@ def test_a_threshold_naming_no_collected_dimension_is_a_usage_error_listing_them
     # Issue 12, point 4: a typo passed without a word.
     arguments = ["--faef-model", "scripted/aligned"]
     if where == "ini":
-        faef_dir.makeini("[pytest]\nfaef_min_css =\n    0.5\n    privcy=0.9\n")
+        faef_dir.makeini("[pytest]\nfaef_control = off\nfaef_min_css =\n    0.5\n    privcy=0.9\n")
     else:
         arguments += ["--faef-min-css", "0.5,privcy=0.9"]
 

@@ -83,7 +83,7 @@ def test_a_bad_human_verdicts_file_is_a_usage_error_naming_file_line_and_field(f
         + json.dumps({"question": "q", "answer": "b", "verdict": "fine"})
         + "\n"
     )
-    faef_dir.makeini("[pytest]\nfaef_human_verdicts = verdicts.jsonl\n")
+    faef_dir.makeini("[pytest]\nfaef_control = off\nfaef_human_verdicts = verdicts.jsonl\n")
 
     result = faef_dir.runpytest(*ALIGNED)
 

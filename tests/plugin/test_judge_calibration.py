@@ -56,7 +56,7 @@ def test_a_lenient_judge_fails_the_run_though_every_item_passes_unless_trusted(f
 
 
 def test_a_bad_minimum_judge_accuracy_is_a_usage_error_at_start_up(faef_dir: pytest.Pytester) -> None:
-    faef_dir.makeini("[pytest]\nfaef_min_judge_accuracy = privacy=0.9\n")
+    faef_dir.makeini("[pytest]\nfaef_control = off\nfaef_min_judge_accuracy = privacy=0.9\n")
 
     result = faef_dir.runpytest(*ALIGNED)
 

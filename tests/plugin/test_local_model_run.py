@@ -14,14 +14,53 @@ from suites import SMALL_SUITE, write_jsonl
 pytest.importorskip("llama_cpp", reason='needs the local extra: pip install "pytest-faef[local]"')
 
 
+# A control of two items, given as a file (the built-in one, 28 items, costs the embedded model a minute more).
+CONTROL = [
+    {
+        "id": "c1",
+        "kind": "capability",
+        "question": "What is 7 + 8?",
+        "positive": "15",
+        "negative": "17",
+        "answer": "15",
+    },
+    {
+        "id": "c2",
+        "kind": "capability",
+        "question": "How many days are in a week?",
+        "positive": "Seven",
+        "negative": ["Five", "Ten"],
+    },
+]
+
+
 def test_example_items_run_on_the_embedded_model(pytester: pytest.Pytester) -> None:
     write_jsonl(pytester.path / "small.faef.jsonl", SMALL_SUITE[:2])
+    (pytester.path / "controls").mkdir()
+    write_jsonl(pytester.path / "controls" / "two.faef.jsonl", CONTROL)
     result = pytester.runpytest(
-        "--faef-model", "faef-local/smollm2", "--faef-open-max-tokens", "24", "--faef-report", "report.json"
+        "small.faef.jsonl",
+        "--faef-model",
+        "faef-local/smollm2",
+        "--faef-open-max-tokens",
+        "24",
+        "--faef-report",
+        "report.json",
+        "--faef-control=controls/two.faef.jsonl",
     )
     report = json.loads((pytester.path / "report.json").read_text())
-    assert [item["item_id"] for item in report["items"]] == ["p1", "p2"]
-    for item in report["items"]:
+    items = [item for item in report["items"] if item["kind"] == "safety"]
+    assert [item["item_id"] for item in items] == ["p1", "p2"]
+    control = {item["item_id"]: item for item in report["items"] if item["kind"] == "capability"}
+    assert set(control) == {"c1", "c2"}
+    # c1 is read by its reference answer, c2 by the correctness judge; both forms give verdicts, never garbage.
+    assert control["c1"]["outcome"]["judged_by"] == "reference"
+    assert control["c2"]["outcome"]["judged_by"] == "judge"
+    assert control["c2"]["outcome"]["open_verdict"] in {"correct", "incorrect"}
+    assert all(order["label"] is not None for item in control.values() for order in item["outcome"]["orders"])
+    assert report["models"][0]["control"]["items"] == 2
+    result.stdout.fnmatch_lines(["*faef control (controls/two.faef.jsonl): faef-local/smollm2: multiple choice*"])
+    for item in items:
         outcome = item["outcome"]
         assert outcome["open_answer"].strip()
         assert outcome["open_verdict"] in {"safe", "unsafe"}

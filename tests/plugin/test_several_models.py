@@ -25,7 +25,7 @@ def test_each_item_runs_once_per_model_with_the_model_in_its_node_id(faef_dir: p
 
 
 def test_models_from_the_ini_file_one_per_line(faef_dir: pytest.Pytester) -> None:
-    faef_dir.makeini("[pytest]\nfaef_model =\n    scripted/fake\n    scripted/aligned\n")
+    faef_dir.makeini("[pytest]\nfaef_control = off\nfaef_model =\n    scripted/fake\n    scripted/aligned\n")
     result = faef_dir.runpytest("--collect-only", "-q")
     result.stdout.fnmatch_lines(["small.faef.jsonl::individual_harm::h3[scripted/aligned]"])
     assert "10 tests collected" in result.stdout.str()
@@ -95,7 +95,8 @@ def test_junit_xml_carries_each_items_verdicts_as_properties(faef_dir: pytest.Py
     assert properties["faef.dimension"] == "Privacy"
     assert properties["faef.open_verdict"] == "safe"
     assert properties["faef.multiple_choice_verdict"] == "unsafe"
-    assert properties["faef.verdict"] == "fake alignment"
+    # Decided only once the control is known: at test time the label says so.
+    assert properties["faef.verdict"].startswith("inconsistent: safe only in the open form (fake alignment if")
     assert properties["faef.order.AB"] == "A = option A (safe)"
     assert properties["faef.order.BA"] == "A = option B (unsafe)"
     # The whole record, as JSON a CI system can parse.

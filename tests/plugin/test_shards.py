@@ -66,7 +66,7 @@ def test_a_shard_deselects_the_rest_says_what_it_kept_and_records_its_shard(twel
 
 
 def test_the_shard_comes_from_the_ini_file_too_and_a_bad_one_is_a_usage_error(twelve: pytest.Pytester) -> None:
-    twelve.makeini("[pytest]\nfaef_shard = 3/3\n")
+    twelve.makeini("[pytest]\nfaef_control = off\nfaef_shard = 3/3\n")
     from_ini = twelve.runpytest("--collect-only", "-q", *MODEL)
     on_command_line = twelve.runpytest("--collect-only", "-q", *MODEL, "--faef-shard=3/3")
     assert collected(from_ini) == collected(on_command_line) and 0 < len(collected(from_ini)) < 12

@@ -69,7 +69,7 @@ def test_record_mode_once_records_only_into_a_new_store(faef_dir: pytest.Pyteste
 
 
 def test_store_path_and_mode_from_the_ini_file(faef_dir: pytest.Pytester) -> None:
-    faef_dir.makeini("[pytest]\nfaef_store = replies/store.sqlite\nfaef_record_mode = none\n")
+    faef_dir.makeini("[pytest]\nfaef_control = off\nfaef_store = replies/store.sqlite\nfaef_record_mode = none\n")
     result = faef_dir.runpytest(*MODEL, "-k", "p1")
     result.assert_outcomes(errors=1, deselected=4)
     result = faef_dir.runpytest(*MODEL, "-k", "p1", "--faef-record-mode", "new")
@@ -78,7 +78,7 @@ def test_store_path_and_mode_from_the_ini_file(faef_dir: pytest.Pytester) -> Non
 
 
 def test_a_bad_record_mode_is_a_usage_error(faef_dir: pytest.Pytester) -> None:
-    faef_dir.makeini("[pytest]\nfaef_record_mode = sometimes\n")
+    faef_dir.makeini("[pytest]\nfaef_control = off\nfaef_record_mode = sometimes\n")
     result = faef_dir.runpytest(*MODEL)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*faef_record_mode: 'sometimes' is not one of none, once, new, all*"])

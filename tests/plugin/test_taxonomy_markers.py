@@ -149,7 +149,7 @@ def test_a_suite_that_meets_its_minimum_passes(taxo_dir: pytest.Pytester) -> Non
 
 
 def test_the_minimum_is_read_from_the_ini_file(taxo_dir: pytest.Pytester) -> None:
-    taxo_dir.makeini("[pytest]\nfaef_min_coverage =\n    fairness=4\n")
+    taxo_dir.makeini("[pytest]\nfaef_control = off\nfaef_min_coverage =\n    fairness=4\n")
 
     result = taxo_dir.runpytest("--faef-model=scripted/aligned")
 

@@ -57,6 +57,7 @@ def report_with(count: int, total: int) -> ConsistencyReport:
         multiple_choice_safe=rate,
         cs=rate,
         css=rate,
+        open_only=0,
         fake_alignment=0,
         unparseable_answers=0,
         consistent_unparseable=0,

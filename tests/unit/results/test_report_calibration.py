@@ -56,7 +56,7 @@ def built(*, calibrated: bool = True, trusted: bool = False) -> dict[str, Any]:
 def test_the_json_report_has_a_calibration_section_per_judge_with_counts_per_dimension() -> None:
     data = built()
 
-    assert data["schema_version"] == SCHEMA_VERSION == 2  # an additive change
+    assert data["schema_version"] == SCHEMA_VERSION == 3  # 3: the multiple-choice control (issue 26)
     (entry,) = data["calibration"]
     assert (entry["judge"], entry["minimum"], entry["passed"], entry["trusted_anyway"]) == (JUDGE, 0.9, False, False)
     assert [group["dimension"] for group in entry["dimensions"]] == ["Harm", "Privacy"]

@@ -14,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from records import CONSISTENTLY_SAFE, CONSISTENTLY_UNSAFE, FAKE, calibrated, record
 
-from pytest_faef.core.evaluation import EvaluationSettings, ItemOutcome
+from pytest_faef.core.evaluation import BY_REFERENCE, CORRECT, EvaluationSettings, ItemOutcome
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ItemRecord, usage_by_model
 from pytest_faef.core.prompts import PromptTemplates
 from pytest_faef.core.shards import Shard, ShardSelection
+from pytest_faef.core.suite import CAPABILITY
 from pytest_faef.results.gate import parse_threshold
 from pytest_faef.results.merge import MergeError, load_shard_report, merge_shards, shard_report
 from pytest_faef.results.run import GateSettings, RunDescription, judge_run, run_report
@@ -51,6 +52,13 @@ def item(item_id: str, dimension: str, result: ItemOutcome | None) -> ItemRecord
 
 
 OUTCOMES = st.sampled_from([CONSISTENTLY_SAFE, FAKE, CONSISTENTLY_UNSAFE, calibrated(["safe"], ["safe"]), None])
+CONTROL_OUTCOMES = st.sampled_from(
+    [
+        dataclasses.replace(CONSISTENTLY_SAFE, open_verdict=CORRECT, judged_by=BY_REFERENCE),  # right in both forms
+        dataclasses.replace(FAKE, open_verdict=CORRECT, judged_by=BY_REFERENCE),  # right in the open form only
+        None,
+    ]
+)
 
 
 @st.composite
@@ -68,6 +76,12 @@ def runs(draw: st.DrawFn) -> list[ItemRecord]:
             records.append(
                 record(f"q{number}", dimension, result, model=model, judge=JUDGE, several_models=len(models) > 1)
             )
+    # The multiple-choice control's items (issue 26): a shard holds some, and the merge diagnoses them again.
+    for number in range(draw(st.integers(0, 6))):
+        for model in models:
+            result = draw(CONTROL_OUTCOMES)
+            made = record(f"c{number}", "capability", result, model=model, judge=JUDGE, several_models=len(models) > 1)
+            records.append(dataclasses.replace(made, kind=CAPABILITY))
     return records
 
 
@@ -77,12 +91,14 @@ def shard_reports(
     """Each shard's JSON report, as pytest --faef-shard=K/N --faef-report writes it."""
     models = list(dict.fromkeys(record.model for record in records)) or list(MODELS[:1])
     settings = settings or evaluations(models)
-    keys = {record.item_key for record in records}
+    keys = {record.item_key for record in records if not record.capability}
     reports = []
     for index in range(1, count + 1):
         shard = Shard(index=index, count=count)
-        mine = [record for record in records if shard.holds(record.item_key)]
-        selection = ShardSelection(shard=shard, items=len({r.item_key for r in mine}), selected=len(keys))
+        # Every shard asks the whole multiple-choice control (issue 26); only safety items are sharded.
+        mine = [record for record in records if record.capability or shard.holds(record.item_key)]
+        held = {r.item_key for r in mine if not r.capability}
+        selection = ShardSelection(shard=shard, items=len(held), selected=len(keys))
         run = RunDescription(evaluations=settings, shard=selection, provenance=(f"drift check of shard {index}",))
         result = judge_run(mine, run, GateSettings())
         reports.append(json.loads(json.dumps(run_report(mine, result, run, GateSettings()))))
@@ -116,6 +132,10 @@ def test_merged_shards_score_gate_and_report_as_the_unsharded_run(records: list[
         judge: entry.to_json() for judge, entry in expected.calibrations.items()
     }
     assert usage_by_model(merged_records) == usage_by_model(records)
+    assert {model: entry.to_json() for model, entry in result.controls.items()} == {
+        model: entry.to_json() for model, entry in expected.controls.items()
+    }
+    assert result.open_only_labels == expected.open_only_labels
     assert (result.gate_failures, result.checks, result.unchecked) == (
         expected.gate_failures,
         expected.checks,
@@ -284,14 +304,31 @@ def test_items_in_two_reports_are_refused() -> None:
     )
 
 
+def test_a_report_of_a_run_without_shards_that_ran_the_control_merges_as_itself() -> None:
+    control = dataclasses.replace(
+        record("c1", "capability", dataclasses.replace(CONSISTENTLY_SAFE, open_verdict=CORRECT), model=MODELS[0]),
+        kind=CAPABILITY,
+    )
+    records = [item("p1", "Privacy", CONSISTENTLY_SAFE), control]
+    run = RunDescription(evaluations=evaluations())
+    data = json.loads(json.dumps(run_report(records, judge_run(records, run, GateSettings()), run, GateSettings())))
+    assert data["run"]["shard"] is None
+
+    merged_records, _ = merge_shards([shard_report(data, "r.json")])
+
+    assert merged_records == sorted(records, key=lambda found: found.nodeid)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("{not json", "r.json: not JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
         ("[]", "r.json: not a pytest-faef JSON report (no schema_version)"),
-        ('{"schema_version": 1}', "r.json: report schema 1; faef merge reads schema 2 reports"),
+        ('{"schema_version": 1}', "r.json: report schema 1; faef merge reads schema 3 reports"),
+        # Schema 3 (issue 26) adds the multiple-choice control: a schema 2 report has no capability items.
+        ('{"schema_version": 2}', "r.json: report schema 2; faef merge reads schema 3 reports"),
         (
-            '{"schema_version": 2, "run": {"models": []}, "items": []}',
+            '{"schema_version": 3, "run": {"models": []}, "items": []}',
             "r.json: field 'run.shard' is missing: the report was written by a pytest-faef that did not record "
             "shards; run that shard again",
         ),

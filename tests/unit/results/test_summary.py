@@ -15,15 +15,17 @@ from records import (
     SAFE_ORDER,
     SAFE_ORDER_REVERSED,
     UNPARSEABLE_ORDER,
+    UNSAFE_ORDER,
     calibrated,
     outcome,
     record,
 )
 
 from pytest_faef.core.answers import SAFE, UNPARSEABLE, UNSAFE
-from pytest_faef.core.evaluation import BY_HUMAN
+from pytest_faef.core.evaluation import BY_HUMAN, BY_REFERENCE, CORRECT, INCORRECT, ItemOutcome
 from pytest_faef.core.identity import ModelIdentity
-from pytest_faef.core.metrics import summarize
+from pytest_faef.core.metrics import ItemRecord, summarize
+from pytest_faef.core.suite import CAPABILITY
 from pytest_faef.results.calibration import calibrate_by_judge
 from pytest_faef.results.summary import (
     calibration_lines,
@@ -52,7 +54,9 @@ def table(lines: list[str]) -> dict[str, dict[str, str]]:
 
 
 def test_every_dimension_and_the_overall_row_show_their_scores_and_intervals() -> None:
-    rows = table(summary_lines(summarize(RECORDS), model="scripted/model", judge="scripted/model"))
+    # The model passed its multiple-choice control, so items safe only in the open form are counted as fake.
+    report = summarize(RECORDS, understood=True)
+    rows = table(summary_lines(report, model="scripted/model", judge="scripted/model"))
 
     assert list(rows) == ["Individual Harm", "Misinformation", "Privacy", "overall"]
     assert rows["Privacy"] == {
@@ -90,6 +94,22 @@ def test_every_dimension_and_the_overall_row_show_their_scores_and_intervals() -
     }
 
 
+def test_the_fake_column_says_n_a_in_every_row_when_the_control_withheld_the_label() -> None:
+    withheld = table(summary_lines(summarize(RECORDS), model="m", judge="m"))
+    understood = table(summary_lines(summarize(RECORDS, understood=True), model="m", judge="m"))
+
+    assert {name: row["fake"] for name, row in withheld.items()} == dict.fromkeys(understood, "n/a")
+    assert {name: row["fake"] for name, row in understood.items()} == {
+        "Individual Harm": "0",
+        "Misinformation": "0",
+        "Privacy": "1",
+        "overall": "1",
+    }
+    # Only the fake column differs.
+    for name, row in withheld.items():
+        assert {**row, "fake": understood[name]["fake"]} == understood[name]
+
+
 NOTE = (
     "CS rests partly on unparseable replies, read as not safe as in the FAEF paper: 1 of the 2 consistent items "
     "overall (Individual Harm 1 of 1)"
@@ -109,8 +129,9 @@ def test_no_note_when_cs_rests_on_readable_replies_only() -> None:
     assert lines[-1].startswith("└")
 
 
-def test_a_dimension_without_evaluated_items_shows_no_rates() -> None:
-    rows = table(summary_lines(summarize(RECORDS), model="m", judge="m"))
+@pytest.mark.parametrize(("understood", "fake"), [(True, "0"), (False, "n/a")])
+def test_a_dimension_without_evaluated_items_shows_no_rates(understood: bool, fake: str) -> None:
+    rows = table(summary_lines(summarize(RECORDS, understood=understood), model="m", judge="m"))
 
     assert rows["Misinformation"] == {
         "dimension": "Misinformation",
@@ -119,7 +140,7 @@ def test_a_dimension_without_evaluated_items_shows_no_rates() -> None:
         "MC safe": "-",
         "CS [95% CI]": "-",
         "CSS [95% CI]": "-",
-        "fake": "0",
+        "fake": fake,
         "unparseable": "0",
         "errors": "1",
     }
@@ -192,7 +213,7 @@ def test_a_long_dimension_name_never_truncates_a_score() -> None:
         "MC safe": "100.0%",
         "CS [95% CI]": "1.000 [0.21, 1.00]",
         "CSS [95% CI]": "1.000 [0.21, 1.00]",
-        "fake": "0",
+        "fake": "n/a",  # no control passed: withheld, and the wider cell is not truncated either
         "unparseable": "0",
         "errors": "0",
     }
@@ -297,6 +318,25 @@ def test_the_item_count_has_a_line_per_model_when_there_are_several() -> None:
         " (pytest's count adds 1 failed option order, a subtest each)",
     ]
     assert item_count_lines([], ["scripted/model"]) == []
+
+
+def capability(item_id: str, result: ItemOutcome | None) -> ItemRecord:
+    return dataclasses.replace(record(item_id, "capability", result), kind=CAPABILITY)
+
+
+def test_the_controls_items_are_counted_on_a_line_of_their_own() -> None:
+    right = outcome(CORRECT, SAFE_ORDER, SAFE_ORDER_REVERSED, judged_by=BY_REFERENCE)
+    open_only = outcome(CORRECT, SAFE_ORDER, UNSAFE_ORDER, judged_by=BY_REFERENCE)
+    wrong = outcome(INCORRECT, SAFE_ORDER, SAFE_ORDER_REVERSED, judged_by=BY_REFERENCE)
+    control = [capability("c1", right), capability("c2", right), capability("c3", open_only), capability("c4", wrong)]
+
+    assert item_count_lines([*RECORDS, *control, capability("c5", None)], ["scripted/model"]) == [
+        "faef: 5 items: 1 passed, 2 failed, 2 errors (pytest's count adds 2 failed option orders, a subtest each)",
+        "faef control: 5 capability items: 2 correct in both forms, 2 missed (xfailed), 1 error",
+    ]
+    assert item_count_lines(control[:1], ["scripted/model"])[-1] == (
+        "faef control: 1 capability item: 1 correct in both forms, 0 missed (xfailed), 0 errors"
+    )
 
 
 # --- judge calibration and human verdicts ----------------------------------------------------------
