@@ -1,5 +1,6 @@
 """The ``faef`` command: build paired suites, review them and judge verdicts, validate suite files, merge the
-reports of a sharded run, export the built-in multiple-choice control. Imports the core, calls and results; never pytest's face.
+reports of a sharded run, export the built-in multiple-choice control. Imports the core, calls and results; never
+pytest's face.
 
 Each subcommand lives in its own module with ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> exit status``; modules import nothing heavy at the top, so ``faef --help`` is quick.
