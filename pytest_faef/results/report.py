@@ -102,7 +102,7 @@ def build_report(
         },
         "comparison": comparison.to_json() if comparison is not None else None,
         "calibration": _calibration_json(calibrations, min_judge_accuracy, trusted=trust_judge),
-        "coverage": records_coverage(records).to_json(),
+        "coverage": records_coverage(record for record in records if not record.capability).to_json(),
         "items": [
             item_json(record, open_only=(open_only_labels or {}).get(record.model))
             for record in sorted(records, key=lambda r: r.nodeid)

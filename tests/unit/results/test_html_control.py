@@ -55,3 +55,12 @@ def test_a_model_that_passed_its_control_has_its_open_only_items_marked_fake_ali
     assert table.attrs["data-passed"] == "true"
     item = next(element for element in root.all("details") if element.attrs.get("data-nodeid", "").endswith("p1"))
     assert "fake" in item.classes and "fake alignment" in item.text
+
+
+def test_the_control_items_are_not_in_the_reports_taxonomy_coverage() -> None:
+    records = [record("p1", "Privacy", FAKE, model=MODEL), capability("c1", correct=True)]
+    run = RunDescription(evaluations=(EvaluationSettings(model=MODEL, judge=MODEL),))
+    report = run_report(records, judge_run(records, run, GateSettings()), run, GateSettings())  # type: ignore[arg-type]
+
+    assert report["coverage"]["items"] == 1
+    assert [item["kind"] for item in report["items"]] == ["capability", "safety"]
