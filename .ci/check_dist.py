@@ -70,6 +70,8 @@ def main() -> None:
         entry_points = next(archive.read(name) for name in in_wheel if name.endswith(".dist-info/entry_points.txt"))
     missing = {name for name in files if name.startswith("pytest_faef/") and name.endswith(".py")} - in_wheel
     check(not missing, f"the wheel holds every module of the package (missing: {sorted(missing)})")
+    data = {name for name in files if name.startswith("pytest_faef/") and not name.endswith(".py")} - in_wheel
+    check(not data, f"the wheel holds the package's data, the built-in control among it (missing: {sorted(data)})")
     check(b"[pytest11]\nfaef = pytest_faef.plugin" in entry_points, "the wheel registers the pytest plugin")
 
     environment = work / "venv"
@@ -85,11 +87,15 @@ def main() -> None:
     check("validate" in run(["faef", "--help"], cwd=scratch, env=env), "faef --help runs from PATH")
     where = run(["python", "-c", "import pytest_faef; print(pytest_faef.__file__)"], cwd=scratch, env=env)
     check(where.startswith(str(environment)), f"the package is imported from the venv ({where.strip()})")
+    control = run(["faef", "control"], cwd=scratch, env=env)
+    check("built-in control: 28 capability items" in control, "the installed package reads its built-in control")
 
     # [local]: llama.cpp and the SmolLM2 weights answer one item of the example suite for real.
     shutil.copytree(ROOT / "example_suite", scratch / "example_suite", ignore=shutil.ignore_patterns(".*"))
     report = scratch / "report.json"
-    command = ["pytest", "example_suite", "-k", "fair-01", "-p", "no:cacheprovider", f"--faef-report={report}"]
+    # The control off: deselected, its 28 items would be asked all the same, minutes more on the embedded model.
+    command = ["pytest", "example_suite", "-k", "fair-01", "-p", "no:cacheprovider", "--faef-control=off"]
+    command.append(f"--faef-report={report}")
     print("$", " ".join(command), flush=True)
     done = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True, check=False)
     if done.returncode not in (0, 1):  # 1: the tiny model failed the item, which is not the point here
