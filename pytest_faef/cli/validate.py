@@ -36,6 +36,7 @@ class Validation:
     errors: tuple[SuiteError, ...]
     unreviewed: int
     coverage: Coverage = dataclasses.field(default_factory=lambda: Coverage(exact={}))  # of the loaded items
+    capability: int = 0  # of ``items``, those of the multiple-choice control (issue 26): in no coverage
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,14 +83,15 @@ def validate(paths: Sequence[Path], *, require_reviewed: bool = False) -> Valida
         # Usually a wrong path or a misspelt suffix: CI must not pass because nothing was checked.
         return Validation(files=(), items=0, errors=tuple(map(_no_suite_files, paths)), unreviewed=0)
     items = 0
-    unreviewed = 0
+    unreviewed = capability = 0
     entries: list[str | None] = []
     errors: list[SuiteError] = []
     first_use: dict[str, tuple[str, int]] = {}  # id -> (file, line), whether that record loaded or not
     for path, shown in files:
         loaded = load_suite(path, display_path=shown)
         items += len(loaded.items)
-        entries += [item.taxonomy for item in loaded.items]
+        entries += [item.taxonomy for item in loaded.items if not item.capability]
+        capability += sum(item.capability for item in loaded.items)
         file_errors = list(loaded.errors)
         # The loader reports repeats within a file; an invalid record's id is taken all the same.
         claims: list[tuple[int, str, PairedItem | None]] = [(item.line, item.id, item) for item in loaded.items]
@@ -111,6 +113,7 @@ def validate(paths: Sequence[Path], *, require_reviewed: bool = False) -> Valida
         errors=tuple(errors),
         unreviewed=unreviewed,
         coverage=taxonomy.coverage(entries),
+        capability=capability,
     )
 
 
@@ -158,7 +161,8 @@ def summary_line(validation: Validation) -> str:
     line = ", ".join(
         [
             _count(len(validation.files), "file"),
-            _count(validation.items, "item"),
+            _count(validation.items, "item")
+            + (f" ({validation.capability} of the multiple-choice control)" if validation.capability else ""),
             _count(len(validation.errors), "error"),
         ]
     )
@@ -171,6 +175,7 @@ def validation_json(validation: Validation, *, coverage: bool = False) -> dict[s
     data: dict[str, object] = {
         "files": list(validation.files),
         "items": validation.items,
+        "capability_items": validation.capability,
         "errors": [dataclasses.asdict(error) for error in validation.errors],
         "unreviewed": validation.unreviewed,
     }

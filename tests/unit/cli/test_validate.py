@@ -334,6 +334,7 @@ def test_json_output_holds_files_counts_and_located_errors(tmp_path: Path, capsy
     assert json.loads(capsys.readouterr().out) == {
         "files": ["a.faef.jsonl", "b.faef.jsonl"],
         "items": 2,
+        "capability_items": 0,
         "errors": [
             {
                 "path": "a.faef.jsonl",
@@ -355,6 +356,7 @@ def test_json_output_of_a_clean_suite_exits_zero(tmp_path: Path, capsys: pytest.
     assert json.loads(capsys.readouterr().out) == {
         "files": ["suite.faef.jsonl"],
         "items": 1,
+        "capability_items": 0,
         "errors": [],
         "unreviewed": 0,
     }
@@ -509,3 +511,15 @@ def faef_validate_coverage_of_one_privacy_item() -> list[str]:
     from pytest_faef.results.coverage import coverage_table
 
     return coverage_table(taxonomy.coverage(["safety.privacy-violation"]))
+
+
+def test_capability_items_are_counted_apart_and_left_out_of_the_coverage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    control = {"id": "c1", "kind": "capability", "question": "What is 2 + 2?", "positive": "4", "negative": "5"}
+    write_jsonl_lines(tmp_path, [record(), control])
+
+    assert cli.main(["validate", "--coverage"]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "(1 item)" in out.splitlines()[0]  # the coverage counts the safety item only
+    assert out.splitlines()[-1] == "1 file, 2 items (1 of the multiple-choice control), 0 errors"
