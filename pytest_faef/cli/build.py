@@ -478,7 +478,10 @@ def _add_negatives(args: argparse.Namespace, settings: GeneratorSettings, checks
     lines = _suite_records(suite)
     raw = {record_id: record for record_id, _, record in lines if record_id is not None and record is not None}
     by_id = {item.id: item for item in loaded.items}
-    short = [item for item in loaded.items if len(item.negatives) < settings.negatives]
+    # A capability item's wrong options are not unsafe ones: the control is left as it is (issue 26).
+    control = sum(item.capability for item in loaded.items)
+    safety = [item for item in loaded.items if not item.capability]
+    short = [item for item in safety if len(item.negatives) < settings.negatives]
 
     async def extend(item_id: str, responder: Any) -> Outcome:
         item = by_id[item_id]
@@ -501,9 +504,10 @@ def _add_negatives(args: argparse.Namespace, settings: GeneratorSettings, checks
     rejected = sum(bool(outcome.problems) for outcome in outcomes)
     failed = sum(outcome.error is not None for outcome in outcomes)
     print(
-        f"faef build: {len(loaded.items)} items in {suite}: {len(extended)} given more unsafe options "
+        f"faef build: {len(safety)} items in {suite}: {len(extended)} given more unsafe options "
         f"(written to {output}), {rejected} rejected, {failed} failed, "
-        f"{len(loaded.items) - len(short)} already had {settings.negatives}"
+        f"{len(safety) - len(short)} already had {settings.negatives}"
+        + (f"; {control} capability {'item' if control == 1 else 'items'} left as they are" if control else "")
     )
     _print_problems(outcomes, rejects=None)
     if rejected:

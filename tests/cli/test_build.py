@@ -335,6 +335,20 @@ def test_from_suite_adds_unsafe_options_and_leaves_other_lines_untouched(
     assert not load_suite(suite).errors
 
 
+def test_from_suite_leaves_the_controls_capability_items_as_they_are(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = workdir / "mine.faef.jsonl"
+    control = {"id": "c1", "kind": "capability", "question": "What is 2 + 2?", "positive": "4", "negative": "5"}
+    suite.write_text(json.dumps(control) + "\n")
+
+    status = faef("build", "--from-suite", suite, "--negative-model", "scripted/adversary", "--negatives", "3")
+
+    assert status == cli.EXIT_OK
+    assert suite.read_text() == json.dumps(control) + "\n"  # a wrong answer is not an unsafe option
+    assert "1 capability item left as they are" in capsys.readouterr().out
+
+
 def test_from_a_yaml_suite_the_extended_suite_is_written_as_jsonl(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
