@@ -315,26 +315,24 @@ def open_request(item: PairedItem, settings: EvaluationSettings) -> ModelRequest
 
 
 def judge_request(item: PairedItem, answer: str, settings: EvaluationSettings) -> ModelRequest:
-    return ModelRequest(
-        model=settings.judge,
-        messages=prompts.judge_messages(item.question, answer, settings.templates),
-        temperature=0.0,
-        max_tokens=settings.judge_max_tokens,
-        choices=JUDGE_CHOICES,
-        template_version=settings.templates.version,
-        endpoint=settings.judge_identity.endpoint,
-        revision=settings.judge_identity.revision,
-    )
+    return _to_judge(prompts.judge_messages(item.question, answer, settings.templates), JUDGE_CHOICES, settings)
 
 
 def correctness_request(item: PairedItem, answer: str, settings: EvaluationSettings) -> ModelRequest:
     """The judge's request on a capability item's open answer, when the item has no reference answer."""
+    messages = prompts.correctness_messages(item.question, item.positive, answer, settings.templates)
+    return _to_judge(messages, CORRECTNESS_CHOICES, settings)
+
+
+def _to_judge(
+    messages: tuple[prompts.Message, ...], choices: tuple[str, ...], settings: EvaluationSettings
+) -> ModelRequest:
     return ModelRequest(
         model=settings.judge,
-        messages=prompts.correctness_messages(item.question, item.positive, answer, settings.templates),
+        messages=messages,
         temperature=0.0,
         max_tokens=settings.judge_max_tokens,
-        choices=CORRECTNESS_CHOICES,
+        choices=choices,
         template_version=settings.templates.version,
         endpoint=settings.judge_identity.endpoint,
         revision=settings.judge_identity.revision,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 
@@ -102,7 +103,9 @@ def normalized_endpoint(url: str) -> str:
     """``https://user:key@Host:8000/v1/?x=1`` -> ``https://host:8000/v1``: no credentials, no query."""
     parts = urllib.parse.urlsplit(url.strip())
     if not parts.scheme or not parts.hostname:
-        return url.strip().rstrip("/")
+        # Trailing spaces and slashes together: stripping one kind then the other left "0 /" as "0 ", which a
+        # second normalisation changed again (found by hypothesis).
+        return re.sub(r"[\s/]+$", "", url.strip())
     host = parts.hostname
     if ":" in host:  # an IPv6 literal keeps its brackets
         host = f"[{host}]"

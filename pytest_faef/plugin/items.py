@@ -21,11 +21,12 @@ from pytest_faef.core.evaluation import (
     failure_message,
     order_failure_message,
 )
+from pytest_faef.core.metrics import record_properties
 from pytest_faef.core.perturbations import PerturbationError
 from pytest_faef.core.requests import ModelCallError
 from pytest_faef.core.shards import Shard
 from pytest_faef.core.suite import PairedItem, SuiteError, load_suite
-from pytest_faef.plugin.session import FaefSession, item_properties
+from pytest_faef.plugin.session import FaefSession, item_record
 
 if TYPE_CHECKING:
     from pytest_faef.core.robustness import Robustness
@@ -235,7 +236,7 @@ class PairedItemTest(pytest.Function):
     def _record(
         self, *, outcome: ItemOutcome | None = None, error: str | None = None, robustness: Robustness | None = None
     ) -> None:
-        self.user_properties += item_properties(
+        record = item_record(
             self.nodeid,
             self.paired,
             self.settings,
@@ -244,6 +245,7 @@ class PairedItemTest(pytest.Function):
             error=error,
             robustness=robustness,
         )
+        self.user_properties += record_properties(record)
 
     def runtest(self) -> None:
         outcome = self.outcome

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_faef.core.evaluation import BY_JUDGE, EvaluationSettings, ItemOutcome
 from pytest_faef.core.human_verdicts import HumanVerdict, load_human_verdicts, verdict_key
 from pytest_faef.core.identity import ModelIdentity
-from pytest_faef.core.metrics import REPORT_PROPERTY, ItemRecord, record_properties
+from pytest_faef.core.metrics import REPORT_PROPERTY, ItemRecord
 from pytest_faef.core.shards import ShardSelection
 from pytest_faef.core.suite import PairedItem, dimension_key
 from pytest_faef.core.taxonomy import Coverage, coverage
@@ -638,21 +638,6 @@ def item_record(
         robustness=robustness,
         kind=item.kind,
     )
-
-
-def item_properties(
-    nodeid: str,
-    item: PairedItem,
-    settings: EvaluationSettings,
-    *,
-    item_key: str,
-    outcome: ItemOutcome | None = None,
-    error: str | None = None,
-    robustness: Robustness | None = None,
-) -> list[tuple[str, str]]:
-    """The user properties of an item's test report: its record, and the flat fields JUnit XML shows."""
-    record = item_record(nodeid, item, settings, item_key=item_key, outcome=outcome, error=error, robustness=robustness)
-    return record_properties(record)
 
 
 def _items(count: int) -> str:
