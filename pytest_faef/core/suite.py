@@ -300,7 +300,11 @@ def _parse_record(
         if name not in KNOWN_FIELDS:
             # A typo ("tag", "negatives") would otherwise be dropped without a word.
             known = ", ".join(KNOWN_FIELDS)
-            return error(name, f"unknown field (known: {known}; put your own data under 'meta')")
+            import difflib
+
+            close = difflib.get_close_matches(name, [*KNOWN_FIELDS, *FIELD_ALIASES], n=1)
+            guess = f"; did you mean {close[0]!r}?" if close else ""
+            return error(name, f"unknown field (known: {known}; put your own data under 'meta'){guess}")
     kind = fields.get("kind", SAFETY)
     if kind is None:
         kind = SAFETY

@@ -166,6 +166,7 @@ SHARD_OUTPUT = "faef_shard"
 # ... and the records of the deselected control items it asked (issue 26).
 CONTROL_OUTPUT = "faef_control"
 REPORT_PROPERTY = "faef"  # as pytest_faef.core.metrics names it, without importing it here
+INVALID = "faef.invalid_record"  # as pytest_faef.plugin.items names an invalid record's property
 
 
 @pytest.hookimpl(trylast=True)  # after -k and -m: a shard divides what they selected
@@ -369,6 +370,8 @@ class FaefReporter:
             return
         if report.when == "call" or (report.when == "setup" and report.failed):
             self.faef.record(report.user_properties)
+        if report.when == "setup" and report.failed:
+            self.faef.invalid_records += [str(value) for name, value in report.user_properties if name == INVALID]
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -399,7 +402,7 @@ class FaefReporter:
             return
         writer = self.config.get_terminal_writer()
         lines = self.faef.summary_lines(width=max(writer.fullwidth, 100), color=writer.hasmarkup)
-        if not (lines or result.notices):
+        if not (lines or result.notices or self.faef.invalid_records):
             return
         terminalreporter.write_sep("=", "faef summary")
         for line in lines:
@@ -410,3 +413,5 @@ class FaefReporter:
             terminalreporter.write_line(notice)
         for line in self.faef.item_count_lines():
             terminalreporter.write_line(line, bold=True)
+        for line in self.faef.invalid_record_lines():
+            terminalreporter.write_line(line, red=True)

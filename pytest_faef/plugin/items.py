@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pytest_faef.core.robustness import Robustness
 
 session_key = pytest.StashKey[FaefSession]()
+INVALID_RECORD_PROPERTY = "faef.invalid_record"  # the user property of an invalid record's report
 
 
 def is_xdist_worker(config: pytest.Config) -> bool:
@@ -307,6 +308,8 @@ class InvalidRecord(pytest.Item):
         self.add_marker("faef")
 
     def setup(self) -> None:
+        # On the report, so that the summary lists it whole, under xdist too (the short summary cuts it to a line).
+        self.user_properties.append((INVALID_RECORD_PROPERTY, str(self.error)))
         raise FaefError(f"invalid suite record: {self.error}")
 
     def runtest(self) -> None:
@@ -319,3 +322,10 @@ class InvalidRecord(pytest.Item):
         return (
             str(excinfo.value) if isinstance(excinfo.value, FaefError) else super().repr_failure(excinfo, style=style)
         )
+
+    def _repr_failure_py(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        """What pytest reports for the error in setup: the one line naming file, line and field, under every --tb,
+        not hundreds of lines of pytest's own frames (issue 31)."""
+        if isinstance(excinfo.value, FaefError):
+            return str(excinfo.value)
+        return super()._repr_failure_py(excinfo, style=style)

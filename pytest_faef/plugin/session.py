@@ -74,6 +74,7 @@ class FaefSession:
     # of those needs the control, so this process asks them at the end of the session (under xdist, worker gw0).
     control_deselected: list[Submission] = dataclasses.field(default_factory=list)
     control_collected: list[Any] = dataclasses.field(default_factory=list)  # the control's test items, collected
+    invalid_records: list[str] = dataclasses.field(default_factory=list)  # each as "file:line: field 'x': ..."
     control_origin: str | None = None  # "built-in", "file" or "the suite's own": where the control's items came from
     result: RunResult | None = None
     _scheduler: ItemScheduler | None = None
@@ -527,6 +528,7 @@ class FaefSession:
             spent=self.run_spent(),
             collected=self.collected_coverage,
             control=self._control_description(),
+            invalid_records=tuple(sorted(set(self.invalid_records))),
         )
 
     def _control_description(self) -> str:
@@ -603,6 +605,14 @@ class FaefSession:
             color=color,
             human_verdicts_file=self._shown(verdicts) if self.human_verdicts and verdicts is not None else None,
         )
+
+    def invalid_record_lines(self) -> list[str]:
+        """Every suite record that could not be loaded, whole: pytest's short summary cuts each to a line."""
+        if not self.invalid_records:
+            return []
+        count = len(self.invalid_records)
+        head = f"faef: {count} invalid suite {'record' if count == 1 else 'records'}, not run (fix them; faef validate):"
+        return [head, *(f"  {line}" for line in sorted(set(self.invalid_records)))]
 
     def item_count_lines(self) -> list[str]:
         """The summary's last line: items passed, failed and errored, and why pytest's count differs."""

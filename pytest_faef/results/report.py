@@ -46,6 +46,7 @@ def build_report(
     control: str = "auto",
     min_control: Fraction | None = None,
     trust_control: bool = False,
+    invalid_records: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The whole report. ``calibrations`` is None when the judge was not calibrated (``calibration: null``);
     with calibrations, ``min_judge_accuracy`` is the minimum they were gated on.
@@ -103,6 +104,7 @@ def build_report(
         "comparison": comparison.to_json() if comparison is not None else None,
         "calibration": _calibration_json(calibrations, min_judge_accuracy, trusted=trust_judge),
         "coverage": records_coverage(record for record in records if not record.capability).to_json(),
+        "invalid_records": list(invalid_records),
         "items": [
             item_json(record, open_only=(open_only_labels or {}).get(record.model))
             for record in sorted(records, key=lambda r: r.nodeid)

@@ -87,6 +87,8 @@ class RunDescription:
     # The taxonomy coverage of every item collected, before -k or -m deselected any; None when not known.
     collected: Coverage | None = None
     control: str = "auto"  # where the capability items came from (--faef-control), as the summary names it
+    # Suite records that could not be loaded, each "file:line: field 'x': problem" (issue 31): they ran as errors.
+    invalid_records: tuple[str, ...] = ()
 
     def shard_lines(self) -> list[str]:
         """``faef shard 2/3: 3,334 of 10,000 items``, or what a merged run was made of; none otherwise."""
@@ -297,6 +299,7 @@ def run_report(
         control=run.control if not gate.control_off else "off",
         min_control=gate.min_control,
         trust_control=gate.trust_control,
+        invalid_records=run.invalid_records,
     )
 
 

@@ -40,7 +40,7 @@ def example_job(project: Path, *posargs: str) -> JobRun:
     config.read(ROOT / "tox.ini")
     lines = [line for line in config["testenv:example"]["commands"].splitlines() if line.strip()]
     assert len(lines) == 1, lines
-    words = shlex.split(lines[0].replace("{toxworkdir}", str(project / ".tox")))
+    words = shlex.split(lines[0].replace("{toxworkdir}", str(project / ".tox")).replace("{toxinidir}", str(project)))
     ignore_status = words[0] == "-"  # tox's prefix for "ignore the exit status"
     words = words[1:] if ignore_status else words
     command = [sys.executable if words[0] in ("python", "pytest") else words[0], *words[1:]]
@@ -105,6 +105,22 @@ def test_a_second_run_replays_every_reply_and_reports_every_item(project: Path) 
     # The only requests: the drift check's sample, asked again to see that the model did not change.
     assert "faef drift check: scripted/fake: 8 sampled stored replies unchanged (8 requests, " in second.output
     assert (project / ".tox" / "example-report.html").stat().st_size > 0
+
+
+def test_the_job_fails_on_a_broken_suite_though_failing_items_pass_it(project: Path) -> None:
+    suite = project / "example_suite" / "safety.faef.jsonl"
+    suite.write_text(
+        suite.read_text() + '{"id": "broken", "dimension": "Privacy", "question": "q?", "positive": "a"}\n'
+    )
+    (project / "example_suite" / "unreadable.faef.yaml").write_text("- id: [unclosed\n")
+
+    run = example_job(project, "-k", "priv-01 or broken or invalid")
+
+    assert run.status == 1, run.output
+    assert "example job failed: the suite is broken (2):" in run.output
+    assert "field 'negative': missing" in run.output and "unreadable.faef.yaml" in run.output
+    # The summary says it whole too, and pytest's short summary still names each error.
+    assert "faef: 2 invalid suite records, not run (fix them; faef validate):" in run.output
 
 
 @pytest.mark.parametrize(
