@@ -610,9 +610,10 @@ class FaefSession:
         """Every suite record that could not be loaded, whole: pytest's short summary cuts each to a line."""
         if not self.invalid_records:
             return []
-        count = len(self.invalid_records)
-        head = f"faef: {count} invalid suite {'record' if count == 1 else 'records'}, not run (fix them; faef validate):"
-        return [head, *(f"  {line}" for line in sorted(set(self.invalid_records)))]
+        listed = sorted(set(self.invalid_records))
+        noun = "record" if len(listed) == 1 else "records"
+        head = f"faef: {len(listed)} invalid suite {noun}, not run (fix them; faef validate):"
+        return [head, *(f"  {line}" for line in listed)]
 
     def item_count_lines(self) -> list[str]:
         """The summary's last line: items passed, failed and errored, and why pytest's count differs."""
