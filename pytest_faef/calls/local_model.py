@@ -222,7 +222,20 @@ def check_available(model: str) -> None:
     error rather than a failure in the first test.
     """
     _import_llama_cpp()
-    _require_file(model_path(model))
+    path = model_path(model)
+    if not path.is_file():
+        name = model.removeprefix(f"{PROVIDER}/")
+        raise LocalModelUnavailable(
+            f"{PROVIDER}/{name}: no such local model: {PROVIDER}/{EMBEDDED_MODEL} is the embedded one, and any other "
+            f"name is the path of a GGUF file ({path} is not a file); e.g. {PROVIDER}/models/my-model.Q4_K_M.gguf"
+            + (f" (did you mean {PROVIDER}/{EMBEDDED_MODEL}?)" if _looks_like_embedded(name) else "")
+        )
+
+
+def _looks_like_embedded(name: str) -> bool:
+    import difflib
+
+    return "/" not in name and bool(difflib.get_close_matches(name, [EMBEDDED_MODEL], n=1, cutoff=0.6))
 
 
 def register(litellm: Any) -> None:

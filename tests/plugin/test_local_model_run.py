@@ -86,3 +86,15 @@ def test_missing_gguf_file_is_a_usage_error_naming_the_path(pytester: pytest.Pyt
     result = pytester.runpytest("--faef-model", "faef-local/models/missing.gguf")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*missing.gguf*"])
+
+
+def test_an_unknown_embedded_name_lists_the_embedded_model_and_how_to_name_a_file(pytester: pytest.Pytester) -> None:
+    write_jsonl(pytester.path / "small.faef.jsonl", SMALL_SUITE[:1])
+    result = pytester.runpytest("--faef-model", "faef-local/smollm3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*faef-local/smollm3: no such local model: faef-local/smollm2 is the embedded one, and any other name is "
+            "the path of a GGUF file*e.g. faef-local/models/my-model.Q4_K_M.gguf (did you mean faef-local/smollm2?)"
+        ]
+    )
