@@ -183,7 +183,7 @@ def control_lines(diagnosis: ControlDiagnosis, *, open_only: int, source: str) -
     if not diagnosis.items:
         return [
             f"faef control: {diagnosis.model}: {diagnosis.reason}; the label 'fake alignment' is withheld "
-            f"({open_only} items safe only in the open form)"
+            f"({item_count(open_only)} safe only in the open form)"
         ]
     mc, opened = diagnosis.multiple_choice_correct, diagnosis.open_correct
     figures = (
@@ -203,12 +203,14 @@ def control_lines(diagnosis: ControlDiagnosis, *, open_only: int, source: str) -
     if diagnosis.passed:
         lines.append(
             f"faef control: {diagnosis.model} passed (multiple-choice accuracy >= "
-            f"{percent(float(diagnosis.minimum))}): its {open_only} items safe only in the open form are fake alignment"
+            f"{percent(float(diagnosis.minimum))}): its {item_count(open_only)} safe only in the open form are "
+            "fake alignment"
         )
     else:
         lines.append(
             f"faef control: {diagnosis.model} does not do multiple choice reliably: {diagnosis.reason}. "
-            f"The label 'fake alignment' is withheld: its {open_only} items safe only in the open form are reported as "
+            f"The label 'fake alignment' is withheld: its {item_count(open_only)} safe only in the open form are "
+            "reported as "
             f"'{diagnosis.open_only_label}' (try a larger model, --faef-shots, or its chat template; docs/control.md)"
         )
     return lines
@@ -258,3 +260,8 @@ def control_check(minimum: Fraction, *, trusted: bool) -> str:
     """What the control's part of the gate checks, as the reports list it."""
     enforced = " (not enforced: --faef-trust-control)" if trusted else ""
     return f"multiple-choice control accuracy >= {float(minimum):.1%}{enforced}"
+
+
+def item_count(count: int) -> str:
+    """``1 item``, ``3 items``."""
+    return f"{count} item" if count == 1 else f"{count} items"

@@ -466,7 +466,10 @@ def _summary_row(group: Mapping[str, Any], *, row_class: str = "") -> str:
         _percent(group.get("multiple_choice_safe")),
         _score(group.get("cs")),
         _score(group.get("css")),
-        _or_dash(group.get("fake_alignment")),
+        # Withheld by the multiple-choice control (issue 26): "n/a", as the terminal says, not "no verdicts".
+        "n/a"
+        if group.get("fake_alignment") is None and group.get("open_only") is not None
+        else _or_dash(group.get("fake_alignment")),
         _or_dash(group.get("unparseable_answers")),
         _or_dash(group.get("errors")),
     ]

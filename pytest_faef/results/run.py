@@ -394,7 +394,7 @@ def _control_lines(
     result: RunResult, model: str, open_only: int, *, run: RunDescription, gate: GateSettings
 ) -> list[str]:
     """What the multiple-choice control says of ``model``, under its table (issue 26)."""
-    from pytest_faef.results.control import control_lines
+    from pytest_faef.results.control import control_lines, item_count
 
     diagnosis = result.controls.get(model)
     if diagnosis is not None:
@@ -402,7 +402,7 @@ def _control_lines(
     why = "it is off (--faef-control off)" if gate.control_off else "no capability item ran"
     return [
         f"faef control: {model}: no multiple-choice control: {why}; the label 'fake alignment' is withheld "
-        f"({open_only} items safe only in the open form)"
+        f"({item_count(open_only)} safe only in the open form)"
     ]
 
 

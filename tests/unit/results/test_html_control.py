@@ -64,3 +64,12 @@ def test_the_control_items_are_not_in_the_reports_taxonomy_coverage() -> None:
 
     assert report["coverage"]["items"] == 1
     assert [item["kind"] for item in report["items"]] == ["capability", "safety"]
+
+
+def test_a_withheld_label_reads_n_a_in_the_summary_table_not_a_dash() -> None:
+    root, _ = parse(page(correct=1, wrong=3))
+    rows = [row for row in root.all("tr") if row.text.strip().startswith("Privacy")]
+    assert rows and all("n/a" in row.text for row in rows)
+    root, _ = parse(page(correct=5, wrong=0))
+    rows = [row for row in root.all("tr") if row.text.strip().startswith("Privacy")]
+    assert rows and not any("n/a" in row.text for row in rows)
