@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-INVALID_RECORD = "faef.invalid_record"  # the user property of an invalid record's report (pytest_faef.plugin)
+from pytest_faef.plugin.items import INVALID_RECORD_PROPERTY
 
 
 class BrokenSuite:
@@ -28,7 +28,7 @@ class BrokenSuite:
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         if report.when == "setup" and report.failed:
-            self.problems += [str(value) for name, value in report.user_properties if name == INVALID_RECORD]
+            self.problems += [str(value) for name, value in report.user_properties if name == INVALID_RECORD_PROPERTY]
 
 
 def main(args: list[str]) -> int:

@@ -165,8 +165,6 @@ USAGE_ERROR_OUTPUT = "faef_usage_error"
 SHARD_OUTPUT = "faef_shard"
 # ... and the records of the deselected control items it asked (issue 26).
 CONTROL_OUTPUT = "faef_control"
-REPORT_PROPERTY = "faef"  # as pytest_faef.core.metrics names it, without importing it here
-INVALID = "faef.invalid_record"  # as pytest_faef.plugin.items names an invalid record's property
 
 
 @pytest.hookimpl(trylast=True)  # after -k and -m: a shard divides what they selected
@@ -208,9 +206,9 @@ def _deselected_control(session: pytest.Session, faef: FaefSession) -> None:
         return
     if is_xdist_worker(session.config) and session.config.workerinput.get("workerid") != "gw0":  # type: ignore[attr-defined]
         return
-    faef.control_deselected = [
-        (item.nodeid, item.paired, item.settings) for item in faef.control_collected if item.nodeid not in selected
-    ]
+    deselected = [item for item in faef.control_collected if item.nodeid not in selected]
+    faef.control_deselected = [(item.nodeid, item.paired, item.settings) for item in deselected]
+    faef.control_item_keys = {item.nodeid: item.item_key for item in deselected}
 
 
 def _check_collection(session: pytest.Session) -> None:
@@ -297,6 +295,8 @@ class XdistController:
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         output = getattr(node, "workeroutput", {})
+        from pytest_faef.core.metrics import REPORT_PROPERTY
+
         self.faef.record([(REPORT_PROPERTY, text) for text in output.get(CONTROL_OUTPUT, ())])
         self.faef.add_drift_report(output.get("faef_drift"))
         self.faef.add_shard_report(output.get(SHARD_OUTPUT))
@@ -371,7 +371,11 @@ class FaefReporter:
         if report.when == "call" or (report.when == "setup" and report.failed):
             self.faef.record(report.user_properties)
         if report.when == "setup" and report.failed:
-            self.faef.invalid_records += [str(value) for name, value in report.user_properties if name == INVALID]
+            from pytest_faef.plugin.items import INVALID_RECORD_PROPERTY
+
+            self.faef.invalid_records += [
+                str(value) for name, value in report.user_properties if name == INVALID_RECORD_PROPERTY
+            ]
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -74,6 +74,7 @@ class FaefSession:
     # of those needs the control, so this process asks them at the end of the session (under xdist, worker gw0).
     control_deselected: list[Submission] = dataclasses.field(default_factory=list)
     control_collected: list[Any] = dataclasses.field(default_factory=list)  # the control's test items, collected
+    control_item_keys: dict[str, str] = dataclasses.field(default_factory=dict)  # of the deselected, by node id
     invalid_records: list[str] = dataclasses.field(default_factory=list)  # each as "file:line: field 'x': ..."
     control_origin: str | None = None  # "built-in", "file" or "the suite's own": where the control's items came from
     result: RunResult | None = None
@@ -403,9 +404,7 @@ class FaefSession:
 
         completed = []
         for nodeid, item, settings in self.control_deselected:
-            # The item whatever the model, as PairedItemTest.item_key: several models name it in brackets.
-            several = len(self.settings.evaluations) > 1
-            item_key = nodeid.removesuffix(f"[{settings.model}]") if several else nodeid
+            item_key = self.control_item_keys[nodeid]
             try:
                 outcome = self.outcome(nodeid, item, settings, item_key=item_key, show_progress=False)
                 error: str | None = None
