@@ -74,8 +74,9 @@ class AdaptiveLimit:
             self.limit = max(1.0, self.limit * DECREASE)
 
     def wait(self, now: float) -> float:
-        """Seconds until a new request may start (0 when it may start now)."""
-        return max(0.0, self.paused_until - now)
+        """Seconds until a new request may start (0 when it may start now), to the nanosecond: ``now + 30 - now``
+        is 30.000000000000014 in floating point, longer than the endpoint asked for (found by hypothesis)."""
+        return max(0.0, round(self.paused_until - now, 9))
 
     def _end_round(self, now: float) -> None:
         elapsed = max(now - self.round_started, 1e-9)
