@@ -119,9 +119,9 @@ def _price(
         target = request.target
         counted = None
         if provider(request.model) in OPENAI_PROTOCOL:  # litellm counts these with tiktoken, as this does
-            counted = litellm_data.count_tokens(request.model, request.messages)
+            counted = litellm_data.count_tokens(request.model, request.sent_messages)
         if counted is None:
-            messages = [{"role": role, "content": content} for role, content in request.messages]
+            messages = [{"role": role, "content": content} for role, content in request.sent_messages]
             counted = int(import_litellm().token_counter(model=request.model, messages=messages))
         else:
             from_data.add(target)

@@ -61,6 +61,10 @@ class ReplySettings:
     max_tokens: int = DEFAULT_MAX_TOKENS
     temperature: float = 0.0
     choices: tuple[str, ...] | None = None
+    # --faef-model-param (issue 27): llama.cpp's samplers (top_p, top_k, min_p, repeat_penalty, the penalties,
+    # stop) for free text, and the seed of a sampled answer.
+    sampling: tuple[tuple[str, Any], ...] = ()
+    seed: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,11 +270,19 @@ def settings_from_litellm(
         max_tokens = optional_params.get("max_completion_tokens", DEFAULT_MAX_TOKENS)
     temperature = optional_params.get("temperature")
     metadata = (litellm_params or {}).get("metadata") or {}
+    params = metadata.get("faef_params") or {}
+    seed = optional_params.get("seed", params.get("seed", _SEED))
     return ReplySettings(
         max_tokens=int(max_tokens),
         temperature=0.0 if temperature is None else float(temperature),
         choices=_choices(metadata.get("faef_choices")),
+        sampling=tuple(sorted((name, value) for name, value in params.items() if name in _SAMPLERS)),
+        seed=int(seed) if seed is not None else _SEED,
     )
+
+
+# The parameters llama.cpp's completion takes by these names; others (reasoning_effort) mean nothing to it.
+_SAMPLERS = ("top_p", "top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty", "stop")
 
 
 def _choices(raw: object) -> tuple[str, ...] | None:
@@ -384,7 +396,8 @@ def _generate(loaded: _LoadedModel, prompt: list[int], settings: ReplySettings) 
             prompt=prompt,
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
-            seed=_SEED,
+            seed=settings.seed,
+            **dict(settings.sampling),
         ),
     )
     choice = output["choices"][0]
@@ -418,7 +431,7 @@ def _choose(llama: Llama, prompt: list[int], settings: ReplySettings) -> LocalRe
     _evaluate_prompt(llama, prompt)
     after_prompt = _last_logprobs(llama)
     scores = [_continuation_logprob(llama, prompt, after_prompt, [*tokens, end_of_turn]) for tokens in tokenized]
-    best = _pick(scores, settings.temperature)
+    best = _pick(scores, settings.temperature, settings.seed)
     return LocalReply(
         text=choices[best],
         prompt_tokens=len(prompt),
@@ -478,13 +491,13 @@ def _last_logprobs(llama: Llama) -> FloatArray:
     return logprobs
 
 
-def _pick(scores: Sequence[float], temperature: float) -> int:
+def _pick(scores: Sequence[float], temperature: float, seed: int = _SEED) -> int:
     """The best choice at temperature 0, else a seeded draw from the tempered choice distribution."""
     if temperature <= 0:
         return max(range(len(scores)), key=scores.__getitem__)
     peak = max(scores)
     weights = [math.exp((score - peak) / temperature) for score in scores]
-    return random.Random(_SEED).choices(range(len(scores)), weights=weights)[0]
+    return random.Random(seed).choices(range(len(scores)), weights=weights)[0]
 
 
 def _make_provider() -> CustomLLM:

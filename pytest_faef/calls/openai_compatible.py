@@ -133,13 +133,14 @@ def body(request: ModelRequest) -> dict[str, Any]:
     """The JSON litellm sends for ``request``: the model's bare name and the same parameters."""
     payload: dict[str, Any] = {
         "model": request.model.partition("/")[2],
-        "messages": [{"role": role, "content": content} for role, content in request.messages],
+        "messages": [{"role": role, "content": content} for role, content in request.sent_messages],
         "temperature": request.temperature,
     }
     if request.max_tokens is not None:
         payload["max_tokens"] = request.max_tokens
     if request.seed is not None:
         payload["seed"] = request.seed
+    payload.update(request.params)  # --faef-model-param: OpenAI's names, as servers of its protocol read them
     return payload
 
 
@@ -152,18 +153,26 @@ def api_key(model: str) -> str:
 def reply_from(payload: Any, model: str) -> ModelReply:
     """A chat completion's text, token usage and cost (at litellm's prices, where it has the model's)."""
     try:
-        text = payload["choices"][0]["message"]["content"]
+        message = payload["choices"][0]["message"]
+        text = message["content"]
     except (TypeError, IndexError, KeyError) as exc:
         raise ModelCallError(f"unexpected response shape: {exc!r}") from None
+    # A server with a reasoning parser gives the thinking apart: vLLM and llama.cpp as reasoning_content, others
+    # (OpenRouter, newer vLLM) as reasoning (issue 27).
+    reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
     usage = payload.get("usage") if isinstance(payload, dict) else None
     usage = usage if isinstance(usage, dict) else {}
     prompt_tokens = int(usage.get("prompt_tokens") or 0)
     completion_tokens = int(usage.get("completion_tokens") or 0)
+    details = usage.get("completion_tokens_details")
+    reasoning_tokens = details.get("reasoning_tokens") if isinstance(details, dict) else 0
     return ModelReply(
         text=text or "",
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         cost=litellm_data.cost(model, prompt_tokens, completion_tokens) or 0.0,
+        reasoning=reasoning if isinstance(reasoning, str) else "",
+        reasoning_tokens=int(reasoning_tokens or 0),
     )
 
 
@@ -201,7 +210,7 @@ class OpenAICompatibleClient:
 
         assert request.endpoint is not None
         url = f"{request.endpoint.rstrip('/')}/chat/completions"
-        headers = {"Authorization": f"Bearer {api_key(request.model)}"}
+        headers = {**dict(request.headers), "Authorization": f"Bearer {api_key(request.model)}"}
         try:
             async with self._session().post(url, json=body(request), headers=headers) as response:
                 content = await response.read()

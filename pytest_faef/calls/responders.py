@@ -418,7 +418,7 @@ class RecordedResponder:
 def _litellm_arguments(request: ModelRequest, timeout: float) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "model": request.model,
-        "messages": [{"role": role, "content": content} for role, content in request.messages],
+        "messages": [{"role": role, "content": content} for role, content in request.sent_messages],
         "temperature": request.temperature,
         "timeout": timeout,
         # Retries are ours (with Retry-After and the store in mind); the SDK's would multiply them.
@@ -433,18 +433,32 @@ def _litellm_arguments(request: ModelRequest, timeout: float) -> dict[str, Any]:
     if request.seed is not None:
         # Providers without seeds still differ by the request's key in the store; litellm drops it for them.
         kwargs.update(seed=request.seed, drop_params=True)
+    metadata: dict[str, Any] = {}
     if request.choices is not None:
         # litellm keeps metadata to itself (and custom providers); it is not sent upstream.
-        kwargs["metadata"] = {"faef_choices": list(request.choices)}
+        metadata["faef_choices"] = list(request.choices)
+    if request.params:
+        # --faef-model-param (issue 27): litellm maps each onto its provider's name for it. The local model reads
+        # them from the metadata too, where litellm's filtering of a custom provider's parameters cannot drop them.
+        kwargs.update(request.params)
+        metadata["faef_params"] = dict(request.params)
+    if request.headers:
+        kwargs["extra_headers"] = dict(request.headers)
+    if metadata:
+        kwargs["metadata"] = metadata
     return kwargs
 
 
 def _reply_from(response: Any, litellm: Any) -> ModelReply:
     try:
-        text = response.choices[0].message.content
+        message = response.choices[0].message
+        text = message.content
     except (AttributeError, IndexError, KeyError) as exc:
         raise ModelCallError(f"unexpected response shape: {exc}") from None
+    # litellm gives every provider's thinking as reasoning_content (issue 27).
+    reasoning = getattr(message, "reasoning_content", None) or ""
     usage = getattr(response, "usage", None)
+    details = getattr(usage, "completion_tokens_details", None)
     try:
         cost = float(litellm.completion_cost(completion_response=response) or 0.0)
     except Exception:  # litellm raises for models it has no price for
@@ -454,6 +468,8 @@ def _reply_from(response: Any, litellm: Any) -> ModelReply:
         prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
         completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         cost=cost,
+        reasoning=reasoning if isinstance(reasoning, str) else "",
+        reasoning_tokens=int(getattr(details, "reasoning_tokens", 0) or 0),
     )
 
 

@@ -20,7 +20,9 @@ from pytest_faef.core.requests import ModelReply, ModelRequest
 
 # 2: replies say their endpoint, revision and when the drift check last confirmed them; judgments are
 #    kept per judge endpoint and revision; drift checks are recorded (issue 11).
-SCHEMA_VERSION = 2
+# 3: replies keep a reasoning model's thinking apart, with its tokens; the texts that requests name by digest
+#    (system prompts, context turns) are kept once each (issue 27).
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -34,8 +36,11 @@ CREATE TABLE IF NOT EXISTS responses (
     created REAL NOT NULL,
     endpoint TEXT,
     revision TEXT,
-    verified REAL
+    verified REAL,
+    reasoning TEXT NOT NULL DEFAULT '',
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS texts (digest TEXT PRIMARY KEY, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS judgments (
     judge TEXT NOT NULL,
@@ -90,6 +95,12 @@ INSERT INTO judgments SELECT judge, '', '', template_version, answer_key, model,
     question, answer, reply, verdict, created FROM judgments_1;
 DROP TABLE judgments_1;
 UPDATE meta SET value = '2' WHERE name = 'schema_version';
+"""
+# Schema 2 had no reasoning: its replies carry over with none.
+_MIGRATE_FROM_2 = """
+ALTER TABLE responses ADD COLUMN reasoning TEXT NOT NULL DEFAULT '';
+ALTER TABLE responses ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+UPDATE meta SET value = '3' WHERE name = 'schema_version';
 """
 
 
@@ -154,8 +165,8 @@ class ResponseStore:
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
             version = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
-            if version == "1":
-                version = _migrate_from_1(connection)
+            if version in ("1", "2"):
+                version = _migrate(connection)
             if version != str(SCHEMA_VERSION):
                 raise StoreError(f"{path}: response store schema {version}, this pytest-faef reads {SCHEMA_VERSION}")
         except (OSError, sqlite3.DatabaseError, StoreError) as exc:
@@ -175,12 +186,13 @@ class ResponseStore:
     def get(self, request: ModelRequest) -> ModelReply | None:
         with self._lock:
             row = self._connection.execute(
-                "SELECT text, prompt_tokens, completion_tokens, cost, created FROM responses WHERE key = ?",
+                "SELECT text, prompt_tokens, completion_tokens, cost, created, reasoning, reasoning_tokens"
+                " FROM responses WHERE key = ?",
                 (request.key(),),
             ).fetchone()
         if row is None:
             return None
-        text, prompt_tokens, completion_tokens, cost, created = row
+        text, prompt_tokens, completion_tokens, cost, created, reasoning, reasoning_tokens = row
         return ModelReply(
             text=text,
             prompt_tokens=prompt_tokens,
@@ -188,14 +200,20 @@ class ResponseStore:
             cost=cost,
             cached=True,
             recorded_at=created,
+            reasoning=reasoning,
+            reasoning_tokens=reasoning_tokens,
         )
 
     def put(self, request: ModelRequest, reply: ModelReply) -> None:
+        """Keep ``reply`` under ``request``'s key; the request's system prompt and context once each, by digest."""
         payload = json.dumps(request.to_json(), ensure_ascii=False, sort_keys=True)
         with self._lock:
+            if texts := request.shared_texts():
+                self._connection.executemany("INSERT OR IGNORE INTO texts VALUES (?, ?)", texts.items())
             self._connection.execute(
                 "INSERT OR REPLACE INTO responses (key, model, request, text, prompt_tokens, completion_tokens, cost,"
-                " created, endpoint, revision, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                " created, endpoint, revision, verified, reasoning, reasoning_tokens)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
                 (
                     request.key(),
                     request.model,
@@ -207,8 +225,16 @@ class ResponseStore:
                     reply.recorded_at or time.time(),
                     request.endpoint,
                     request.revision,
+                    reply.reasoning,
+                    reply.reasoning_tokens,
                 ),
             )
+
+    def text(self, digest: str) -> str | None:
+        """The system prompt or context a stored request names by ``digest``."""
+        with self._lock:
+            row = self._connection.execute("SELECT text FROM texts WHERE digest = ?", (digest,)).fetchone()
+        return str(row[0]) if row is not None else None
 
     def last_checked(self, keys: Iterable[str]) -> dict[str, float]:
         """When each stored reply was last known to be the model's answer: recorded, or since confirmed
@@ -333,16 +359,17 @@ class ResponseStore:
             self._connection.close()
 
 
-def _migrate_from_1(connection: sqlite3.Connection) -> str:
-    """Bring a schema-1 store to schema 2 in one transaction; another process may be doing it too."""
+def _migrate(connection: sqlite3.Connection) -> str:
+    """Bring a schema-1 or -2 store to this schema in one transaction; another process may be doing it too."""
     connection.execute("BEGIN IMMEDIATE")
     try:
         version = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
-        if version == "1":
-            for statement in _MIGRATE_FROM_1.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            version = "2"
+        for old, script in (("1", _MIGRATE_FROM_1), ("2", _MIGRATE_FROM_2)):
+            if version == old:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                version = str(int(old) + 1)
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
@@ -381,9 +408,11 @@ class StoreMerge:
 
 # Schema 1 had no endpoint, revision or drift-check time on replies, and no judge endpoint or revision.
 _SOURCE_REPLIES = {
-    "1": "SELECT key, model, request, text, prompt_tokens, completion_tokens, cost, created, NULL, NULL, NULL",
+    "1": "SELECT key, model, request, text, prompt_tokens, completion_tokens, cost, created, NULL, NULL, NULL, '', 0",
     "2": "SELECT key, model, request, text, prompt_tokens, completion_tokens, cost, created, endpoint, revision, "
-    "verified",
+    "verified, '', 0",
+    "3": "SELECT key, model, request, text, prompt_tokens, completion_tokens, cost, created, endpoint, revision, "
+    "verified, reasoning, reasoning_tokens",
 }
 _SOURCE_JUDGMENTS = {
     "1": "SELECT judge, '', '', template_version, answer_key, model, item_key, item_id, dimension, question, "
@@ -391,15 +420,18 @@ _SOURCE_JUDGMENTS = {
     "2": "SELECT judge, judge_endpoint, judge_revision, template_version, answer_key, model, item_key, item_id, "
     "dimension, question, answer, reply, verdict, created",
 }
+_SOURCE_JUDGMENTS["3"] = _SOURCE_JUDGMENTS["2"]
 # The newest reply per key wins: a later recording (record mode all, a drift check that found a change)
 # is the model's current answer. Of two recordings made at the same time, the one checked later wins.
 _MERGE_REPLY = """
 INSERT INTO responses (key, model, request, text, prompt_tokens, completion_tokens, cost, created, endpoint, revision,
-    verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    verified, reasoning, reasoning_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
-    (model, request, text, prompt_tokens, completion_tokens, cost, created, endpoint, revision, verified) = (
+    (model, request, text, prompt_tokens, completion_tokens, cost, created, endpoint, revision, verified, reasoning,
+        reasoning_tokens) = (
         excluded.model, excluded.request, excluded.text, excluded.prompt_tokens, excluded.completion_tokens,
-        excluded.cost, excluded.created, excluded.endpoint, excluded.revision, excluded.verified
+        excluded.cost, excluded.created, excluded.endpoint, excluded.revision, excluded.verified, excluded.reasoning,
+        excluded.reasoning_tokens
     )
 WHERE excluded.created > responses.created
     OR (excluded.created = responses.created AND COALESCE(excluded.verified, 0) > COALESCE(responses.verified, 0))
@@ -449,6 +481,7 @@ def merge_store(target: ResponseStore, source: Path) -> StoreMerge:
                     "SELECT run, target, result, created FROM drift_checks",
                     "INSERT OR IGNORE INTO drift_checks VALUES (?, ?, ?, ?)",
                 )
+                _copy(reader, connection, "SELECT digest, text FROM texts", "INSERT OR IGNORE INTO texts VALUES (?, ?)")
                 added = connection.execute("SELECT COUNT(*) FROM responses").fetchone()[0] - replies_before
                 connection.execute("COMMIT")
             except BaseException:
@@ -479,6 +512,8 @@ def _source_version(reader: sqlite3.Connection, source: Path) -> str:
     if version == "1" or "drift_checks" not in tables:
         # Schema 1 kept no drift checks; an empty query keeps the copy below uniform.
         reader.execute("CREATE TEMP TABLE IF NOT EXISTS drift_checks (run, target, result, created)")
+    if "texts" not in tables:  # nor did any schema before 3 keep texts
+        reader.execute("CREATE TEMP TABLE IF NOT EXISTS texts (digest, text)")
     return version
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.prompts import Message
+from pytest_faef.core.reasoning import split_reasoning
 from pytest_faef.core.requests import ModelRequest, Responder
 from pytest_faef.core.suite import normalized_option
 
@@ -213,7 +214,7 @@ async def generate_options(
     if positive is None:
         while True:
             reply = await responder.acomplete(positive_request(question, settings, seed=seed))
-            positive = clean_option(reply.text)
+            positive = clean_option(split_reasoning(reply.text, reply.reasoning).answer)
             problems = positive_problems(positive, checks)
             if not problems or seed == last_seed:
                 break
@@ -224,7 +225,7 @@ async def generate_options(
 
     async def ask(slot: int, seed: int) -> str:
         reply = await responder.acomplete(negative_request(question, positive, slot, settings, seed=seed))
-        return clean_option(reply.text)
+        return clean_option(split_reasoning(reply.text, reply.reasoning).answer)
 
     async def first_passing(slot: int) -> tuple[str, int]:
         """The slot's first text that passes the checks it can pass alone, and its seed."""

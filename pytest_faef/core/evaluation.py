@@ -14,11 +14,13 @@ from typing import Any, cast
 
 from pytest_faef.core import prompts
 from pytest_faef.core.answers import SAFE, UNPARSEABLE, UNSAFE, parse_choice, parse_verdict
+from pytest_faef.core.deployment import ModelParams, SystemPrompt, judge_question
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.orders import LABELS, Order, option_orders, order_label
 from pytest_faef.core.presentation import DEFAULT_PRESENTATION, Presentation
-from pytest_faef.core.requests import FOLLOW_UP, ModelReply, ModelRequest, Responder
-from pytest_faef.core.suite import PairedItem, contains_answer
+from pytest_faef.core.reasoning import SplitReply, share_of_tokens, split_reasoning
+from pytest_faef.core.requests import FOLLOW_UP, ModelCallError, ModelReply, ModelRequest, Responder
+from pytest_faef.core.suite import SYSTEM_FROM_RECORD, PairedItem, contains_answer
 from pytest_faef.core.timestamps import iso_time
 
 JUDGE_CHOICES = (SAFE, UNSAFE)
@@ -62,6 +64,12 @@ class EvaluationSettings:
     # --faef-shots (issue 26): solved capability items put before each multiple-choice question, from this pool.
     shots: int = 0
     shot_pool: tuple[PairedItem, ...] = dataclasses.field(default=(), repr=False)
+    # The deployment context (issue 27): the run's system prompt (--faef-system-prompt; an item's own or its
+    # suite's wins), whether the judge is asked under it too, and each side's parameters (--faef-model-param).
+    system_prompt: SystemPrompt | None = None
+    system_to_judge: bool = False
+    model_params: ModelParams = dataclasses.field(default_factory=ModelParams)
+    judge_params: ModelParams = dataclasses.field(default_factory=ModelParams)
 
     @property
     def self_judged(self) -> bool:
@@ -74,6 +82,7 @@ class OrderResult:
     answer: str  # the model's raw reply
     label: str | None  # the display label it chose, None when unparseable
     picked: str | None  # the canonical letter of the chosen option (A is the safe one)
+    reasoning: str = ""  # a reasoning model's thinking before the answer, never parsed (issue 27)
 
     @property
     def safe(self) -> bool:
@@ -136,6 +145,10 @@ class ItemOutcome:
     judged_by: str = BY_JUDGE  # or BY_HUMAN: a human verdict replaced the judge, who was not asked
     calibration: ReferenceVerdicts | None = None  # with --faef-calibrate-judge only
     replies: tuple[ReplyOrigin, ...] = ()  # one per reply, in the order open, judge, orders, references
+    # A reasoning model's thinking before its open answer, and the judge's before its verdict (issue 27): kept
+    # apart, never judged or parsed.
+    open_reasoning: str = ""
+    judge_reasoning: str = ""
 
     @property
     def open_safe(self) -> bool:
@@ -258,6 +271,8 @@ def failure_message(
     if len(preview) > 200:
         preview = preview[:200] + "..."
     lines.append(f"  open answer: {preview!r}")
+    if outcome.open_reasoning:
+        lines.append(f"  open reasoning (kept apart, not judged): {_short(outcome.open_reasoning)}")
     if outcome.judged_by == BY_HUMAN:
         lines.append(
             f"  human verdict: {outcome.open_verdict} (a person ruled on this answer; the judge was not asked)"
@@ -302,40 +317,85 @@ def request_count(item: PairedItem, settings: EvaluationSettings) -> int:
     return 2 + len(item_orders(item, settings)) + (len(item.options) if settings.calibrate_judge else 0)
 
 
-def open_request(item: PairedItem, settings: EvaluationSettings) -> ModelRequest:
+def system_prompt(item: PairedItem, settings: EvaluationSettings) -> SystemPrompt | None:
+    """The system prompt ``item`` is asked under, and where it is written: its own (``""``: none), its suite's
+    sidecar file, else the run's (--faef-system-prompt)."""
+    if item.system is None:
+        return settings.system_prompt
+    if not item.system:
+        return None
+    source = f"{item.path}:{item.line}" if item.system_source == SYSTEM_FROM_RECORD else item.system_source
+    return SystemPrompt(text=item.system, source=source)
+
+
+def _system_text(item: PairedItem, settings: EvaluationSettings) -> str | None:
+    prompt = system_prompt(item, settings)
+    return prompt.text if prompt is not None else None
+
+
+def _to_model(
+    item: PairedItem,
+    messages: tuple[prompts.Message, ...],
+    settings: EvaluationSettings,
+    *,
+    max_tokens: int,
+    choices: tuple[str, ...] | None = None,
+) -> ModelRequest:
+    """A request to the model under test, in the item's deployment context."""
+    params = settings.model_params
     return ModelRequest(
         model=settings.model,
-        messages=prompts.open_messages(item),
-        temperature=settings.temperature,
-        max_tokens=settings.open_max_tokens,
+        messages=messages,
+        temperature=params.temperature if params.temperature is not None else settings.temperature,
+        max_tokens=params.cap(max_tokens),
+        choices=choices,
         template_version=settings.templates.version,
         endpoint=settings.model_identity.endpoint,
         revision=settings.model_identity.revision,
+        seed=params.seed,
+        system=_system_text(item, settings),
+        context=item.context,
+        params=params.extra,
+        headers=params.headers,
     )
 
 
+def open_request(item: PairedItem, settings: EvaluationSettings) -> ModelRequest:
+    return _to_model(item, prompts.open_messages(item), settings, max_tokens=settings.open_max_tokens)
+
+
 def judge_request(item: PairedItem, answer: str, settings: EvaluationSettings) -> ModelRequest:
-    return _to_judge(prompts.judge_messages(item.question, answer, settings.templates), JUDGE_CHOICES, settings)
+    question = judge_question(item.question, item.context)
+    return _to_judge(item, prompts.judge_messages(question, answer, settings.templates), JUDGE_CHOICES, settings)
 
 
 def correctness_request(item: PairedItem, answer: str, settings: EvaluationSettings) -> ModelRequest:
     """The judge's request on a capability item's open answer, when the item has no reference answer."""
-    messages = prompts.correctness_messages(item.question, item.positive, answer, settings.templates)
-    return _to_judge(messages, CORRECTNESS_CHOICES, settings)
+    question = judge_question(item.question, item.context)
+    messages = prompts.correctness_messages(question, item.positive, answer, settings.templates)
+    return _to_judge(item, messages, CORRECTNESS_CHOICES, settings)
 
 
 def _to_judge(
-    messages: tuple[prompts.Message, ...], choices: tuple[str, ...], settings: EvaluationSettings
+    item: PairedItem, messages: tuple[prompts.Message, ...], choices: tuple[str, ...], settings: EvaluationSettings
 ) -> ModelRequest:
+    """A request to the judge: at temperature 0 unless its parameters say otherwise, under the item's system
+    prompt only with --faef-system-prompt-to-judge, and never after the item's context turns (the judge reads
+    them in its question instead)."""
+    params = settings.judge_params
     return ModelRequest(
         model=settings.judge,
         messages=messages,
-        temperature=0.0,
-        max_tokens=settings.judge_max_tokens,
+        temperature=params.temperature if params.temperature is not None else 0.0,
+        max_tokens=params.cap(settings.judge_max_tokens),
         choices=choices,
         template_version=settings.templates.version,
         endpoint=settings.judge_identity.endpoint,
         revision=settings.judge_identity.revision,
+        seed=params.seed,
+        system=_system_text(item, settings) if settings.system_to_judge else None,
+        params=params.extra,
+        headers=params.headers,
     )
 
 
@@ -368,15 +428,12 @@ def choice_request(
     from pytest_faef.core.control import shots_for
 
     shots = shots_for(item, settings.shot_pool, settings.shots)
-    return ModelRequest(
-        model=settings.model,
-        messages=prompts.multiple_choice_messages(item, order, settings.templates, presentation, shots),
-        temperature=settings.temperature,
+    return _to_model(
+        item,
+        prompts.multiple_choice_messages(item, order, settings.templates, presentation, shots),
+        settings,
         max_tokens=settings.choice_max_tokens,
         choices=presentation.labels_for(len(order)),
-        template_version=settings.templates.version,
-        endpoint=settings.model_identity.endpoint,
-        revision=settings.model_identity.revision,
     )
 
 
@@ -402,7 +459,7 @@ def planned_requests(
     """
     planned = [PlannedRequest(request=open_request(item, settings), meaning=None)]
     opened = stored(planned[0].request)
-    follow_up = follow_up_request(item, opened.text, settings) if opened is not None else None
+    follow_up = follow_up_request(item, answer_of(opened).answer, settings) if opened is not None else None
     if follow_up is not None:
         meaning = _correctness_meaning if item.capability else _verdict_meaning
         planned.append(PlannedRequest(request=follow_up, meaning=meaning))
@@ -422,17 +479,45 @@ def planned_requests(
 
 
 def _verdict_meaning(text: str) -> str | None:
-    verdict = parse_verdict(text)
+    verdict = parse_verdict(split_reasoning(text).answer)
     return None if verdict == UNPARSEABLE else verdict
 
 
 def _correctness_meaning(text: str) -> str | None:
-    verdict = parse_correctness(text)
+    verdict = parse_correctness(split_reasoning(text).answer)
     return None if verdict == UNPARSEABLE else verdict
 
 
 def _picked(item: PairedItem, order: Order, text: str) -> str | None:
-    return read_order(item, order, text).picked
+    return read_order(item, order, split_reasoning(text).answer).picked
+
+
+def answer_of(reply: ModelReply) -> SplitReply:
+    """A reply's answer, its reasoning apart (issue 27)."""
+    return split_reasoning(reply.text, reply.reasoning)
+
+
+def _read(reply: ModelReply, request: ModelRequest, what: str) -> SplitReply:
+    """The answer of ``reply`` to ``request``; raises ModelCallError when the reply ended inside its reasoning,
+    so that the item says it has no answer instead of reading the thinking as one."""
+    split = answer_of(reply)
+    if not split.complete:
+        cap = request.max_tokens
+        raise ModelCallError(
+            f"{request.model}: the {what} reply ended inside its reasoning"
+            + (f" (token cap {cap})" if cap is not None else "")
+            + f": it holds no answer to read; give reasoning room with --faef-model-param={request.model}:max_tokens=N "
+            "(docs/deployment.md)"
+        )
+    return split
+
+
+def _answered(reply: ModelReply, request: ModelRequest, what: str) -> ModelReply:
+    """``reply`` with its answer as its text and its reasoning apart, with the reasoning's tokens: the endpoint's
+    count, else the reasoning's share of the completion."""
+    split = _read(reply, request, what)
+    tokens = reply.reasoning_tokens or share_of_tokens(reply.completion_tokens, split.reasoning, split.answer)
+    return dataclasses.replace(reply, text=split.answer, reasoning=split.reasoning, reasoning_tokens=tokens)
 
 
 def read_order(
@@ -458,31 +543,38 @@ async def evaluate_item(
     The judge request starts as soon as the open answer arrives, unless a person already ruled on
     that exact answer (``human_verdict``); the orders and any calibration requests run alongside.
     ``presentation`` is how the multiple-choice form looks (a perturbed item's may differ, issue 14).
+
+    Only a reply's answer is parsed or judged: a reasoning model's thinking is kept apart (issue 27).
     """
     orders = item_orders(item, settings)
     references = item.options if settings.calibrate_judge and not item.capability else ()
 
+    async def ask(request: ModelRequest, what: str) -> ModelReply:
+        """The reply to ``request`` as its answer (``text``) and its reasoning apart."""
+        return _answered(await responder.acomplete(request), request, what)
+
     async def open_and_judge() -> tuple[ModelReply, ModelReply | None, str]:
         """The open answer, the judge's reply (None when a person or the reference ruled on it) and the verdict."""
-        opened = await responder.acomplete(open_request(item, settings))
+        opened = await ask(open_request(item, settings), "open")
+        answer = opened.text
         if item.capability and item.answers:
-            return opened, None, reference_verdict(item, opened.text)
-        by_person = (
-            human_verdict(item.question, opened.text) if human_verdict is not None and not item.capability else None
-        )
+            return opened, None, reference_verdict(item, answer)
+        by_person = human_verdict(item.question, answer) if human_verdict is not None and not item.capability else None
         if by_person is not None:
             return opened, None, by_person
         FOLLOW_UP.set(True)  # this task's own context: the other requests of the item are not follow-ups
-        request = follow_up_request(item, opened.text, settings)
+        request = follow_up_request(item, answer, settings)
         assert request is not None, "only a capability item with a reference answer has no judge"
-        judged = await responder.acomplete(request)
+        judged = await ask(request, "judge's")
         return opened, judged, parse_correctness(judged.text) if item.capability else parse_verdict(judged.text)
 
-    requests = [choice_request(item, order, settings, presentation) for order in orders]
-    requests += [judge_request(item, option, settings) for option in references]
+    requests = [
+        (choice_request(item, order, settings, presentation), f"order={order_label(order)}") for order in orders
+    ]
+    requests += [(judge_request(item, option, settings), "judge's") for option in references]
     import asyncio  # here, not at the top: the plugin imports this module in runs that ask no model
 
-    first, *rest = await asyncio.gather(open_and_judge(), *(responder.acomplete(request) for request in requests))
+    first, *rest = await asyncio.gather(open_and_judge(), *(ask(request, what) for request, what in requests))
     opened, judged, open_verdict = cast(tuple[ModelReply, ModelReply | None, str], first)
     answers = cast(list[ModelReply], rest)
     choices, referenced = answers[: len(orders)], answers[len(orders) :]
@@ -514,12 +606,15 @@ async def evaluate_item(
         judge_answer=judge_answer,
         open_verdict=open_verdict,
         orders=tuple(
-            read_order(item, order, reply.text, presentation) for order, reply in zip(orders, choices, strict=True)
+            dataclasses.replace(read_order(item, order, reply.text, presentation), reasoning=reply.reasoning)
+            for order, reply in zip(orders, choices, strict=True)
         ),
         usage=usage_by_model(replies),
         judged_by=judged_by,
         calibration=calibration,
         replies=tuple(origins),
+        open_reasoning=opened.reasoning,
+        judge_reasoning=judged.reasoning if judged is not None else "",
     )
 
 
@@ -543,9 +638,10 @@ def usage_by_model(replies: Iterable[tuple[str, ModelReply]]) -> dict[str, dict[
             model,
             {
                 **{"requests": 0, "cached": 0, "replayed": 0},
-                **{"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "spent": 0.0},
+                **{"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0, "cost": 0.0, "spent": 0.0},
             },
         )
+        counts["reasoning_tokens"] += reply.reasoning_tokens
         counts["requests"] += 1
         counts["cached"] += reply.cached
         counts["prompt_tokens"] += reply.prompt_tokens

@@ -43,6 +43,10 @@ class ItemRecord:
     taxonomy: str | None = None  # the id of its trust-taxonomy entry (core/taxonomy.py), None when unclassified
     robustness: Robustness | None = None  # with --faef-perturb: the item's variants (issue 14)
     kind: str = SAFETY  # or CAPABILITY: an item of the multiple-choice control, never in CS/CSS (issue 26)
+    # The system prompt it was asked under, as reports name it (source and sha256, never the text), and how many
+    # context turns came before its question (issue 27).
+    system_prompt: dict[str, Any] | None = None
+    context_turns: int = 0
 
     @property
     def capability(self) -> bool:
@@ -75,6 +79,8 @@ class ItemRecord:
             "options": list(self.options),
             "taxonomy": self.taxonomy,
             "kind": self.kind,
+            "system_prompt": self.system_prompt,
+            "context_turns": self.context_turns,
         }
         if self.outcome is not None:
             data["outcome"] = self.outcome.to_json()
@@ -102,6 +108,8 @@ class ItemRecord:
             taxonomy=data.get("taxonomy"),
             robustness=Robustness.from_json(data) if "perturbations" in data else None,
             kind=data.get("kind", SAFETY),
+            system_prompt=data.get("system_prompt"),
+            context_turns=int(data.get("context_turns", 0)),
         )
 
 
@@ -223,6 +231,7 @@ class ModelUsage:
     replayed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0  # of the completion tokens, those a reasoning model spent thinking (issue 27)
     cost: float = 0.0
     spent: float = 0.0  # the cost of the replies asked during the run (replayed ones cost nothing now)
     first_recorded: float | None = None  # of the replayed replies
@@ -237,6 +246,7 @@ class ModelUsage:
         self.replayed += int(counts.get("replayed", 0))
         self.prompt_tokens += int(counts["prompt_tokens"])
         self.completion_tokens += int(counts["completion_tokens"])
+        self.reasoning_tokens += int(counts.get("reasoning_tokens", 0))
         self.cost += counts.get("cost", 0.0)
         self.spent += counts.get("spent", 0.0)
         if "first_recorded" in counts:

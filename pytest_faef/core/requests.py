@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any, Protocol
 
+from pytest_faef.core.deployment import context_text, digest
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.prompts import Message
 
@@ -39,6 +40,21 @@ class ModelRequest:
     # stored for one endpoint or revision is never replayed for another.
     endpoint: str | None = None
     revision: str | None = None
+    # The deployment context (issue 27): the system prompt, the turns before the question, and the model's
+    # other parameters. The key holds the system prompt's and the context's digests, not their texts: the
+    # store keeps each text once, however many requests were made under it.
+    system: str | None = None
+    context: tuple[Message, ...] = ()
+    params: tuple[tuple[str, Any], ...] = ()
+    # HTTP headers sent with the request (``extra_headers.NAME``): never part of its key, never stored.
+    headers: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
+
+    @property
+    def sent_messages(self) -> tuple[Message, ...]:
+        """The messages as sent: the system prompt, any solved examples, the context turns, then the question
+        (the last of ``messages``)."""
+        system: tuple[Message, ...] = (("system", self.system),) if self.system is not None else ()
+        return (*system, *self.messages[:-1], *self.context, *self.messages[-1:])
 
     def to_json(self) -> dict[str, Any]:
         # Built by hand: dataclasses.asdict deep-copies every message, and this runs for every request.
@@ -54,7 +70,23 @@ class ModelRequest:
         for name in ("seed", "endpoint", "revision"):
             if (value := getattr(self, name)) is not None:
                 data[name] = value
+        if self.system is not None:
+            data["system"] = digest(self.system)
+        if self.context:
+            data["context"] = digest(context_text(self.context))
+        if self.params:
+            data["params"] = {name: value for name, value in self.params}
         return data
+
+    def shared_texts(self) -> dict[str, str]:
+        """The texts the key names by digest (system prompt, context), for the store to keep once each."""
+        texts = {}
+        if self.system is not None:
+            texts[digest(self.system)] = self.system
+        if self.context:
+            text = context_text(self.context)
+            texts[digest(text)] = text
+        return texts
 
     @property
     def target(self) -> Target:
@@ -92,6 +124,10 @@ class ModelReply:
     completion_tokens: int = 0
     cost: float = 0.0  # in US dollars, where litellm knows the model's price
     cached: bool = False  # no request was sent for it: read from the store, or shared with one in flight
+    # A reasoning model's thinking, when the endpoint gave it apart from the text (``reasoning_content``), and
+    # the tokens it took, when the endpoint counted them (issue 27).
+    reasoning: str = ""
+    reasoning_tokens: int = 0
     # Provenance (issue 11), not content: when the reply was recorded (epoch seconds), and whether
     # that was before this session began, i.e. it is replayed from an earlier run.
     recorded_at: float = dataclasses.field(default=0.0, compare=False)

@@ -29,9 +29,20 @@ REQUIRED_FIELDS = ("id", "dimension", "question", "positive", "negative")
 # ``taxonomy`` names a category or sub-category of the trust taxonomy (core/taxonomy.py); ``reviewed`` and
 # ``provenance`` are written by ``faef build``; ``meta`` holds a user's own data. ``kind`` and ``answer``
 # make a record a capability (control) item (issue 26).
-OPTIONAL_FIELDS = ("taxonomy", "tags", "notes", "reviewed", "provenance", "meta", "kind", "answer")
+# ``system`` and ``context`` are the deployment context the item is asked in (issue 27).
+OPTIONAL_FIELDS = (
+    *("taxonomy", "tags", "notes", "reviewed", "provenance", "meta", "kind", "answer"),
+    *("system", "context"),
+)
 # The documented order, in which ``faef build`` and ``faef review`` write a record's fields.
-KNOWN_FIELDS = ("id", "dimension", "taxonomy", "question", "positive", "negative", *OPTIONAL_FIELDS[1:])
+KNOWN_FIELDS = (
+    *("id", "dimension", "taxonomy", "system", "context", "question", "positive", "negative"),
+    *OPTIONAL_FIELDS[1:-2],
+)
+# Roles a context turn may take: the conversation before the question (the system prompt has its own field).
+CONTEXT_ROLES = ("user", "assistant")
+# A suite's default system prompt: ``privacy.faef.system.txt`` beside ``privacy.faef.jsonl`` (docs/deployment.md).
+SYSTEM_SIDECAR_SUFFIX = ".faef.system.txt"
 
 # What a record is (issue 26): a safety item, scored in CS and CSS, or a capability item of the multiple-choice
 # control, whose ``positive`` is the correct option and ``negative`` the wrong ones, never counted in CS/CSS.
@@ -40,6 +51,7 @@ CAPABILITY = "capability"
 KINDS = (SAFETY, CAPABILITY)
 # Capability items are collected under this name (``file::capability::id``), whatever area their dimension names.
 CAPABILITY_GROUP = "capability"
+SYSTEM_FROM_RECORD = "record"  # PairedItem.system_source of an item whose own field gives its system prompt
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -61,6 +73,12 @@ class PairedItem:
     # A capability item's accepted short answers: an open reply containing one is correct (answer_given); with
     # none, a correctness judge decides (issue 26).
     answers: tuple[str, ...] = ()
+    # The system prompt the item is asked under (issue 27): its own ``system`` field ("" for none, whatever the
+    # run's), else its suite's sidecar file; None leaves it to --faef-system-prompt. ``system_source`` says which.
+    system: str | None = None
+    system_source: str = ""
+    # The turns before the question, as (role, content): a conversation the question continues.
+    context: tuple[tuple[str, str], ...] = ()
     path: str = ""
     line: int = 0
 
@@ -88,6 +106,12 @@ class PairedItem:
         content: list[Any] = [self.question, self.positive, list(self.negatives)]
         if self.capability:  # safety items keep the hash their baselines hold
             content += [self.kind, list(self.answers)]
+        # An item's own system prompt and context are what it shows the model; a suite's or the run's system
+        # prompt is not the item's: a run under another one compares the same items (issue 27).
+        if self.system is not None and self.system_source == SYSTEM_FROM_RECORD:
+            content.append({"system": self.system})
+        if self.context:
+            content.append({"context": [list(turn) for turn in self.context]})
         return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
 
 
@@ -138,6 +162,10 @@ def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
     raw_records = list(_jsonl_records(text, shown) if jsonl else _yaml_records(text, shown))
     items: list[PairedItem] = []
     errors: list[SuiteError] = []
+    sidecar = _sidecar(path, shown)
+    if isinstance(sidecar, SuiteError):
+        errors.append(sidecar)
+        sidecar = None
     invalid_ids: list[tuple[str, int]] = []
     dimensions: dict[str, str] = {}  # by id form, as first written
     # An invalid record keeps its id: once it is fixed, a later record reusing the id would clash.
@@ -168,10 +196,40 @@ def load_suite(path: Path, *, display_path: str | None = None) -> LoadedSuite:
             )
             continue
         first_line_of_id[parsed.id] = line
+        if sidecar is not None and parsed.system is None:
+            parsed = dataclasses.replace(parsed, system=sidecar[0], system_source=sidecar[1])
         items.append(parsed)
     return LoadedSuite(
         items=tuple(items), errors=tuple(errors), invalid_ids=tuple(invalid_ids), dimensions=tuple(dimensions.values())
     )
+
+
+def sidecar_path(suite_path: Path) -> Path:
+    """Where a suite's default system prompt lives: ``privacy.faef.system.txt`` beside ``privacy.faef.jsonl``."""
+    name = suite_path.name
+    stem = next((name[: -len(suffix)] for suffix in SUITE_SUFFIXES if name.endswith(suffix)), name)
+    return suite_path.with_name(stem + SYSTEM_SIDECAR_SUFFIX)
+
+
+def _sidecar(path: Path, shown: str) -> tuple[str, str] | SuiteError | None:
+    """The suite's default system prompt and how reports name it, None when it has none, or what is wrong."""
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file():
+        return None
+    name = str(Path(shown).with_name(sidecar.name))
+    try:
+        text = sidecar.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"byte {exc.start} is not UTF-8; the file must be UTF-8"
+        return SuiteError(path=name, line=0, field=None, message=message)
+    except OSError as exc:
+        return SuiteError(path=name, line=0, field=None, message=f"cannot read the suite's system prompt: {exc}")
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        return SuiteError(
+            path=name, line=0, field=None, message="the suite's system prompt is empty (delete the file for none)"
+        )
+    return text, name
 
 
 def _raw_id(record: Mapping[str, Any]) -> str | None:
@@ -379,6 +437,12 @@ def _parse_record(
     entry = _taxonomy_entry(fields.get("taxonomy"), dimension=texts["dimension"]) if kind == SAFETY else None
     if isinstance(entry, str):
         return error("taxonomy", entry)
+    system = fields.get("system")
+    if system is not None and not isinstance(system, str):
+        return error("system", f'must be a string, not {type(system).__name__} ("" for no system prompt)')
+    context = _context(fields.get("context"))
+    if isinstance(context, str):
+        return error("context", context)
     return PairedItem(
         id=item_id,
         dimension=texts["dimension"],
@@ -391,9 +455,40 @@ def _parse_record(
         taxonomy=entry.id if entry is not None else None,
         kind=kind,
         answers=tuple(answers),
+        system=system.strip() if system is not None else None,
+        system_source=SYSTEM_FROM_RECORD if system is not None else "",
+        context=context,
         path=path,
         line=line,
     )
+
+
+def _context(value: Any) -> tuple[tuple[str, str], ...] | str:
+    """The turns before the question, or what is wrong with them."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        return f"must be a list of turns ({{role, content}}), not {type(value).__name__}"
+    turns = []
+    for number, turn in enumerate(value, start=1):
+        if not isinstance(turn, dict):
+            return f"turn {number} must be a mapping with role and content, not {type(turn).__name__}"
+        if unknown := sorted(set(turn) - {"role", "content"}):
+            return f"turn {number}: unknown key {unknown[0]!r} (a turn has role and content)"
+        role, content = turn.get("role"), turn.get("content")
+        if role not in CONTEXT_ROLES:
+            shown = "missing" if role is None else repr(role)
+            roles = ", ".join(CONTEXT_ROLES)
+            return f"turn {number}: role {shown} is not one of {roles} (a system prompt goes in the field 'system')"
+        if not isinstance(content, str) or not content.strip():
+            return f"turn {number}: content must be a non-empty string"
+        turns.append((role, content.strip()))
+    if turns and turns[-1][0] != "assistant":
+        return (
+            f"turn {len(turns)} is the user's: the question is the user's next turn, so the context must end with "
+            "the assistant's"
+        )
+    return tuple(turns)
 
 
 def _taxonomy_entry(value: Any, *, dimension: str) -> taxonomy.Entry | str | None:

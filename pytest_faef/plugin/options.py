@@ -35,6 +35,8 @@ class Option:
     optional_value: str | None = None
     metavar: str | None = None
     switch: bool = False  # a flag without a value (``--faef-strict``); its ini key is a bool
+    # A value given more than once may also list several, separated by commas; not where a value may hold one.
+    comma_separated: bool = True
 
     @property
     def flag(self) -> str:
@@ -96,6 +98,29 @@ OPTIONS = (
         name="max_concurrency",
         help="the most requests in flight per endpoint that auto may reach",
         default=str(DEFAULT_MAX_CONCURRENCY),
+    ),
+    Option(
+        name="system_prompt",
+        help="file holding the system prompt every model is asked under, in the open and the multiple-choice form; "
+        "a suite's NAME.faef.system.txt and an item's 'system' field win over it; part of every request's identity",
+        ini_type="paths",
+        metavar="PATH",
+    ),
+    Option(
+        name="system_prompt_to_judge",
+        help="ask the judge under the item's system prompt too (by default the judge gets none)",
+        ini_type="bool",
+        switch=True,
+    ),
+    Option(
+        name="model_param",
+        help="a parameter of one model's requests, as MODEL:KEY=VALUE (* for every model, the judge too): "
+        "temperature, top_p, max_tokens, seed, reasoning_effort, stop, ..., or extra_headers.NAME (sent, never "
+        "stored); part of every request's identity (headers excepted); repeatable",
+        ini_type="linelist",
+        multiple=True,
+        metavar="MODEL:KEY=VALUE",
+        comma_separated=False,
     ),
     Option(name="temperature", help="sampling temperature for the model under test", default="0"),
     Option(name="open_max_tokens", help="token cap for open-ended answers", default="256"),

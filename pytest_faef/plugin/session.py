@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_faef.core.evaluation import BY_JUDGE, EvaluationSettings, ItemOutcome
+from pytest_faef.core.evaluation import BY_JUDGE, EvaluationSettings, ItemOutcome, system_prompt
 from pytest_faef.core.human_verdicts import HumanVerdict, load_human_verdicts, verdict_key
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import REPORT_PROPERTY, ItemRecord
@@ -647,6 +647,8 @@ def item_record(
         taxonomy=item.taxonomy,
         robustness=robustness,
         kind=item.kind,
+        system_prompt=prompt.describe() if (prompt := system_prompt(item, settings)) is not None else None,
+        context_turns=len(item.context),
     )
 
 

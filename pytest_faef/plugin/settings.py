@@ -16,6 +16,13 @@ from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY
 from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES, TRANSPORTS
 from pytest_faef.core import control, identity
 from pytest_faef.core.control import ControlError, ControlSource
+from pytest_faef.core.deployment import (
+    DeploymentError,
+    ModelParams,
+    SystemPrompt,
+    parse_model_params,
+    read_system_prompt,
+)
 from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.locations import DEFAULT_BASELINE, PERTURBATIONS
@@ -184,6 +191,8 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         raise SettingsError(str(exc)) from None
     shots = _number(values, "shots", int, minimum=0)
     shot_pool = _shot_pool(control_source, shots)
+    system = _system_prompt(values["system_prompt"])
+    params = _model_params(values["model_param"], models=models, judge=values["judge"])
     evaluations = tuple(
         EvaluationSettings(
             model=model,
@@ -197,6 +206,10 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
             judge_identity=identities[values["judge"] or model],
             shots=shots,
             shot_pool=shot_pool,
+            system_prompt=system,
+            system_to_judge=bool(values["system_prompt_to_judge"]),
+            model_params=params[model],
+            judge_params=params[values["judge"] or model],
         )
         for model in models
     )
@@ -333,6 +346,25 @@ def _perturb_kinds(values: list[str]) -> tuple[str, ...]:
     return kinds
 
 
+def _system_prompt(value: str | None) -> SystemPrompt | None:
+    """The run's system prompt (issue 27), read and checked at start-up."""
+    if not value:
+        return None
+    try:
+        return read_system_prompt(Path(value), source="--faef-system-prompt / faef_system_prompt")
+    except DeploymentError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _model_params(entries: list[str], *, models: Sequence[str], judge: str | None) -> dict[str, ModelParams]:
+    """Each model's and the judge's parameters (issue 27); a malformed entry is a usage error naming it."""
+    named = list(dict.fromkeys([*models, *([judge] if judge else [])]))
+    try:
+        return parse_model_params(entries, models=named, source="--faef-model-param / faef_model_param")
+    except DeploymentError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def _identities(models: Sequence[str], judge: str | None, revision_values: list[str]) -> dict[str, ModelIdentity]:
     """Each model's and the judge's endpoint and revision; a revision for a model not in the run is a typo."""
     source = "--faef-revision / faef_revision"
@@ -362,6 +394,8 @@ def _choose(option: Option, cli: Any, ini: Any) -> Any:
         return bool(cli) or bool(ini)
     if option.multiple:
         chosen: Sequence[str] = cli if cli else (ini or [])
+        if not option.comma_separated:
+            return [str(entry).strip() for entry in chosen if str(entry).strip()]
         return [text for entry in chosen for text in str(entry).split(",") if text.strip()]
     if cli not in (None, ""):
         return cli

@@ -1026,10 +1026,12 @@ def _outcome_fields(outcome: Mapping[str, Any], *, capability: bool = False) -> 
     else:
         judged = (
             f"<dt>Judge reply</dt><dd><div>verdict: {shown_verdict}</div>"
-            f'<div class="text judge-answer">{_text(outcome.get("judge_answer", ""))}</div></dd>'
+            f'<div class="text judge-answer">{_text(outcome.get("judge_answer", ""))}</div>'
+            f"{_reasoning(outcome.get('judge_reasoning'))}</dd>"
         )
     return [
-        f'<dt>Open answer</dt><dd><div class="text open-answer">{_text(outcome.get("open_answer", ""))}</div></dd>',
+        f"<dt>Open answer</dt><dd>{_reasoning(outcome.get('open_reasoning'))}"
+        f'<div class="text open-answer">{_text(outcome.get("open_answer", ""))}</div></dd>',
         judged,
         "<dt>Multiple choice</dt><dd>"
         + "".join(_orders_table(_sequence(outcome.get("orders")), capability=capability))
@@ -1104,9 +1106,19 @@ def _order_row(order: Mapping[str, Any], *, capability: bool = False) -> str:
         f"<td>{_text(_or_dash(order.get('label')))}</td>",
         f"<td>{_text(_or_dash(picked))}</td>",
         f'<td class="result verdict-{result_class}">{result}</td>',
-        f'<td class="reply">{_text(order.get("answer", ""))}</td>',
+        f'<td class="reply">{_reasoning(order.get("reasoning"))}{_text(order.get("answer", ""))}</td>',
     ]
     return f'<tr class="order {result_class}">' + "".join(cells) + "</tr>"
+
+
+def _reasoning(reasoning: Any) -> str:
+    """A reasoning model's thinking before a reply, collapsed: kept apart from the answer, never parsed (issue 27)."""
+    if not isinstance(reasoning, str) or not reasoning:
+        return ""
+    return (
+        f'<details class="reasoning"><summary>reasoning ({len(reasoning):,} characters)</summary>'
+        f'<div class="text">{_text(reasoning)}</div></details>'
+    )
 
 
 def _status(item: Mapping[str, Any]) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_faef.core.deployment import ModelParams, SystemPrompt
 from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ItemRecord
@@ -229,6 +230,24 @@ def _setting_problems(reports: Sequence[ShardReport]) -> list[str]:
         ("judge calibration", lambda settings: "calibrated" if settings.calibrate_judge else "not calibrated"),
         ("few-shot settings", lambda settings: f"{settings.shots} shots"),
         (
+            "system prompts",
+            lambda settings: (
+                (
+                    f"{settings.system_prompt.source} (sha256 {settings.system_prompt.sha256[:12]})"
+                    if settings.system_prompt is not None
+                    else "none"
+                )
+                + (", the judge too" if settings.system_to_judge else "")
+            ),
+        ),
+        (
+            "model parameters",
+            lambda settings: (
+                f"{settings.model} {settings.model_params.describe()}, "
+                f"{settings.judge} {settings.judge_params.describe()}"
+            ),
+        ),
+        (
             "endpoints or revisions",
             lambda settings: (
                 f"{settings.model} {settings.model_identity.describe() or 'at its default endpoint'}, "
@@ -272,6 +291,11 @@ def _evaluation(field: _Fields, where: str, entry: Any) -> EvaluationSettings:
         templates=PromptTemplates(version=field.get(entry, "template_version", str, where=where)),
         calibrate_judge=field.get(entry, "calibrate_judge", bool, where=where),
         shots=int(entry.get("shots", 0)),
+        # The deployment context (issue 27), as the report names it: digests and parameters, never texts.
+        system_prompt=SystemPrompt.described(entry["system_prompt"]) if entry.get("system_prompt") else None,
+        system_to_judge=bool(entry.get("system_prompt_to_judge", False)),
+        model_params=ModelParams.described(entry.get("model_params") or {}),
+        judge_params=ModelParams.described(entry.get("judge_params") or {}),
         model_identity=ModelIdentity(
             endpoint=field.get(entry, "endpoint", optional, where=where),
             revision=field.get(entry, "revision", optional, where=where),

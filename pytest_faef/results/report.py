@@ -125,6 +125,10 @@ def evaluation_json(settings: EvaluationSettings) -> dict[str, Any]:
         "template_version": settings.templates.version,
         "calibrate_judge": settings.calibrate_judge,
         "shots": settings.shots,
+        "system_prompt": settings.system_prompt.describe() if settings.system_prompt is not None else None,
+        "system_prompt_to_judge": settings.system_to_judge,
+        "model_params": settings.model_params.describe(),
+        "judge_params": settings.judge_params.describe(),
         "endpoint": settings.model_identity.endpoint,
         "revision": settings.model_identity.revision,
         "judge_endpoint": settings.judge_identity.endpoint,
@@ -173,7 +177,36 @@ def _model_json(
         "judge_endpoint": judge_identity.endpoint,
         "judge_revision": judge_identity.revision,
         "replies": replies_behind(records).to_json(),
+        "deployment": deployment_json(settings, records),
         "summary": summary.to_json(),
+    }
+
+
+def deployment_json(settings: EvaluationSettings | None, records: Sequence[ItemRecord]) -> dict[str, Any]:
+    """The context a model was asked in (issue 27): the run's system prompt, every system prompt its items were
+    asked under with how many items each (by source and digest, never the text), the context turns, both sides'
+    parameters, and the tokens its replies spent reasoning."""
+    prompts: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in records:
+        if record.system_prompt is not None:
+            key = (record.system_prompt["source"], record.system_prompt["sha256"])
+            prompts.setdefault(key, {**record.system_prompt, "items": 0})["items"] += 1
+    reasoning = sum(
+        int(usage.get("reasoning_tokens", 0))
+        for record in records
+        for by_model in record.usage
+        for model, usage in by_model.items()
+        if model == record.model
+    )
+    return {
+        "system_prompt": settings.system_prompt.describe() if settings and settings.system_prompt else None,
+        "system_prompt_to_judge": settings.system_to_judge if settings is not None else False,
+        "system_prompts": sorted(prompts.values(), key=lambda entry: (-entry["items"], entry["source"])),
+        "items_without_system_prompt": sum(record.system_prompt is None for record in records),
+        "items_with_context": sum(record.context_turns > 0 for record in records),
+        "params": settings.model_params.describe() if settings is not None else {},
+        "judge_params": settings.judge_params.describe() if settings is not None else {},
+        "reasoning_tokens": reasoning,
     }
 
 

@@ -356,6 +356,7 @@ def summary_text(
     from pytest_faef.results.summary import (
         calibration_lines,
         comparison_lines,
+        deployment_lines,
         human_verdict_lines,
         matrix_lines,
         position_bias_lines,
@@ -385,6 +386,7 @@ def summary_text(
         lines += human_verdict_lines(records, path=human_verdicts_file)
     lines += list(run.provenance)  # the drift checks ran first
     lines += usage_lines(records, run.identities)
+    lines += deployment_lines(run.evaluations, records)
     if result.comparison is not None:
         lines += comparison_lines(result.comparison, width=width, color=color)
     return lines
@@ -419,7 +421,7 @@ def markdown_text(
     ``limit`` caps the regressed items listed; the count says how many there were.
     """
     from pytest_faef.results.markdown import markdown_summary
-    from pytest_faef.results.summary import usage_lines
+    from pytest_faef.results.summary import deployment_lines, usage_lines
 
     return markdown_summary(
         result.summaries,
@@ -429,7 +431,7 @@ def markdown_text(
         checks=result.checks,
         notices=result.notices,
         comparison=result.comparison,
-        usage=usage_lines(records, run.identities),
+        usage=[*usage_lines(records, run.identities), *deployment_lines(run.evaluations, records)],
         limit=limit,
         control=[
             line

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
-from pytest_faef.core.evaluation import BY_HUMAN
+from pytest_faef.core.evaluation import BY_HUMAN, EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import (
     OVERALL,
@@ -219,11 +219,49 @@ def usage_lines(records: Iterable[ItemRecord], identities: Mapping[str, ModelIde
         if usage.cost and usage.replayed and dollars(usage.spent) != dollars(usage.cost):
             cost += f" ({dollars(usage.spent)} spent now)"  # the rest was paid when the replies were recorded
         tokens = f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens"
+        if usage.reasoning_tokens:
+            tokens += f" ({usage.reasoning_tokens:,} of them reasoning)"
         lines.append(
             f"usage: {name}: {usage.requests} requests ({usage.fresh} fresh, {usage.replayed} replayed"
             f"{replay_span(usage)}), {tokens}{cost}"
         )
     return lines
+
+
+def deployment_lines(evaluations: Iterable[EvaluationSettings], records: Iterable[ItemRecord]) -> list[str]:
+    """One line per model asked in a deployment context (issue 27): the system prompts its items were asked under
+    (by source and digest), the context turns, and its parameters; none for a model asked bare questions."""
+    records = list(records)
+    lines = []
+    for settings in evaluations:
+        mine = [record for record in records if record.model == settings.model]
+        prompts: dict[tuple[str, str], int] = {}
+        for record in mine:
+            if record.system_prompt is not None:
+                key = (str(record.system_prompt["source"]), str(record.system_prompt["sha256"]))
+                prompts[key] = prompts.get(key, 0) + 1
+        parts = [
+            f"system prompt {source} (sha256 {sha[:12]}, {_count(count, 'item')})"
+            for (source, sha), count in sorted(prompts.items(), key=lambda entry: -entry[1])
+        ]
+        if prompts and (bare := sum(record.system_prompt is None for record in mine)):
+            parts.append(f"no system prompt for {_count(bare, 'item')}")
+        if settings.system_to_judge and prompts:
+            parts.append("the judge asked under it too")
+        if context := sum(record.context_turns > 0 for record in mine):
+            parts.append(f"earlier turns before {_count(context, 'question')}")
+        for side, params in (("", settings.model_params), ("judge ", settings.judge_params)):
+            if described := params.describe():
+                if side and settings.self_judged:
+                    continue
+                parts.append(side + ", ".join(f"{name}={value}" for name, value in described.items()))
+        if parts:
+            lines.append(f"deployment: {settings.model}: " + "; ".join(parts))
+    return lines
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def replay_span(usage: ModelUsage) -> str:

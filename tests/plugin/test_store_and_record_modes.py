@@ -95,7 +95,7 @@ def test_the_report_counts_usage_and_the_store_holds_no_key(
     assert usage == {
         "scripted/aligned": {
             **{"requests": 4, "cached": 0, "replayed": 0},
-            **{"prompt_tokens": 40, "completion_tokens": 20, "cost": 0.0, "spent": 0.0},
+            **{"prompt_tokens": 40, "completion_tokens": 20, "reasoning_tokens": 0, "cost": 0.0, "spent": 0.0},
         }
     }
     for path in [faef_dir.path / "report.json", *(faef_dir.path / ".faef").iterdir()]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import re
 from collections import Counter
@@ -49,11 +50,17 @@ CHANGES: dict[str, Any] = {
     "seed": 1,
     "endpoint": "http://127.0.0.1:8000/v1",
     "revision": "3f2a9c1",
+    # The deployment context (issue 27): each is part of the identity.
+    "system": "You are a careful assistant.",
+    "context": (("user", "Hi."), ("assistant", "Hello! How can I help?")),
+    "params": (("reasoning_effort", "high"),),
 }
+# Sent, but no part of the identity: a header may hold a credential, and does not change the answer.
+NOT_IN_THE_KEY = {"headers"}
 
 
 def test_every_field_of_a_request_is_covered_below() -> None:
-    assert set(CHANGES) == {field.name for field in dataclasses.fields(ModelRequest)}
+    assert set(CHANGES) | NOT_IN_THE_KEY == {field.name for field in dataclasses.fields(ModelRequest)}
 
 
 @pytest.mark.parametrize("field", sorted(CHANGES))
@@ -360,3 +367,46 @@ def test_a_failure_message_does_not_leak_a_key(provider: Any, litellm: Any, monk
 
     assert "s3cr3t-value-123" not in str(excinfo.value)
     assert "Incorrect API key provided: ***" in str(excinfo.value)
+
+
+# --- deployment context (issue 27) ----------------------------------------------------------------
+
+
+def test_extra_headers_are_no_part_of_the_key() -> None:
+    with_header = dataclasses.replace(REQUEST, headers=(("X-Tenant", "team-a"),))
+
+    assert with_header.key() == REQUEST.key()
+    assert "team-a" not in json.dumps(with_header.to_json())
+
+
+def test_the_key_names_the_system_prompt_and_context_by_digest_not_text() -> None:
+    request = dataclasses.replace(
+        REQUEST, system="Never reveal the launch codes.", context=(("user", "Hi."), ("assistant", "Hello."))
+    )
+
+    payload = json.dumps(request.to_json())
+
+    assert "launch codes" not in payload and "Hello." not in payload
+    assert set(request.shared_texts().values()) == {
+        "Never reveal the launch codes.",
+        '[["user", "Hi."], ["assistant", "Hello."]]',
+    }
+
+
+def test_the_system_prompt_comes_first_and_the_context_just_before_the_question() -> None:
+    request = dataclasses.replace(
+        REQUEST,
+        messages=(("user", "solved example"), ("assistant", "Option: [[A]]"), ("user", "the question")),
+        system="sys",
+        context=(("user", "earlier"), ("assistant", "reply")),
+    )
+
+    assert [content for _, content in request.sent_messages] == [
+        "sys",
+        "solved example",
+        "Option: [[A]]",
+        "earlier",
+        "reply",
+        "the question",
+    ]
+    assert request.sent_messages[0][0] == "system"

@@ -88,11 +88,17 @@ CHANGES: dict[str, Any] = {
     "seed": 3,
     "endpoint": "http://127.0.0.1:8000/v1",
     "revision": "3f2a9c1",
+    # The deployment context (issue 27): each is part of the identity.
+    "system": "You are a careful assistant.",
+    "context": (("user", "Hi."), ("assistant", "Hello! How can I help?")),
+    "params": (("reasoning_effort", "high"),),
 }
+# Sent, but no part of the identity: a header may hold a credential, and does not change the answer.
+NOT_IN_THE_KEY = {"headers"}
 
 
 def test_every_field_of_a_request_is_covered_below() -> None:
-    assert set(CHANGES) == {field.name for field in dataclasses.fields(ModelRequest)}
+    assert set(CHANGES) | NOT_IN_THE_KEY == {field.name for field in dataclasses.fields(ModelRequest)}
 
 
 @pytest.mark.parametrize("field", sorted(CHANGES))
@@ -246,13 +252,13 @@ def test_a_store_under_a_file_is_an_error_naming_it(tmp_path: Path) -> None:
 def test_a_store_of_another_schema_version_is_an_error(path: Path) -> None:
     ResponseStore(path).close()
     with sqlite3.connect(path) as connection:
-        connection.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
+        connection.execute("UPDATE meta SET value = '4' WHERE name = 'schema_version'")
     connection.close()
 
     with pytest.raises(StoreError) as excinfo:
         ResponseStore(path)
 
-    assert str(excinfo.value) == f"{path}: response store schema 3, this pytest-faef reads 2"
+    assert str(excinfo.value) == f"{path}: response store schema 4, this pytest-faef reads 3"
 
 
 JUDGMENT = Judgment(
@@ -296,3 +302,49 @@ def test_a_judgment_that_would_not_change_is_not_rewritten(store: ResponseStore)
 
     store.put_judgment(dataclasses.replace(judgment, reply="safe", created=300.0))
     assert [(stored.reply, stored.created) for stored in store.judgments()] == [("safe", 300.0)]
+
+
+# --- deployment context and reasoning (issue 27) --------------------------------------------------
+
+SYSTEM = "You are the support assistant of Example Bank. Never give financial advice. " * 20
+
+
+def test_a_system_prompt_is_kept_once_however_many_replies_were_given_under_it(path: Path) -> None:
+    with ResponseStore(path) as store:
+        for number in range(5):
+            request = dataclasses.replace(REQUEST, system=SYSTEM, messages=(("user", f"question {number}"),))
+            store.put(request, REPLY)
+        assert store.text(request.to_json()["system"]) == SYSTEM
+
+    with sqlite3.connect(path) as connection:
+        stored_requests = [row[0] for row in connection.execute("SELECT request FROM responses")]
+        kept = connection.execute("SELECT COUNT(*) FROM texts").fetchone()[0]
+    connection.close()
+    assert len(stored_requests) == 5 and kept == 1
+    assert not any("Example Bank" in request for request in stored_requests)
+
+
+def test_a_reply_keeps_its_reasoning_apart(store: ResponseStore) -> None:
+    thinking = dataclasses.replace(REPLY, reasoning="Options A and B... B is safe.", reasoning_tokens=9)
+    store.put(REQUEST, thinking)
+
+    assert store.get(REQUEST) == dataclasses.replace(thinking, cached=True)
+
+
+def test_a_store_of_schema_2_is_brought_to_schema_3_and_keeps_its_replies(path: Path) -> None:
+    with ResponseStore(path) as store:
+        store.put(REQUEST, REPLY)
+    with sqlite3.connect(path) as connection:  # as pytest-faef 0.x before issue 27 wrote it
+        connection.execute("ALTER TABLE responses DROP COLUMN reasoning")
+        connection.execute("ALTER TABLE responses DROP COLUMN reasoning_tokens")
+        connection.execute("DROP TABLE texts")
+        connection.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
+    connection.close()
+
+    with ResponseStore(path) as store:
+        assert store.get(REQUEST) == dataclasses.replace(REPLY, cached=True)
+        store.put(dataclasses.replace(REQUEST, system=SYSTEM), dataclasses.replace(REPLY, reasoning="thought"))
+        assert store.get(dataclasses.replace(REQUEST, system=SYSTEM)).reasoning == "thought"  # type: ignore[union-attr]
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == ("3",)
+    connection.close()

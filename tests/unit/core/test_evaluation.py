@@ -226,11 +226,11 @@ def test_usage_counts_requests_tokens_and_cost_per_model() -> None:
         # The open answer and six orders, 10 + 5 tokens and $0.25 each (scripted).
         "scripted/model": {
             **{"requests": 7, "cached": 0, "replayed": 0},
-            **{"prompt_tokens": 70, "completion_tokens": 35, "cost": 1.75, "spent": 1.75},
+            **{"prompt_tokens": 70, "completion_tokens": 35, "reasoning_tokens": 0, "cost": 1.75, "spent": 1.75},
         },
         "scripted/judge": {
             **{"requests": 1, "cached": 0, "replayed": 0},
-            **{"prompt_tokens": 10, "completion_tokens": 5, "cost": 0.25, "spent": 0.25},
+            **{"prompt_tokens": 10, "completion_tokens": 5, "reasoning_tokens": 0, "cost": 0.25, "spent": 0.25},
         },
     }
 
