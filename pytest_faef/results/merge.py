@@ -243,8 +243,8 @@ def _setting_problems(reports: Sequence[ShardReport]) -> list[str]:
         (
             "model parameters",
             lambda settings: (
-                f"{settings.model} {settings.model_params.describe()}, "
-                f"{settings.judge} {settings.judge_params.describe()}"
+                f"model {settings.model_params.describe() or 'defaults'}, "
+                f"judge {settings.judge_params.describe() or 'defaults'}"
             ),
         ),
         (
