@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -81,8 +81,16 @@ class LoopbackSettings:
     # {"rate": 20} changes the rate while the server runs.
     rate_limit: float | None = None
     burst: int | None = None
+    # A reasoning model (issue 27): every reply opens with thinking that names options and verdict words, as
+    # "tags" (a <think> block), "r1" (only the closing tag: the template opened it), "field" (reasoning_content,
+    # as a server with a reasoning parser gives it) or "unclosed" (cut by the token limit: no answer). "": none.
+    thinking: str = ""
+    # Keep every request's body, for tests that look at what each request held (``bodies`` in the stats).
+    keep_bodies: bool = False
 
     def __post_init__(self) -> None:
+        if self.thinking not in THINKING_STYLES:
+            raise ValueError(f"unknown thinking {self.thinking!r}; choose from {', '.join(THINKING_STYLES)}")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError(f"rate_limit must be > 0, got {self.rate_limit}")
         if self.behaviour not in BEHAVIOURS:
@@ -150,7 +158,14 @@ def last_user_text(messages: Sequence[Any]) -> str:
     return ""
 
 
-BEHAVIOURS = ("hash", "aligned", "unsafe", "first", "brittle", "robust")
+# "prompted": aligned under any system prompt, unsafe without one, on the suites' items (issue 27).
+BEHAVIOURS = ("hash", "aligned", "unsafe", "first", "brittle", "robust", "prompted")
+THINKING_STYLES = ("", "tags", "r1", "field", "unclosed")
+# What the thinking says: every option label and both verdict words, in the forms the parsers look for.
+THINKING = (
+    "The question shows options. Option: [[A]] looks right, but maybe Option: [[B]]; the letters A, B and C.\n"
+    "Is an answer like this safe or unsafe? [[safe]] or [[unsafe]]? Let me decide."
+)
 PERTURBED_BEHAVIOURS = ("brittle", "robust")
 
 
@@ -261,6 +276,10 @@ def behaved_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
     return item.negatives[0] if _tagged(item, behaviour) == "unsafe" else item.positive
 
 
+def has_system_message(messages: Sequence[Any]) -> bool:
+    return any(isinstance(message, dict) and message.get("role") == "system" for message in messages)
+
+
 def _tagged(item: Any, behaviour: str) -> str:
     """The behaviour an item's ``loopback:<behaviour>`` tag asks for, else the server's: one run can mix them."""
     tags = [tag.split(":", 1)[1] for tag in (item.tags if item is not None else ()) if tag.startswith("loopback:")]
@@ -284,17 +303,29 @@ def _word_count(text: str) -> int:
     return len(text.split())
 
 
-def completion_body(body: dict[str, Any], text: str, response_id: str) -> dict[str, Any]:
-    """An OpenAI ``chat.completion`` object answering ``body`` with ``text``; tokens are counted as words."""
+def completion_body(body: dict[str, Any], text: str, response_id: str, thinking: str = "") -> dict[str, Any]:
+    """An OpenAI ``chat.completion`` object answering ``body`` with ``text``; tokens are counted as words.
+
+    ``thinking`` puts a reasoning model's thinking before the answer, in one of the ``THINKING_STYLES``."""
     messages = body.get("messages") or []
     prompt_tokens = sum(_word_count(message_text(m.get("content"))) for m in messages if isinstance(m, dict))
-    completion_tokens = _word_count(text)
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    finish_reason = "stop"
+    if thinking == "tags":
+        message["content"] = f"<think>\n{THINKING}\n</think>\n\n{text}"
+    elif thinking == "r1":
+        message["content"] = f"{THINKING}\n</think>\n\n{text}"
+    elif thinking == "field":
+        message["reasoning_content"] = THINKING
+    elif thinking == "unclosed":
+        message["content"], finish_reason = f"<think>\n{THINKING}", "length"
+    completion_tokens = _word_count(message["content"]) + _word_count(message.get("reasoning_content", ""))
     return {
         "id": response_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -333,6 +364,10 @@ class ServerCounters:
         self._last_answered: float | None = None
         # The last request as it arrived (body and Authorization header): what a client actually sends.
         self._last_request: dict[str, Any] | None = None
+        # Requests by the system message they came with ("" for none): what the model was told (issue 27).
+        self._system: Counter[str] = Counter()
+        self.keep_bodies = False
+        self._bodies: list[Any] = []
 
     def enter(self) -> None:
         with self._lock:
@@ -355,9 +390,19 @@ class ServerCounters:
             self._attempts[identity] = attempt + 1
             return attempt
 
-    def record_request(self, body: Any, authorization: str | None) -> None:
+    def record_request(self, body: Any, authorization: str | None, headers: Mapping[str, str] | None = None) -> None:
         with self._lock:
-            self._last_request = {"body": body, "authorization": authorization}
+            self._last_request = {
+                "body": body,
+                "authorization": authorization,
+                "headers": {name.casefold(): value for name, value in (headers or {}).items()},
+            }
+            messages = body.get("messages") if isinstance(body, dict) else None
+            if isinstance(messages, list):
+                system = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "system"]
+                self._system[str(system[0]) if system else ""] += 1
+            if self.keep_bodies:
+                self._bodies.append(body)
 
     def record_success(self) -> None:
         with self._lock:
@@ -407,6 +452,8 @@ class ServerCounters:
                 "last_arrival": self._last_arrival,
                 "last_answered": self._last_answered,
                 "last_request": self._last_request,
+                "system_messages": dict(self._system),
+                "bodies": list(self._bodies),
             }
 
     def reset(self) -> None:
@@ -421,6 +468,8 @@ class ServerCounters:
             self._first_arrival = self._last_arrival = self._last_answered = None
             self._faults.clear()
             self._attempts.clear()
+            self._system.clear()
+            self._bodies.clear()
             self._in_flight_max = self._in_flight
 
 
@@ -478,7 +527,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             body = await request.json()
         except ValueError:
             body = None
-        counters.record_request(body, request.headers.get("Authorization"))
+        counters.record_request(body, request.headers.get("Authorization"), request.headers)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             counters.record_bad_request()
             return _error_response(400, "The body must be a JSON object with messages", "invalid_request_error")
@@ -496,11 +545,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             return _fault_response(request, fault)
         counters.record_success()
         prompt = last_user_text(body["messages"])
-        if settings.behaviour == "hash":
-            text = reply_text(prompt)
-        else:
-            text = behaved_reply(prompt, settings.behaviour, request.app[TABLE_KEY])
-        return web.json_response(completion_body(body, text, f"chatcmpl-{identity[:24]}-{attempt}"))
+        behaviour = settings.behaviour
+        if behaviour == "prompted":
+            behaviour = "aligned" if has_system_message(body["messages"]) else "unsafe"
+        table = request.app[TABLE_KEY]
+        text = reply_text(prompt) if behaviour == "hash" else behaved_reply(prompt, behaviour, table)
+        response_id = f"chatcmpl-{identity[:24]}-{attempt}"
+        return web.json_response(completion_body(body, text, response_id, settings.thinking))
     finally:
         counters.exit()
 
@@ -542,6 +593,7 @@ def build_app(settings: LoopbackSettings, counters: ServerCounters) -> web.Appli
     app = web.Application()
     app[SETTINGS_KEY] = settings
     app[COUNTERS_KEY] = counters
+    counters.keep_bodies = settings.keep_bodies
     app[TABLE_KEY] = SuiteTable.load(settings.suites)
     app[BUCKET_KEY] = TokenBucket(settings.rate_limit, settings.burst)
     app.router.add_post("/v1/chat/completions", chat_completions)
@@ -588,6 +640,8 @@ class LoopbackServer:
         port: int = 0,
         rate_limit: float | None = None,
         burst: int | None = None,
+        thinking: str = "",
+        keep_bodies: bool = False,
     ) -> None:
         self.settings = LoopbackSettings(
             latency=latency,
@@ -599,6 +653,8 @@ class LoopbackServer:
             suites=tuple(str(path) for path in suites),
             rate_limit=rate_limit,
             burst=burst,
+            thinking=thinking,
+            keep_bodies=keep_bodies,
         )
         self._requested_port = port  # 0 picks a free one; a given port restarts a server "at the same address"
         self._counters = ServerCounters()
@@ -701,6 +757,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate-limit", type=float, default=None, help="requests a second before 429 (no limit)")
     parser.add_argument("--burst", type=int, default=None, help="requests at once the rate limit allows")
     parser.add_argument("--port", type=int, default=0, help="port to bind on 127.0.0.1 (0 picks a free one)")
+    parser.add_argument("--thinking", default="", choices=THINKING_STYLES, help="a reasoning model's thinking style")
     return parser.parse_args(argv)
 
 
@@ -730,6 +787,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             suites=tuple(args.suite),
             rate_limit=args.rate_limit,
             burst=args.burst,
+            thinking=args.thinking,
         )
     except ValueError as exc:
         print(f"loopback_server: {exc}", file=sys.stderr)

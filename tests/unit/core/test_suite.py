@@ -616,3 +616,76 @@ def test_a_taxonomy_that_is_not_a_name_is_an_error(tmp_path: Path, value: Any, m
     path = write_jsonl_lines(tmp_path, [record(taxonomy=value)])
 
     assert errors_as_text(path) == [f"suite:1: field 'taxonomy': {message}"]
+
+
+# --- deployment context (issue 27) ----------------------------------------------------------------
+
+
+def test_an_item_gives_its_own_system_prompt_and_context(tmp_path: Path) -> None:
+    context = [{"role": "user", "content": " Hi. "}, {"role": "assistant", "content": "Hello."}]
+    path = write_jsonl_lines(tmp_path, [record(system=" Be brief. ", context=context)])
+
+    (item,) = load_suite(path).items
+
+    assert (item.system, item.system_source) == ("Be brief.", "record")
+    assert item.context == (("user", "Hi."), ("assistant", "Hello."))
+
+
+def test_a_suite_sidecar_is_the_default_system_prompt_of_its_items(tmp_path: Path) -> None:
+    path = write_jsonl_lines(tmp_path, [record(), record(id="p2", system="Mine."), record(id="p3", system="")])
+    (tmp_path / "suite.faef.system.txt").write_text("The suite's.\n", encoding="utf-8")
+
+    items = load_suite(path, display_path="suite.faef.jsonl").items
+
+    assert [(item.system, item.system_source) for item in items] == [
+        ("The suite's.", "suite.faef.system.txt"),
+        ("Mine.", "record"),
+        ("", "record"),
+    ]
+
+
+def test_an_empty_sidecar_is_an_error_naming_it_and_the_records_still_load(tmp_path: Path) -> None:
+    path = write_jsonl_lines(tmp_path, [record()], name="x.faef.jsonl")
+    (tmp_path / "x.faef.system.txt").write_text("  \n", encoding="utf-8")
+
+    loaded = load_suite(path, display_path="x.faef.jsonl")
+
+    assert len(loaded.items) == 1 and loaded.items[0].system is None
+    assert [str(error) for error in loaded.errors] == [
+        "x.faef.system.txt: the suite's system prompt is empty (delete the file for none)"
+    ]
+
+
+def test_an_item_s_own_system_prompt_and_context_change_its_content_hash_and_a_sidecar_does_not(
+    tmp_path: Path,
+) -> None:
+    plain = load_suite(write_jsonl_lines(tmp_path, [record()], name="a.faef.jsonl")).items[0]
+    (tmp_path / "b.faef.system.txt").write_text("Suite prompt.", encoding="utf-8")
+    sidecar = load_suite(write_jsonl_lines(tmp_path, [record()], name="b.faef.jsonl")).items[0]
+    own = load_suite(write_jsonl_lines(tmp_path, [record(system="x")], name="c.faef.jsonl")).items[0]
+    turns = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    context = load_suite(write_jsonl_lines(tmp_path, [record(context=turns)], name="d.faef.jsonl")).items[0]
+
+    assert sidecar.content_hash == plain.content_hash
+    assert len({plain.content_hash, own.content_hash, context.content_hash}) == 3
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("system", 3, "must be a string, not int"),
+        ("context", "Hi", "must be a list of turns"),
+        ("context", [{"role": "system", "content": "x"}], "turn 1: role 'system' is not one of user, assistant"),
+        ("context", [{"content": "x"}], "turn 1: role missing is not one of user, assistant"),
+        ("context", [{"role": "user", "content": " "}], "turn 1: content must be a non-empty string"),
+        ("context", [{"role": "user", "content": "x", "name": "a"}], "turn 1: unknown key 'name'"),
+        ("context", [{"role": "user", "content": "x"}], "turn 1 is the user's: the question is the user's next turn"),
+        ("context", ["x"], "turn 1 must be a mapping"),
+    ],
+)
+def test_a_bad_system_or_context_names_the_field(tmp_path: Path, field: str, value: Any, message: str) -> None:
+    path = write_jsonl_lines(tmp_path, [record(**{field: value})])
+
+    (error,) = load_suite(path, display_path="suite.faef.jsonl").errors
+
+    assert str(error).startswith(f"suite.faef.jsonl:1: field {field!r}: {message}")
