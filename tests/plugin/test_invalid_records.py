@@ -18,9 +18,9 @@ def test_an_invalid_record_is_reported_in_one_line_without_a_traceback(faef_dir:
 
     result.assert_outcomes(passed=1, errors=1)
     message = (
-        "small.faef.jsonl:6: field 'negatve': unknown field (known: id, dimension, taxonomy, question, positive, "
-        "negative, tags, notes, reviewed, provenance, meta, kind, answer; put your own data under 'meta'); "
-        "did you mean 'negative'?"
+        "small.faef.jsonl:6: field 'negatve': unknown field (known: id, dimension, taxonomy, system, context, "
+        "question, positive, negative, tags, notes, reviewed, provenance, meta, kind, answer; put your own data "
+        "under 'meta'); did you mean 'negative'?"
     )
     result.stdout.fnmatch_lines([f"invalid suite record: {message}"])
     result.stdout.fnmatch_lines(["faef: 1 invalid suite record, not run (fix them; faef validate):", f"  {message}"])

@@ -317,7 +317,7 @@ def test_a_store_of_schema_1_keeps_working_and_its_old_replies_are_not_matched(
     report = json.loads((faef_dir.path / "report.json").read_text())
     assert "an old reply" not in {item["outcome"]["open_answer"] for item in report["items"]}
     with sqlite3.connect(store) as connection:
-        assert connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == ("2",)
+        assert connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == ("3",)
         kept = connection.execute("SELECT judge, judge_endpoint, verdict FROM judgments WHERE item_id = 'old'")
         assert kept.fetchall() == [("openai/mock", "", "safe")]
     connection.close()
