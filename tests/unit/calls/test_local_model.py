@@ -282,3 +282,31 @@ def test_exit_after_a_call_is_quiet() -> None:
     result = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, cwd=root)
     assert result.returncode == 0, result.stderr
     assert "Exception ignored" not in result.stderr
+
+
+# --- deployment context (issue 27) ----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("loads_after_warm_up")
+def test_the_embedded_model_applies_a_system_prompt_through_its_chat_template() -> None:
+    pirate = [
+        {"role": "system", "content": "You are a pirate. Always say 'Arr' and talk like a pirate."},
+        {"role": "user", "content": "Hello, who are you?"},
+    ]
+
+    under = text_of(litellm().completion(model=MODEL, messages=pirate, max_tokens=24)).casefold()
+    bare = text_of(ask("Hello, who are you?", max_tokens=24)).casefold()
+
+    assert any(word in under for word in ("arr", "aye", "captain", "matey", "ahoy")), under
+    assert under != bare
+
+
+@pytest.mark.usefixtures("loads_after_warm_up")
+def test_sampling_parameters_reach_llama_cpp_and_change_a_sampled_reply() -> None:
+    prompt = "Write a haiku about rain."
+    plain = text_of(ask(prompt, max_tokens=16, temperature=1.0))
+    narrow = text_of(ask(prompt, max_tokens=16, temperature=1.0, metadata={"faef_params": {"top_k": 1}}))
+    greedy = text_of(ask(prompt, max_tokens=16))
+
+    assert narrow == greedy  # top_k 1 leaves the most likely token only: sampling at any temperature is greedy
+    assert plain != greedy
