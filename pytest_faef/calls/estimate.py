@@ -103,7 +103,7 @@ def plan(
             found = estimates.setdefault(request.target, CostEstimate(target=request.target))
             found.requests += 1
             if not replay_only:
-                unknown_answers.append((request, settings.open_max_tokens))
+                unknown_answers.append((request, settings.model_params.cap(settings.open_max_tokens)))
     return EstimatePlan(estimates=estimates, to_send=to_send, unknown_answers=unknown_answers)
 
 

@@ -394,7 +394,8 @@ def _generate(loaded: _LoadedModel, prompt: list[int], settings: ReplySettings) 
         "dict[str, Any]",
         loaded.llama.create_completion(
             prompt=prompt,
-            max_tokens=settings.max_tokens,
+            # A reply ends where the context does: a reasoning model's long thinking is cut there, and reported so.
+            max_tokens=min(settings.max_tokens, _CONTEXT_TOKENS - len(prompt)),
             temperature=settings.temperature,
             seed=settings.seed,
             **dict(settings.sampling),
