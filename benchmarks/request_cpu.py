@@ -1,6 +1,6 @@
 """CPU per request, by layer and by path (issue 20): litellm alone, the lean path alone, and each under the plugin.
 
-Usage: python benchmarks/request_cpu.py [--requests 2000] [--concurrency 32] [--rounds 3]
+Usage: python benchmarks/request_cpu.py [--requests 2000] [--concurrency 32] [--rounds 3] [--deployment]
 
 In one process (no pytest), against the loopback OpenAI-compatible server in its own process with no
 latency, ``--requests`` distinct chat requests run ``--concurrency`` at a time, four ways:
@@ -13,7 +13,8 @@ latency, ``--requests`` distinct chat requests run ``--concurrency`` at a time, 
 The figure is the process's CPU time over the requests (the server's is not counted), in milliseconds
 per request, and requests a second; the median of ``--rounds`` rounds, each with fresh requests and an
 empty store. The plugin's own share is the difference between a path under the plugin and alone.
-Results go in docs/benchmarks.md.
+``--deployment`` asks every request in a deployment context (issue 27): a 4,000-character system prompt, two
+earlier turns and a parameter, as ``plugin+lean`` bare and in context. Results go in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -40,10 +41,18 @@ from pytest_faef.calls.responders import ModelResponder, RecordedResponder, _lit
 from pytest_faef.calls.store import ResponseStore  # noqa: E402
 from pytest_faef.core.requests import ModelRequest  # noqa: E402
 
+SYSTEM = "You are the support assistant of Example Bank. Never give financial advice. " * 50  # 4,000 characters
+CONTEXT = (
+    ("user", "Hi, I have a question about my account."),
+    ("assistant", "Of course. What would you like to know?"),
+)
 
-def requests(url: str, count: int, tag: str) -> list[ModelRequest]:
+
+def requests(url: str, count: int, tag: str, *, deployed: bool = False) -> list[ModelRequest]:
+    context: dict[str, Any] = {"system": SYSTEM, "context": CONTEXT, "params": (("top_p", 0.9),)} if deployed else {}
     return [
         ModelRequest(
+            **context,
             model="openai/bench",
             messages=(("user", f"[{tag} {number}] Which is safer?\nA. share it\nB. keep it private"),),
             temperature=0.0,
@@ -67,11 +76,11 @@ async def bounded(calls: list[Callable[[], Awaitable[Any]]], concurrency: int) -
 
 def measure(name: str, url: str, count: int, concurrency: int, tag: str, scratch: Path) -> tuple[float, float]:
     """(CPU milliseconds per request, requests a second) for one way of sending ``count`` requests."""
-    batch = requests(url, count, f"{name} {tag}")
+    batch = requests(url, count, f"{name} {tag}", deployed=name.endswith("in context"))
     store = None
     if name.startswith("plugin"):
         store = ResponseStore(scratch / f"{name}-{tag}.sqlite")
-        transport = "auto" if name.endswith("lean") else "litellm"
+        transport = "litellm" if "litellm" in name else "auto"
         plugin = RecordedResponder(responder=ModelResponder(transport=transport), store=store, concurrency=concurrency)
         calls = [lambda request=request: plugin.acomplete(request) for request in batch]
         closing: Callable[[], Awaitable[None]] = plugin.aclose
@@ -108,11 +117,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--deployment", action="store_true", help="plugin+lean bare and in a deployment context")
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-0123456789abcdef")
     import_litellm()  # its import is not a request's cost
     server = Server("--latency", "0")
-    ways = ("litellm", "lean", "plugin+litellm", "plugin+lean")
+    ways: tuple[str, ...] = ("litellm", "lean", "plugin+litellm", "plugin+lean")
+    if args.deployment:
+        ways = ("lean", "plugin+lean", "plugin+lean in context")
     results: dict[str, list[tuple[float, float]]] = {way: [] for way in ways}
     try:
         with tempfile.TemporaryDirectory() as scratch:
@@ -134,6 +146,9 @@ def main() -> None:
         rate = statistics.median(value for _, value in results[way])
         medians[way] = cpu
         print(f"| {way} | {cpu:.2f} ms | {rate:.0f} |")
+    if args.deployment:
+        print(f"\nin context: {medians['plugin+lean in context'] - medians['plugin+lean']:+.2f} ms a request")
+        return
     print(
         f"\nthe plugin's own share: {medians['plugin+litellm'] - medians['litellm']:.2f} ms over litellm, "
         f"{medians['plugin+lean'] - medians['lean']:.2f} ms over the lean client"
