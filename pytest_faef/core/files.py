@@ -36,3 +36,27 @@ def write_text_atomically(path: Path, text: str) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def why_unwritable(path: Path) -> str | None:
+    """Why a file could not be written at ``path``, or None when it could: checked before a run that would write
+    it at its end, so that an unwritable path is a usage error, not a run lost (issue 31). Nothing is created:
+    a probe file is made and removed in the nearest folder that exists, where the missing folders would go.
+    """
+    path = path.absolute()
+    if path.is_dir():
+        return "it is a folder"
+    if path.exists():
+        return None if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK) else "it is not writable"
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    probe = folder / f".faef-probe.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    except OSError as exc:
+        return f"cannot create a file in {folder}: {exc.strerror}"
+    probe.unlink(missing_ok=True)
+    return None

@@ -92,6 +92,11 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = build_settings(lookup, rootdir=config.rootpath, invocation_dir=config.invocation_params.dir)
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
+    if not is_xdist_worker(config):
+        xmlpath = getattr(config.option, "xmlpath", None)
+        junit = config.invocation_params.dir / Path(xmlpath).expanduser() if xmlpath else None
+        if problems := settings.unwritable_outputs(junit=junit):
+            raise pytest.UsageError("pytest-faef: " + "\npytest-faef: ".join(problems))
     faef = FaefSession(settings=settings, rootdir=config.rootpath)
     if lifecycle := sys.modules.get("pytest_faef.calls.litellm_lifecycle"):  # an earlier session in this process
         lifecycle.thaw()
@@ -396,6 +401,8 @@ class FaefReporter:
         result = self.faef.finish(interrupted=interrupted)
         if result.gate_failures and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.faef.write_failures:  # a file asked for is missing: no CI step may read the run as complete
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         # A shard that the hash left empty is a shard that passed, not a job with no tests (issue 16).
         if self.faef.empty_shard and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             session.exitstatus = pytest.ExitCode.OK

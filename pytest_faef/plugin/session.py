@@ -78,6 +78,8 @@ class FaefSession:
     invalid_records: list[str] = dataclasses.field(default_factory=list)  # each as "file:line: field 'x': ..."
     control_origin: str | None = None  # "built-in", "file" or "the suite's own": where the control's items came from
     result: RunResult | None = None
+    # Files the end of the run could not write, one line each: the run then ends with status 3 (issue 31).
+    write_failures: list[str] = dataclasses.field(default_factory=list)
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
     _store_opened: bool = False
@@ -464,14 +466,43 @@ class FaefSession:
         else:
             if settings.report_path is not None or settings.html_path is not None:
                 report = run_report(records, result, run, settings.gate)
-                notices += write_reports(report, json_path=settings.report_path, html_path=settings.html_path)
-            notices += self._write_markdown(records, result, run)
-        if settings.export_pairs is not None or settings.export_sft is not None:
-            notices += self._export(records)
-        if settings.save_baseline is not None:
-            notices.append(self._save_baseline(settings.save_baseline, records, result, interrupted=interrupted))
+                notices += self._writing(
+                    "report",
+                    settings.report_path,
+                    lambda: write_reports(report, json_path=settings.report_path, html_path=None),
+                )
+                notices += self._writing(
+                    "HTML report",
+                    settings.html_path,
+                    lambda: write_reports(report, json_path=None, html_path=settings.html_path),
+                )
+            notices += self._writing(
+                "Markdown summary", settings.markdown_path, lambda: self._write_markdown(records, result, run)
+            )
+        notices += self._writing(
+            "preference pairs", settings.export_pairs, lambda: self._export(records, pairs=settings.export_pairs)
+        )
+        notices += self._writing(
+            "SFT examples", settings.export_sft, lambda: self._export(records, sft=settings.export_sft)
+        )
+        if (path := settings.save_baseline) is not None:
+            notices += self._writing(
+                "baseline", path, lambda: [self._save_baseline(path, records, result, interrupted=interrupted)]
+            )
         self.result = dataclasses.replace(result, notices=notices)
         return self.result
+
+    def _writing(self, what: str, path: Path | None, write: Callable[[], list[str]]) -> list[str]:
+        """The notices of one file written at the end, or one line saying why it was not (issue 31): the summary
+        and the other files still come, and the run ends with pytest's internal-error status."""
+        if path is None and what != "Markdown summary":  # the Markdown summary may go to GitHub's job summary only
+            return []
+        try:
+            return write()
+        except OSError as exc:
+            line = f"faef {what} NOT written to {path or exc.filename}: {exc.strerror or exc}"
+            self.write_failures.append(line)
+            return [line]
 
     def _write_markdown(self, records: list[ItemRecord], result: RunResult, run: RunDescription) -> list[str]:
         """The Markdown summary: to --faef-markdown, and appended to GitHub Actions' job summary when there is one."""
@@ -486,7 +517,7 @@ class FaefSession:
             step_summary=Path(step_summary) if step_summary else None,
         )
 
-    def _export(self, records: list[ItemRecord]) -> list[str]:
+    def _export(self, records: list[ItemRecord], *, pairs: Path | None = None, sft: Path | None = None) -> list[str]:
         """Preference pairs and SFT examples from the run (issue 15), written here: by the controller under xdist."""
         from pytest_faef.core.prompts import PromptTemplates
         from pytest_faef.results.export import write_exports
@@ -495,8 +526,8 @@ class FaefSession:
         return write_exports(
             records,
             evaluations[0].templates if evaluations else PromptTemplates(),
-            pairs_path=self.settings.export_pairs,
-            sft_path=self.settings.export_sft,
+            pairs_path=pairs,
+            sft_path=sft,
             include_safe=self.settings.export_all,
         )
 

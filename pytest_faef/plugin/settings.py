@@ -110,6 +110,28 @@ class RunSettings:
             control_off=self.control.mode == control.OFF,
         )
 
+    def unwritable_outputs(self, *, junit: Path | None = None) -> list[str]:
+        """One line per file the run would write that cannot be written (issue 31): a run that asked every
+        request and then lost its report is worse than a usage error before the first one."""
+        from pytest_faef.core.files import why_unwritable
+
+        outputs = (
+            ("--faef-report", self.report_path),
+            ("--faef-html", self.html_path),
+            ("--faef-markdown", self.markdown_path),
+            ("--faef-export-pairs", self.export_pairs),
+            ("--faef-export-sft", self.export_sft),
+            ("--faef-save-baseline", self.save_baseline),
+            # The store is written only when models are asked; a project's other tests must not depend on it.
+            ("--faef-store", self.store_path if self.evaluations else None),
+            ("--junitxml", junit),
+        )
+        return [
+            f"{option}={path}: cannot be written: {why}"
+            for option, path in outputs
+            if path is not None and (why := why_unwritable(path)) is not None
+        ]
+
     def unknown_dimensions(self, dimensions: Iterable[str]) -> list[str]:
         """One line per threshold or regression rule naming a dimension that none of ``dimensions`` is.
 

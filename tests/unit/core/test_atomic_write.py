@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_faef.core.files import write_text_atomically
+from pytest_faef.core.files import why_unwritable, write_text_atomically
 
 
 def mode(path: Path) -> int:
@@ -47,3 +47,29 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
 
     assert suite.read_text() == "old\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["safety.faef.jsonl"]
+
+
+# --- checked before the run (issue 31) -------------------------------------------------------------
+
+
+def test_a_path_that_can_be_written_creates_nothing_when_checked(tmp_path: Path) -> None:
+    assert why_unwritable(tmp_path / "new" / "deeper" / "report.json") is None
+    assert why_unwritable(tmp_path / "report.json") is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_file_can_be_replaced(tmp_path: Path) -> None:
+    (tmp_path / "report.json").write_text("{}", encoding="utf-8")
+
+    assert why_unwritable(tmp_path / "report.json") is None
+
+
+def test_a_folder_or_a_path_under_a_file_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+
+    assert why_unwritable(tmp_path) == "it is a folder"
+    assert why_unwritable(tmp_path / "afile" / "x" / "report.json") == f"{tmp_path / 'afile'} is a file, not a folder"
+
+
+def test_a_folder_where_no_file_can_be_made_is_named() -> None:
+    assert why_unwritable(Path("/proc/report.json")) == "cannot create a file in /proc: No such file or directory"
