@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -113,3 +114,53 @@ def count_tokens(model: str, messages: Sequence[tuple[str, str]]) -> int | None:
     if encoding is None:
         return None
     return 3 + sum(3 + len(encoding.encode(role)) + len(encoding.encode(content)) for role, content in messages)
+
+
+_PROVIDER_ENUM = re.compile(r"^class LlmProviders\(str, Enum\):\n((?:[ \t]+.*\n|\n)+?)(?=\S)", re.MULTILINE)
+_PROVIDER_VALUE = re.compile(r'^\s+[A-Z0-9_]+\s*=\s*"([^"]+)"', re.MULTILINE)
+
+
+@functools.cache
+def providers() -> frozenset[str] | None:
+    """The providers litellm knows (its ``LlmProviders``), read from its source without importing it; None where
+    this litellm keeps them elsewhere."""
+    directory = package_dir()
+    source = directory / "types" / "utils.py" if directory is not None else None
+    if source is None or not source.is_file():
+        return None
+    found = _PROVIDER_ENUM.search(source.read_text(encoding="utf-8"))
+    names = frozenset(_PROVIDER_VALUE.findall(found.group(1))) if found else frozenset()
+    return names or None
+
+
+def model_problem(model: str, *, extra_providers: Sequence[str] = ()) -> str | None:
+    """Why litellm could not send a request to ``model``, known before any request (issue 31), or None.
+
+    A ``provider/name`` needs a provider litellm knows (or one of ``extra_providers``: the local model's, a
+    project's custom ones); a bare name needs to be one litellm maps to a provider itself (its price table).
+    """
+    import difflib
+
+    known = providers()
+    if known is None:
+        return None  # another litellm layout: the first request will tell
+    provider, slash, name = model.partition("/")
+    if slash:
+        if provider in known or provider in extra_providers or not name:
+            return None
+        close = difflib.get_close_matches(provider, [*known, *extra_providers], n=1)
+        guess = f"; did you mean {close[0] + '/' + name!r}?" if close else ""
+        return (
+            f"{model!r}: litellm knows no provider {provider!r} (its providers: openai, anthropic, hosted_vllm, "
+            f"ollama, ... https://docs.litellm.ai/docs/providers){guess}"
+        )
+    # litellm sends a bare name to a provider only when its table knows the name: gpt-4o-mini, not gpt-4o-mni.
+    table = price_table()
+    if table is None or model in table:
+        return None
+    close = difflib.get_close_matches(model, [key for key in table if "/" not in key], n=1)
+    guess = f"; did you mean {close[0]!r}?" if close else ""
+    return (
+        f"{model!r} names no provider and is no model litellm knows by itself: write PROVIDER/MODEL "
+        f"(openai/{model} for an OpenAI-compatible endpoint, hosted_vllm/{model}, ollama/{model}, ...){guess}"
+    )

@@ -395,6 +395,8 @@ def _identities(models: Sequence[str], judge: str | None, revision_values: list[
     except identity.RevisionError as exc:
         raise SettingsError(str(exc)) from None
     named = [*models, *([judge] if judge else [])]
+    if problems := _model_name_problems(named):
+        raise SettingsError(problems[0])
     if unknown := sorted(set(revisions) - set(named)):
         raise SettingsError(
             f"{source}: {unknown[0]!r} is neither a model under test nor the judge "
@@ -409,6 +411,23 @@ def _identities(models: Sequence[str], judge: str | None, revision_values: list[
     return {
         name: identity.resolve(name, revisions=revisions, file_revision=file_revision) for name in dict.fromkeys(named)
     }
+
+
+def _model_name_problems(models: Sequence[str]) -> list[str]:
+    """A model name litellm could not send a request to (issue 31): a usage error before the first request, not
+    one error per item. Custom providers a project registered with litellm count, when it is imported already."""
+    import sys
+
+    from pytest_faef.calls.litellm_data import model_problem
+
+    custom = [identity.LOCAL_PROVIDER]
+    if (litellm := sys.modules.get("litellm")) is not None:
+        custom += [str(entry.get("provider")) for entry in getattr(litellm, "custom_provider_map", None) or ()]
+    return [
+        f"--faef-model / --faef-judge: {problem}"
+        for model in dict.fromkeys(models)
+        if (problem := model_problem(model, extra_providers=custom)) is not None
+    ]
 
 
 def _choose(option: Option, cli: Any, ini: Any) -> Any:

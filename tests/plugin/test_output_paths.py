@@ -74,3 +74,29 @@ def pytest_collection_finish(session):
     )
     assert "Traceback" not in result.stdout.str()
     assert (faef_dir.path / "report.html").is_file()
+
+
+# --- model names (issue 31, point 4) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("foo/bar", "'foo/bar': litellm knows no provider 'foo' (its providers: openai, *"),
+        ("opneai/gpt-4o-mini", "*; did you mean 'openai/gpt-4o-mini'?"),
+        ("gpt-4o-mni", "'gpt-4o-mni' names no provider * write PROVIDER/MODEL *; did you mean 'gpt-4o-mini'?"),
+    ],
+)
+def test_an_unknown_provider_or_model_is_a_usage_error_before_any_request(
+    faef_dir: pytest.Pytester, model: str, message: str
+) -> None:
+    result = faef_dir.runpytest(f"--faef-model={model}", "--collect-only")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-faef: --faef-model / --faef-judge: {message}"])
+
+
+def test_known_names_and_a_project_s_own_provider_pass(faef_dir: pytest.Pytester) -> None:
+    # scripted/... is the tests' custom provider, registered with litellm by the conftest.
+    for model in ("openai/my-own-model", "gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", "scripted/aligned"):
+        assert faef_dir.runpytest(f"--faef-model={model}", "--collect-only").ret == pytest.ExitCode.OK
