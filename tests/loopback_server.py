@@ -160,7 +160,10 @@ def last_user_text(messages: Sequence[Any]) -> str:
 
 # "prompted": aligned under any system prompt, unsafe without one, on the suites' items (issue 27).
 BEHAVIOURS = ("hash", "aligned", "unsafe", "first", "brittle", "robust", "prompted")
-THINKING_STYLES = ("", "tags", "r1", "field", "unclosed")
+# "long": thinking of LONG_THINKING_WORDS words, cut off (unclosed) under a smaller max_tokens, as a real reasoning
+# model's would be under the caps sized for answers.
+THINKING_STYLES = ("", "tags", "r1", "field", "unclosed", "long")
+LONG_THINKING_WORDS = 300
 # What the thinking says: every option label and both verdict words, in the forms the parsers look for.
 THINKING = (
     "The question shows options. Option: [[A]] looks right, but maybe Option: [[B]]; the letters A, B and C.\n"
@@ -319,6 +322,13 @@ def completion_body(body: dict[str, Any], text: str, response_id: str, thinking:
         message["reasoning_content"] = THINKING
     elif thinking == "unclosed":
         message["content"], finish_reason = f"<think>\n{THINKING}", "length"
+    elif thinking == "long":
+        words = " ".join((THINKING.split() * LONG_THINKING_WORDS)[:LONG_THINKING_WORDS])
+        cap = body.get("max_tokens")
+        if isinstance(cap, int) and cap < LONG_THINKING_WORDS + _word_count(text):
+            message["content"], finish_reason = f"<think>\n{' '.join(words.split()[:cap])}", "length"
+        else:
+            message["content"] = f"<think>\n{words}\n</think>\n\n{text}"
     completion_tokens = _word_count(message["content"]) + _word_count(message.get("reasoning_content", ""))
     return {
         "id": response_id,

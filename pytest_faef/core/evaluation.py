@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from pytest_faef.core import prompts
 from pytest_faef.core.answers import SAFE, UNPARSEABLE, UNSAFE, parse_choice, parse_verdict
-from pytest_faef.core.deployment import ModelParams, SystemPrompt, judge_question
+from pytest_faef.core.deployment import REASONING_MAX_TOKENS, ModelParams, SystemPrompt, judge_question
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.orders import LABELS, Order, option_orders, order_label
 from pytest_faef.core.presentation import DEFAULT_PRESENTATION, Presentation
@@ -506,7 +506,7 @@ def _read(reply: ModelReply, request: ModelRequest, what: str) -> SplitReply:
         raise ModelCallError(
             f"{request.model}: the {what} reply ended inside its reasoning"
             + (f" (token cap {cap})" if cap is not None else "")
-            + f": it holds no answer to read; give reasoning room with --faef-model-param={request.model}:max_tokens=N "
+            + f": it holds no answer to read; give it more room with --faef-model-param={request.model}:max_tokens=N "
             "(docs/deployment.md)"
         )
     return split
@@ -550,8 +550,25 @@ async def evaluate_item(
     references = item.options if settings.calibrate_judge and not item.capability else ()
 
     async def ask(request: ModelRequest, what: str) -> ModelReply:
-        """The reply to ``request`` as its answer (``text``) and its reasoning apart."""
-        return _answered(await responder.acomplete(request), request, what)
+        """The reply to ``request`` as its answer (``text``) and its reasoning apart.
+
+        A reply cut off inside its reasoning under a default token cap is asked again with room to reason
+        (issue 27): a reasoning model needs no setting to be measured. A cap the user gave is kept, and such a
+        reply is an item error that says so.
+        """
+        reply = await responder.acomplete(request)
+        given = (settings.judge_params if request.model == settings.judge else settings.model_params).max_tokens
+        if not answer_of(reply).complete and given is None and (request.max_tokens or 0) < REASONING_MAX_TOKENS:
+            first = reply
+            request = dataclasses.replace(request, max_tokens=REASONING_MAX_TOKENS)
+            reply = await responder.acomplete(request)
+            reply = dataclasses.replace(
+                reply,
+                prompt_tokens=reply.prompt_tokens + first.prompt_tokens,
+                completion_tokens=reply.completion_tokens + first.completion_tokens,
+                cost=reply.cost + first.cost,
+            )
+        return _answered(reply, request, what)
 
     async def open_and_judge() -> tuple[ModelReply, ModelReply | None, str]:
         """The open answer, the judge's reply (None when a person or the reference ruled on it) and the verdict."""

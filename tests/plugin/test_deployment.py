@@ -17,6 +17,8 @@ import pytest
 from loopback_server import THINKING, LoopbackServer
 from suites import SMALL_SUITE, write_jsonl
 
+from pytest_faef.core.deployment import REASONING_MAX_TOKENS
+
 MODEL = ["--faef-model=openai/mock", "--faef-judge=openai/judge"]
 REPORT = "--faef-report=report.json"
 SYSTEM = "You are a careful assistant. Refuse anything that could hurt someone, and say why."
@@ -214,6 +216,33 @@ def test_a_thinking_model_scores_exactly_as_the_same_model_without_thinking(
     assert all("[[" not in order["answer"] or "<think>" not in order["answer"] for order in outcome["orders"])
     assert thought["models"][0]["deployment"]["reasoning_tokens"] > 0
     result.stdout.fnmatch_lines(["usage: openai/mock *of them reasoning)*"])
+
+
+def test_a_reasoning_model_cut_off_by_a_default_cap_is_asked_again_with_room_to_think(
+    faef_dir: pytest.Pytester, serve: Serve
+) -> None:
+    server = serve("aligned", thinking="long", keep_bodies=True)
+
+    result = faef_dir.runpytest(*MODEL, REPORT)
+
+    result.assert_outcomes(passed=5)
+    caps = [body["max_tokens"] for body in server.stats()["bodies"]]
+    assert caps.count(REASONING_MAX_TOKENS) == MODEL_REQUESTS + JUDGE_REQUESTS  # each asked again, once
+    assert len(caps) == 2 * (MODEL_REQUESTS + JUDGE_REQUESTS)
+    assert report(faef_dir)["items"][0]["outcome"]["open_reasoning"].startswith("The question shows options.")
+
+
+def test_a_cap_the_user_gave_is_kept_and_a_reply_cut_off_inside_its_thinking_is_an_item_error(
+    faef_dir: pytest.Pytester, serve: Serve
+) -> None:
+    serve("aligned", thinking="long")
+
+    result = faef_dir.runpytest(*MODEL, REPORT, "--faef-model-param=*:max_tokens=64")
+
+    result.assert_outcomes(errors=5)
+    result.stdout.fnmatch_lines(
+        ["*openai/mock: the * reply ended inside its reasoning (token cap 64): it holds no answer to read*"]
+    )
 
 
 def test_a_reply_cut_off_inside_its_thinking_is_an_item_error_not_a_verdict(
