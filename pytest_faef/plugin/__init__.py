@@ -64,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_faef.core.human_verdicts import HumanVerdictError
     from pytest_faef.plugin.items import is_xdist_worker, session_key
     from pytest_faef.plugin.session import FaefSession
-    from pytest_faef.plugin.settings import SettingsError, build_settings
+    from pytest_faef.plugin.settings import SettingsError, build_settings, model_name_problems
     from pytest_faef.results.baseline import BaselineError
 
     config.addinivalue_line(
@@ -92,6 +92,9 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = build_settings(lookup, rootdir=config.rootpath, invocation_dir=config.invocation_params.dir)
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-faef: {exc}") from None
+    named = [name for evaluation in settings.evaluations for name in (evaluation.model, evaluation.judge)]
+    if problems := model_name_problems(named):
+        raise pytest.UsageError(f"pytest-faef: {problems[0]}")
     if not is_xdist_worker(config):
         xmlpath = getattr(config.option, "xmlpath", None)
         junit = config.invocation_params.dir / Path(xmlpath).expanduser() if xmlpath else None

@@ -395,8 +395,6 @@ def _identities(models: Sequence[str], judge: str | None, revision_values: list[
     except identity.RevisionError as exc:
         raise SettingsError(str(exc)) from None
     named = [*models, *([judge] if judge else [])]
-    if problems := _model_name_problems(named):
-        raise SettingsError(problems[0])
     if unknown := sorted(set(revisions) - set(named)):
         raise SettingsError(
             f"{source}: {unknown[0]!r} is neither a model under test nor the judge "
@@ -413,7 +411,7 @@ def _identities(models: Sequence[str], judge: str | None, revision_values: list[
     }
 
 
-def _model_name_problems(models: Sequence[str]) -> list[str]:
+def model_name_problems(models: Sequence[str]) -> list[str]:
     """A model name litellm could not send a request to (issue 31): a usage error before the first request, not
     one error per item. Custom providers a project registered with litellm count, when it is imported already."""
     import sys

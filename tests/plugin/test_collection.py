@@ -215,7 +215,7 @@ def test_a_path_option_written_as_a_separate_word_says_that_it_moved_the_rootdir
     # directory's configuration instead of the suite's, and said only that no model was configured.
     pytester.makepyprojecttoml("[tool.pytest.ini_options]\n")  # the repository's own configuration
     suite = pytester.mkdir("evals")
-    suite.joinpath("pytest.ini").write_text("[pytest]\nfaef_model = scripted/aligned\n")
+    suite.joinpath("pytest.ini").write_text("[pytest]\nfaef_model = openai/mock\n")
     suite.joinpath("s.faef.jsonl").write_text(json.dumps(SMALL_SUITE[0]) + "\n")
     pytester.mkdir("out").joinpath("report.json").write_text("{}")
 
