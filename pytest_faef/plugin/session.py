@@ -221,6 +221,8 @@ class FaefSession:
                 missing = sum(
                     entry.request.target == target and responder.stored(entry.request) is None for entry in planned
                 )
+                # Counted as the estimate counts them (issue 31): the judge's requests on answers not given yet too.
+                missing += sum(request.target == target for request in self._unplanned_follow_ups(selected))
                 raise MissingCredentials(target, lacking, missing=missing)
         if self.settings.record_mode != "new" or self.settings.drift_check == 0 or self._store is None:
             return
@@ -288,20 +290,27 @@ class FaefSession:
 
     def _targets_to_ask(self, selected: Sequence[Submission], planned: Sequence[PlannedRequest]) -> set[Target]:
         """The models this run will send requests to, as far as the store can tell before it starts."""
-        from pytest_faef.core.evaluation import follow_up_request, open_request
-
         mode = self.settings.record_mode
         if mode == "none" or (mode == "once" and self._store is not None and self._store.existed):
             return set()
         responder = self.scheduler().responder
         needed = {entry.request.target for entry in planned if responder.stored(entry.request) is None}
         # A judge's request on an open answer not stored yet cannot be planned: it will be sent.
-        for _, item, settings in selected:
-            if responder.stored(open_request(item, settings)) is None and (
-                follow_up := follow_up_request(item, "", settings)
-            ):
-                needed.add(follow_up.target)
+        needed.update(request.target for request in self._unplanned_follow_ups(selected))
         return needed
+
+    def _unplanned_follow_ups(self, selected: Sequence[Submission]) -> list[ModelRequest]:
+        """The judge's requests on open answers not in the store yet, as far as they can be known (their answer
+        is not): they will be sent."""
+        from pytest_faef.core.evaluation import follow_up_request, open_request
+
+        responder = self.scheduler().responder
+        return [
+            follow_up
+            for _, item, settings in selected
+            if responder.stored(open_request(item, settings)) is None
+            and (follow_up := follow_up_request(item, "", settings)) is not None
+        ]
 
     def prefetch(self, items: Iterable[Submission]) -> None:
         selected = list(items)

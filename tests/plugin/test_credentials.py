@@ -38,12 +38,16 @@ def test_a_missing_key_is_a_usage_error_that_names_it_before_any_request(faef_di
     result.stderr.fnmatch_lines(
         [
             "ERROR: pytest-faef: openai/gpt-4o-mini needs OPENAI_API_KEY, which is not set: "
-            "19 of its requests are not in the response store. Set it, or replay only what the store holds "
+            "24 of its requests are not in the response store. Set it, or replay only what the store holds "
             "with --faef-record-mode=none."
         ]
     )
     assert time.monotonic() - started < 60  # no retries: before, 5 items took minutes
     result.assert_outcomes()
+    # The same count as the estimate's (issue 31): the model judges itself, and its 5 verdicts are requests too.
+    faef_dir.runpytest(*MODEL, "--collect-only").stdout.fnmatch_lines(
+        ["faef estimate: openai/gpt-4o-mini: 24 requests, 0 in the store; 24 to send: *"]
+    )
 
 
 def test_a_missing_judge_key_is_named_too(faef_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
