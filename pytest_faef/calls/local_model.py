@@ -9,6 +9,7 @@ functions only: importing this module must stay cheap for runs that never use it
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pytest_faef.core.identity import LOCAL_PROVIDER
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from litellm.llms.custom_llm import CustomLLM
     from litellm.types.utils import ModelResponse
@@ -325,18 +326,57 @@ def _load(path: Path) -> _LoadedModel:
 
     _require_file(path)
     try:
-        llama = Llama(
-            model_path=str(path),
-            n_ctx=_CONTEXT_TOKENS,
-            n_threads=thread_count(),
-            # llama-cpp-python defaults this one to every core whatever n_threads says.
-            n_threads_batch=thread_count(),
-            seed=_SEED,
-            verbose=False,
-        )
+        with _output_kept():
+            llama = Llama(
+                model_path=str(path),
+                n_ctx=_CONTEXT_TOKENS,
+                n_threads=thread_count(),
+                # llama-cpp-python defaults this one to every core whatever n_threads says.
+                n_threads_batch=thread_count(),
+                seed=_SEED,
+                verbose=False,
+            )
     except (ValueError, RuntimeError) as error:
         raise LocalModelUnavailable(f"cannot load local model {path}: {error}") from error
     return _LoadedModel(llama=llama, formatter=_formatter(llama), lock=threading.Lock())
+
+
+@contextlib.contextmanager
+def _output_kept() -> Iterator[None]:
+    """Load without llama-cpp-python's ``suppress_stdout_stderr``: with ``verbose=False`` it points the process's
+    file descriptors 1 and 2 at /dev/null while a model loads. The load runs on the requests' thread, so
+    whatever pytest printed meanwhile (its header, the estimate) was lost, intermittently, on a cold run with
+    stdout not a terminal (the fresh-clone trial of issue 26). llama.cpp's own messages go through its log
+    callback, which ``verbose=False`` already keeps to errors."""
+    import llama_cpp.llama as module
+
+    suppress = getattr(module, "suppress_stdout_stderr", None)
+    if suppress is None:  # another llama-cpp-python: nothing to undo
+        yield
+        return
+    setattr(module, "suppress_stdout_stderr", _NoRedirect)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(module, "suppress_stdout_stderr", suppress)  # noqa: B010
+
+
+class _NoRedirect:
+    def __init__(self, disable: bool = True) -> None:
+        del disable
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+def count_prompt_tokens(model: str, messages: Sequence[Mapping[str, Any]]) -> int:
+    """The prompt tokens of a chat as the local model sees it, through its own chat template (issue 31): the
+    estimate's count. The tokenizer reads only the vocabulary, so it needs no turn of the model's lock."""
+    loaded = _CACHE.get(model_path(model))
+    return len(_prompt_tokens(loaded, messages))
 
 
 def _formatter(llama: Llama) -> ChatFormatter:

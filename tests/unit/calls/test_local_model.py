@@ -310,3 +310,16 @@ def test_sampling_parameters_reach_llama_cpp_and_change_a_sampled_reply() -> Non
 
     assert narrow == greedy  # top_k 1 leaves the most likely token only: sampling at any temperature is greedy
     assert plain != greedy
+
+
+@pytest.mark.usefixtures("loads_after_warm_up")
+def test_the_estimate_counts_a_local_prompt_through_the_chat_template() -> None:
+    from pytest_faef.calls.estimate import _local_tokens
+    from pytest_faef.core.requests import ModelRequest
+
+    request = ModelRequest(model=MODEL, messages=(("user", "Hi"),))
+    response = ask("Hi", max_tokens=1)
+
+    # SmolLM2's template adds its default system prompt and the turn markers: what the model is really sent.
+    assert _local_tokens(request) == response.usage.prompt_tokens
+    assert response.usage.prompt_tokens > 10
