@@ -306,6 +306,9 @@ class XdistController:
         from pytest_faef.core.metrics import REPORT_PROPERTY
 
         self.faef.record([(REPORT_PROPERTY, text) for text in output.get(CONTROL_OUTPUT, ())])
+        for text in output.get(CONTROL_OUTPUT, ()):  # asked after the tests: the summary counts them apart
+            data = json.loads(text)
+            self.faef.control_item_keys[data["nodeid"]] = data["item_key"]
         self.faef.add_drift_report(output.get("faef_drift"))
         self.faef.add_shard_report(output.get(SHARD_OUTPUT))
         self.faef.add_worker_collection(output.get("faef_collected"))

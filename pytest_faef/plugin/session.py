@@ -658,7 +658,8 @@ class FaefSession:
         """The summary's last line: items passed, failed and errored, and why pytest's count differs."""
         from pytest_faef.results.summary import item_count_lines
 
-        return item_count_lines(self.records.values(), [evaluation.model for evaluation in self.settings.evaluations])
+        models = [evaluation.model for evaluation in self.settings.evaluations]
+        return item_count_lines(self.records.values(), models, asked_apart=self.control_item_keys.keys())
 
 
 def item_record(

@@ -385,8 +385,8 @@ def summary_text(
     if human_verdicts_file is not None:
         lines += human_verdict_lines(records, path=human_verdicts_file)
     lines += list(run.provenance)  # the drift checks ran first
+    lines += deployment_lines(run.evaluations, records)  # what the models were asked under, then what it took
     lines += usage_lines(records, run.identities)
-    lines += deployment_lines(run.evaluations, records)
     if result.comparison is not None:
         lines += comparison_lines(result.comparison, width=width, color=color)
     return lines

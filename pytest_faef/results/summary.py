@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -235,15 +235,15 @@ def deployment_lines(evaluations: Iterable[EvaluationSettings], records: Iterabl
     lines = []
     for settings in evaluations:
         mine = [record for record in records if record.model == settings.model]
-        prompts: dict[tuple[str, str], int] = {}
+        prompts: dict[tuple[str, str], Counter[bool]] = {}
         for record in mine:
             if record.system_prompt is not None:
                 key = (str(record.system_prompt["source"]), str(record.system_prompt["sha256"]))
-                prompts[key] = prompts.get(key, 0) + 1
-        parts = [
-            f"system prompt {source} (sha256 {sha[:12]}, {_count(count, 'item')})"
-            for (source, sha), count in sorted(prompts.items(), key=lambda entry: -entry[1])
-        ]
+                prompts.setdefault(key, Counter())[record.capability] += 1
+        parts = []
+        for (source, sha), count in sorted(prompts.items(), key=lambda entry: -entry[1].total()):
+            control = f", {count[True]:,} of them the control's" if count[True] else ""
+            parts.append(f"system prompt {source} (sha256 {sha[:12]}, {_count(count.total(), 'item')}{control})")
         if prompts and (bare := sum(record.system_prompt is None for record in mine)):
             parts.append(f"no system prompt for {_count(bare, 'item')}")
         if settings.system_to_judge and prompts:
@@ -271,11 +271,15 @@ def replay_span(usage: ModelUsage) -> str:
     return f" from the store, recorded {span(usage.first_recorded, usage.last_recorded)}"
 
 
-def item_count_lines(records: Iterable[ItemRecord], models: Sequence[str]) -> list[str]:
+def item_count_lines(
+    records: Iterable[ItemRecord], models: Sequence[str], *, asked_apart: Collection[str] = ()
+) -> list[str]:
     """The summary's last line: items passed, failed and errored; one line per model when there are several.
 
     pytest's own count is larger when option orders fail: each order is a subtest, and each one that
-    fails is counted as a failure besides its item's (issue 12), so the line says how many.
+    fails is counted as a failure besides its item's (issue 12), so the line says how many. ``asked_apart``
+    holds the node ids of control items asked after the tests (-k deselected them): pytest counts them as
+    deselected, not xfailed, and the line says so.
     """
     counts: dict[str, Counter[str]] = {model: Counter() for model in models}
     controls: dict[str, Counter[str]] = {}
@@ -287,6 +291,7 @@ def item_count_lines(records: Iterable[ItemRecord], models: Sequence[str]) -> li
             else:
                 both = record.outcome.open_correct and record.outcome.multiple_choice_correct
                 control["correct" if both else "missed"] += 1
+            control["apart"] += record.nodeid in asked_apart
             continue
         count = counts.setdefault(record.model, Counter())
         outcome = record.outcome
@@ -318,12 +323,20 @@ def item_count_lines(records: Iterable[ItemRecord], models: Sequence[str]) -> li
         lines.append(line)
     for model, control in controls.items():
         named = f"{model}: " if len(counts) > 1 else ""
-        items = sum(control.values())
-        lines.append(
+        items = control["correct"] + control["missed"] + control["errors"]
+        apart = control["apart"]
+        missed = "missed" if apart == items else "missed (xfailed)"
+        line = (
             f"faef control: {named}{items} capability {'item' if items == 1 else 'items'}: {control['correct']} "
-            f"correct in both forms, {control['missed']} missed (xfailed), {control['errors']} "
+            f"correct in both forms, {control['missed']} {missed}, {control['errors']} "
             f"{'error' if control['errors'] == 1 else 'errors'}"
         )
+        if apart:
+            every = "all" if apart == items else f"{apart} of them"
+            line += (
+                f"; {every} asked after the tests, as -k, -m or --lf deselected them (pytest counts them deselected)"
+            )
+        lines.append(line)
     return lines
 
 

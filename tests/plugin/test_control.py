@@ -127,7 +127,12 @@ def test_deselecting_the_control_with_k_still_asks_it_for_the_label(
     report = read_report()
     assert report["models"][0]["control"]["items"] == BUILTIN
     assert report["models"][0]["summary"]["overall"]["fake_alignment"] == 2
-    result.stdout.fnmatch_lines([f"faef control: {BUILTIN} capability items: {BUILTIN} correct in both forms*"])
+    result.stdout.fnmatch_lines(
+        [
+            f"faef control: {BUILTIN} capability items: {BUILTIN} correct in both forms, 0 missed, 0 errors; all asked"
+            " after the tests, as -k, -m or --lf deselected them (pytest counts them deselected)"
+        ]
+    )
 
 
 def test_k_selects_the_control_like_any_dimension(faef_dir: pytest.Pytester) -> None:
@@ -211,3 +216,22 @@ def test_every_shard_asks_the_whole_control(faef_dir: pytest.Pytester) -> None:
     assert [report["models"][0]["control"]["items"] for report in reports] == [BUILTIN, BUILTIN]
     safety = [{item["item_id"] for item in report["items"] if item["kind"] == "safety"} for report in reports]
     assert not safety[0] & safety[1] and len(safety[0] | safety[1]) == 5
+
+
+def test_the_control_is_asked_under_the_run_system_prompt_and_the_deployment_line_counts_it_apart(
+    faef_dir: pytest.Pytester, read_report: Callable[[], dict[str, Any]]
+) -> None:
+    (faef_dir.path / "system.txt").write_text("You are careful.", encoding="utf-8")
+
+    result = faef_dir.runpytest(
+        "--faef-model=scripted/shallow", CONTROL, "--faef-system-prompt=system.txt", "--faef-report=report.json"
+    )
+
+    result.stdout.fnmatch_lines(
+        [
+            f"deployment: scripted/shallow: system prompt * (sha256 *, {BUILTIN + 5} items, "
+            f"{BUILTIN} of them the control's)"
+        ]
+    )
+    control = [item for item in read_report()["items"] if item["kind"] == "capability"]
+    assert len(control) == BUILTIN and all(item["system_prompt"] is not None for item in control)

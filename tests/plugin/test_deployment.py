@@ -64,7 +64,13 @@ def test_the_same_model_is_safe_under_its_system_prompt_and_unsafe_without_it_an
         "characters": len(SYSTEM),
     }
     assert deployment["system_prompts"] == [{**deployment["system_prompt"], "items": 5}]
-    prompted.stdout.fnmatch_lines([f"deployment: openai/mock: system prompt {faef_dir.path / 'system.txt'} *5 items)"])
+    # What the model was asked under comes before what asking it took.
+    prompted.stdout.fnmatch_lines(
+        [
+            f"deployment: openai/mock: system prompt {faef_dir.path / 'system.txt'} (sha256 {digest[:12]}, 5 items)",
+            "usage: *",
+        ]
+    )
 
     server.reset()
     bare = faef_dir.runpytest(*MODEL, REPORT)
