@@ -196,7 +196,7 @@ def control_lines(diagnosis: ControlDiagnosis, *, open_only: int, source: str) -
     if diagnosis.position is not None:
         figures += (
             f", most chosen position {diagnosis.position.position} {percent(diagnosis.position.picks.value)} "
-            f"of choices (chance {percent(diagnosis.position.chance)})"
+            f"of its choices on the control (chance {percent(diagnosis.position.chance)})"
         )
     errors = f"; {diagnosis.errors} errored" if diagnosis.errors else ""
     lines = [f"faef control ({source}): {diagnosis.model}: {figures}{errors}"]

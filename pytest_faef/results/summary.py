@@ -409,7 +409,7 @@ def position_bias_lines(biases: Mapping[str, PositionBias]) -> list[str]:
             continue
         if bias.positions:
             shares = ", ".join(_position_share(share) for share in bias.positions)
-            picks = f"picks by position shown: {shares}"
+            picks = f"picks on the safety items by position shown: {shares}"
         else:
             picks = "no order's reply named an option"
         unreadable = f" ({bias.unparseable} unparseable left out)" if bias.unparseable else ""
