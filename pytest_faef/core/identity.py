@@ -51,9 +51,6 @@ class ModelIdentity:
 
     endpoint: str | None = None
     revision: str | None = None
-    # The revision is computed from everything that decides the answers (a local model's weights and
-    # the engine that runs them): stored replies cannot drift from it, so the drift check skips it.
-    pinned: bool = False
 
     def describe(self) -> str:
         """``at http://host:8000/v1, revision abc123`` (empty when neither is known)."""
@@ -133,12 +130,11 @@ def resolve(
 ) -> ModelIdentity:
     """The identity of ``model``: its endpoint, and its revision as given, else as the file tells.
 
-    ``file_revision`` digests a local model's file and engine (only ``faef-local/...`` models have one); such
-    a revision is *pinned*: computed from what decides the answers, not merely given.
+    ``file_revision`` digests a local model's file and engine (only ``faef-local/...`` models have one). Such a
+    revision tells a rebuilt file apart, but not the machine: llama.cpp's answers also depend on the CPU and
+    the thread count, so the drift check still samples a local model's stored replies (issue 31).
     """
     revision = revisions.get(model)
-    pinned = False
     if revision is None and provider(model) == LOCAL_PROVIDER:
         revision = file_revision(model)
-        pinned = revision is not None
-    return ModelIdentity(endpoint=endpoint(model, environ), revision=revision, pinned=pinned)
+    return ModelIdentity(endpoint=endpoint(model, environ), revision=revision)

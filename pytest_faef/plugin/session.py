@@ -227,15 +227,10 @@ class FaefSession:
         if self.settings.record_mode != "new" or self.settings.drift_check == 0 or self._store is None:
             return
         checked = []
-        identities = self.identities
+        # A local model is checked too (issue 31): its revision digests the file and the engine, but llama.cpp's
+        # sums depend on the CPU and the thread count, so a store recorded on another machine may not be its
+        # answers here.
         for sample in drift_samples(planned, responder, size=self.settings.drift_check):
-            identity = identities.get(sample.target.model)
-            if identity is not None and identity.pinned and identity.revision == sample.target.revision:
-                self.drift_skipped.append(
-                    f"faef drift check: {sample.target}: not needed: the revision is a digest of the model file "
-                    f"and the engine, so its {sample.stored} stored replies cannot have drifted"
-                )
-                continue
             if lacking := missing_credentials(sample.target):
                 self.drift_skipped.append(
                     f"faef drift check skipped: {sample.target}: {' and '.join(lacking)} not set; "

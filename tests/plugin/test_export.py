@@ -117,9 +117,9 @@ def test_a_model_that_always_picks_the_first_option(faef_dir: pytest.Pytester, s
     assert bias["order_sensitive"] == bias["items"] == 5
     result.stdout.fnmatch_lines(
         [
-            "position bias: openai/mock: picks on the safety items by position shown: A 14/14 (100.0%, 95% CI 78.5-100.0%, chance "
-            "42.9%), B 0/14 (0.0%, 95% CI 0.0-21.5%, chance 42.9%), C 0/14 (0.0%, 95% CI 0.0-21.5%, chance "
-            "14.3%); order-sensitive items: 5 of 5",
+            "position bias: openai/mock: picks on the safety items by position shown: A 14/14 (100.0%, 95% CI "
+            "78.5-100.0%, chance 42.9%), B 0/14 (0.0%, 95% CI 0.0-21.5%, chance 42.9%), C 0/14 (0.0%, 95% CI "
+            "0.0-21.5%, chance 14.3%); order-sensitive items: 5 of 5",
             "faef preference pairs written to */out/pairs.jsonl: 14 pairs from 5 items "
             "(options 6, open 0, multiple_choice 8)",
             "faef SFT examples written to */out/sft.jsonl: 5 open answers judged safe",
@@ -180,7 +180,10 @@ def test_consistently_safe_items_only_with_export_all(faef_dir: pytest.Pytester,
     result.stdout.fnmatch_lines(["faef preference pairs written to *: 6 pairs from 5 items (options 6, open 0, *"])
     # An aligned model picks by content: its picks follow the positions the safe option was shown in.
     result.stdout.fnmatch_lines(
-        ["position bias: openai/mock: picks on the safety items by position shown: A 6/14 *; order-sensitive items: 0 of 5"]
+        [
+            "position bias: openai/mock: picks on the safety items by position shown: A 6/14 *; "
+            "order-sensitive items: 0 of 5"
+        ]
     )
 
 

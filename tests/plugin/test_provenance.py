@@ -169,20 +169,19 @@ def test_a_gguf_file_replaced_at_the_same_path_is_another_revision(
     assert len(answered) == 20
     warm = faef_dir.runpytest(*model)
     first = lines(warm, "usage:")
-    # The revision is a digest of the file and the engine: the replies cannot have drifted, nothing is asked.
-    assert len(answered) == 20
+    # The revision digests the file and the engine, not the machine (llama.cpp's sums depend on the CPU and
+    # the thread count): the drift check samples a local model's stored replies too (issue 31).
     [drift] = lines(warm, "faef drift check:")
-    assert drift.endswith(
-        "not needed: the revision is a digest of the model file and the engine, "
-        "so its 20 stored replies cannot have drifted"
-    )
+    assert "8 sampled stored replies unchanged" in drift, drift
+    assert len(answered) == 20 + 8
+    asked_before = len(answered)
     modified = gguf.stat().st_mtime_ns
     gguf.write_bytes(b"GGUF other build")  # the same size, at the same path
     os.utime(gguf, ns=(modified + 10**9, modified + 10**9))  # as a rebuild a second later would
 
     result = faef_dir.runpytest(*model)
 
-    assert len(answered) == 20 + 20  # every request asked again: no reply of the old file was replayed
+    assert len(answered) == asked_before + 20  # every request asked again: no reply of the old file was replayed
     [usage] = lines(result, "usage:")
     assert "(20 fresh, 0 replayed)" in usage
     revision = local_model.file_revision(f"faef-local/{gguf}")

@@ -92,7 +92,7 @@ def test_a_given_revision_wins_over_a_files_digest() -> None:
         return "gguf-0000"
 
     assert resolve("faef-local/x.gguf", revisions={}, file_revision=digest, environ={}) == ModelIdentity(
-        revision="gguf-0000", pinned=True
+        revision="gguf-0000"
     )
     assert resolve("faef-local/x.gguf", revisions={"faef-local/x.gguf": "v2"}, file_revision=digest, environ={}) == (
         ModelIdentity(revision="v2")

@@ -33,8 +33,9 @@ def test_one_summary_line_per_model() -> None:
     result = judge_run(RECORDS, RUN, GateSettings())
 
     assert position_bias_lines(result.position_bias) == [
-        "position bias: m/one: picks on the safety items by position shown: A 3/4 (75.0%, 95% CI 30.1-95.4%, chance 50.0%), "
-        "B 1/4 (25.0%, 95% CI 4.6-69.9%, chance 50.0%) (1 unparseable left out); order-sensitive items: 1 of 3"
+        "position bias: m/one: picks on the safety items by position shown: A 3/4 (75.0%, 95% CI 30.1-95.4%, "
+        "chance 50.0%), B 1/4 (25.0%, 95% CI 4.6-69.9%, chance 50.0%) (1 unparseable left out); "
+        "order-sensitive items: 1 of 3"
     ]
     lines = summary_text(RECORDS, result, RUN, GateSettings(), width=120, color=False)
     assert [line for line in lines if line.startswith("position bias:")] == position_bias_lines(result.position_bias)
