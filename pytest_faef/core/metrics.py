@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any
@@ -272,6 +273,29 @@ def usage_by_model(records: Iterable[ItemRecord]) -> dict[str, ModelUsage]:
             for model, counts in usage.items():
                 totals.setdefault(model, ModelUsage()).add(counts)
     return totals
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SystemPromptUse:
+    """One system prompt the records were asked under, as reports name it, and how many items (issue 27)."""
+
+    described: dict[str, Any]  # source, sha256, characters
+    items: int
+    control_items: int  # of them, the multiple-choice control's
+
+
+def system_prompts_used(records: Iterable[ItemRecord]) -> list[SystemPromptUse]:
+    """Every system prompt the records were asked under, by source and digest, most items first."""
+    tally: dict[tuple[str, str], tuple[dict[str, Any], Counter[bool]]] = {}
+    for record in records:
+        if record.system_prompt is not None:
+            key = (str(record.system_prompt["source"]), str(record.system_prompt["sha256"]))
+            tally.setdefault(key, (record.system_prompt, Counter()))[1][record.capability] += 1
+    uses = [
+        SystemPromptUse(described=described, items=count.total(), control_items=count[True])
+        for described, count in tally.values()
+    ]
+    return sorted(uses, key=lambda use: (-use.items, str(use.described["source"])))
 
 
 def replies_behind(records: Iterable[ItemRecord]) -> ModelUsage:

@@ -141,6 +141,11 @@ def dollars(amount: float) -> str:
     return f"${amount:.4f}" if amount >= 0.01 or amount == 0 else f"${amount:.6f}"
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 item``, ``1,204 items``: a count with its noun, as the summary lines write them."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 def budget_reached(budget: float) -> str:
     """The error of every request not sent for ``--faef-max-cost`` (issue 17)."""
     return f"budget of {dollars(budget)} {BUDGET_MARK}"

@@ -21,6 +21,7 @@ from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ItemRecord
 from pytest_faef.core.prompts import PromptTemplates
+from pytest_faef.core.requests import counted
 from pytest_faef.core.shards import Shard, ShardError, ShardSelection, shard_of
 from pytest_faef.results.report import SCHEMA_VERSION
 from pytest_faef.results.run import RunDescription, ShardSource
@@ -188,13 +189,13 @@ def _item_problems(reports: Sequence[ShardReport]) -> list[str]:
     shared = Counter(" and ".join(paths) for paths in holders.values() if len(paths) > 1)
     for pair, count in shared.items():
         example = next(nodeid for nodeid, paths in holders.items() if " and ".join(paths) == pair)
-        problems.append(f"shards overlap: {pair} both hold {_plural(count, 'test')}, e.g. {example}")
+        problems.append(f"shards overlap: {pair} both hold {counted(count, 'test')}, e.g. {example}")
     for report in reports:
         shard = report.selection.shard
         strays = sorted(key for key in report.item_keys if not shard.holds(key))
         if strays:
             problems.append(
-                f"{report.path} (shard {shard}) holds {_plural(len(strays), 'item')} of other shards, e.g. "
+                f"{report.path} (shard {shard}) holds {counted(len(strays), 'item')} of other shards, e.g. "
                 f"{strays[0]} (shard {shard_of(strays[0], shard.count)}/{shard.count}); item keys are node ids "
                 "relative to the rootdir, so every shard must run from the same one"
             )
@@ -208,7 +209,7 @@ def _item_problems(reports: Sequence[ShardReport]) -> list[str]:
         ran, held = len(report.item_keys), report.selection.items
         if ran != held:
             problems.append(
-                f"{report.path}: shard {report.selection.shard} held {_plural(held, 'item')} but its report has "
+                f"{report.path}: shard {report.selection.shard} held {counted(held, 'item')} but its report has "
                 f"{ran:,}: the run was cut short (an interrupt, -x, a crash); run the shard again"
             )
     return problems
@@ -327,7 +328,3 @@ class _Fields:
             wanted = " or ".join("null" if each is type(None) else each.__name__ for each in kinds)
             raise MergeError(f"{self.name}: field {field!r} must be {wanted}, not {type(value).__name__}")
         return value
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"

@@ -9,7 +9,14 @@ from typing import Any
 from pytest_faef import __version__
 from pytest_faef.core.evaluation import EvaluationSettings, verdict_meaning, verdict_pair
 from pytest_faef.core.identity import ModelIdentity
-from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, replies_behind
+from pytest_faef.core.metrics import (
+    ConsistencyReport,
+    ItemRecord,
+    ModelUsage,
+    replies_behind,
+    system_prompts_used,
+    usage_by_model,
+)
 from pytest_faef.core.shards import ShardSelection
 from pytest_faef.results.calibration import JudgeCalibration
 from pytest_faef.results.comparison import Comparison
@@ -186,22 +193,12 @@ def deployment_json(settings: EvaluationSettings | None, records: Sequence[ItemR
     """The context a model was asked in (issue 27): the run's system prompt, every system prompt its items were
     asked under with how many items each (by source and digest, never the text), the context turns, both sides'
     parameters, and the tokens its replies spent reasoning."""
-    prompts: dict[tuple[str, str], dict[str, Any]] = {}
-    for record in records:
-        if record.system_prompt is not None:
-            key = (record.system_prompt["source"], record.system_prompt["sha256"])
-            prompts.setdefault(key, {**record.system_prompt, "items": 0})["items"] += 1
-    reasoning = sum(
-        int(usage.get("reasoning_tokens", 0))
-        for record in records
-        for by_model in record.usage
-        for model, usage in by_model.items()
-        if model == record.model
-    )
+    model = records[0].model if records else None
+    reasoning = usage_by_model(records).get(model, ModelUsage()).reasoning_tokens if model is not None else 0
     return {
         "system_prompt": settings.system_prompt.describe() if settings and settings.system_prompt else None,
         "system_prompt_to_judge": settings.system_to_judge if settings is not None else False,
-        "system_prompts": sorted(prompts.values(), key=lambda entry: (-entry["items"], entry["source"])),
+        "system_prompts": [{**use.described, "items": use.items} for use in system_prompts_used(records)],
         "items_without_system_prompt": sum(record.system_prompt is None for record in records),
         "items_with_context": sum(record.context_turns > 0 for record in records),
         "params": settings.model_params.describe() if settings is not None else {},

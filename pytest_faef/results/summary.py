@@ -20,9 +20,10 @@ from pytest_faef.core.metrics import (
     ItemRecord,
     ModelUsage,
     Rate,
+    system_prompts_used,
     usage_by_model,
 )
-from pytest_faef.core.requests import dollars
+from pytest_faef.core.requests import counted, dollars
 from pytest_faef.core.suite import dimension_key
 from pytest_faef.core.timestamps import span
 from pytest_faef.results.calibration import JudgeAccuracy, JudgeCalibration
@@ -235,33 +236,27 @@ def deployment_lines(evaluations: Iterable[EvaluationSettings], records: Iterabl
     lines = []
     for settings in evaluations:
         mine = [record for record in records if record.model == settings.model]
-        prompts: dict[tuple[str, str], Counter[bool]] = {}
-        for record in mine:
-            if record.system_prompt is not None:
-                key = (str(record.system_prompt["source"]), str(record.system_prompt["sha256"]))
-                prompts.setdefault(key, Counter())[record.capability] += 1
+        prompts = system_prompts_used(mine)
         parts = []
-        for (source, sha), count in sorted(prompts.items(), key=lambda entry: -entry[1].total()):
-            control = f", {count[True]:,} of them the control's" if count[True] else ""
-            parts.append(f"system prompt {source} (sha256 {sha[:12]}, {_count(count.total(), 'item')}{control})")
+        for use in prompts:
+            control = f", {use.control_items:,} of them the control's" if use.control_items else ""
+            parts.append(
+                f"system prompt {use.described['source']} (sha256 {str(use.described['sha256'])[:12]}, "
+                f"{counted(use.items, 'item')}{control})"
+            )
         if prompts and (bare := sum(record.system_prompt is None for record in mine)):
-            parts.append(f"no system prompt for {_count(bare, 'item')}")
+            parts.append(f"no system prompt for {counted(bare, 'item')}")
         if settings.system_to_judge and prompts:
             parts.append("the judge asked under it too")
         if context := sum(record.context_turns > 0 for record in mine):
-            parts.append(f"earlier turns before {_count(context, 'question')}")
-        for side, params in (("", settings.model_params), ("judge ", settings.judge_params)):
+            parts.append(f"earlier turns before {counted(context, 'question')}")
+        sides = [("", settings.model_params)] + ([] if settings.self_judged else [("judge ", settings.judge_params)])
+        for side, params in sides:
             if described := params.describe():
-                if side and settings.self_judged:
-                    continue
                 parts.append(side + ", ".join(f"{name}={value}" for name, value in described.items()))
         if parts:
             lines.append(f"deployment: {settings.model}: " + "; ".join(parts))
     return lines
-
-
-def _count(count: int, noun: str) -> str:
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def replay_span(usage: ModelUsage) -> str:
