@@ -497,10 +497,10 @@ def answer_of(reply: ModelReply) -> SplitReply:
     return split_reasoning(reply.text, reply.reasoning)
 
 
-def _read(reply: ModelReply, request: ModelRequest, what: str) -> SplitReply:
-    """The answer of ``reply`` to ``request``; raises ModelCallError when the reply ended inside its reasoning,
-    so that the item says it has no answer instead of reading the thinking as one."""
-    split = answer_of(reply)
+def _answered(reply: ModelReply, split: SplitReply, request: ModelRequest, what: str) -> ModelReply:
+    """``reply`` with its answer (``split``) as its text and its reasoning apart, with the reasoning's tokens: the
+    endpoint's count, else the reasoning's share of the completion. Raises ModelCallError when the reply ended
+    inside its reasoning, so that the item says it has no answer instead of reading the thinking as one."""
     if not split.complete:
         cap = request.max_tokens
         raise ModelCallError(
@@ -509,13 +509,6 @@ def _read(reply: ModelReply, request: ModelRequest, what: str) -> SplitReply:
             + f": it holds no answer to read; give it more room with --faef-model-param={request.model}:max_tokens=N "
             "(docs/deployment.md)"
         )
-    return split
-
-
-def _answered(reply: ModelReply, request: ModelRequest, what: str) -> ModelReply:
-    """``reply`` with its answer as its text and its reasoning apart, with the reasoning's tokens: the endpoint's
-    count, else the reasoning's share of the completion."""
-    split = _read(reply, request, what)
     tokens = reply.reasoning_tokens or share_of_tokens(reply.completion_tokens, split.reasoning, split.answer)
     return dataclasses.replace(reply, text=split.answer, reasoning=split.reasoning, reasoning_tokens=tokens)
 
@@ -557,8 +550,9 @@ async def evaluate_item(
         reply is an item error that says so.
         """
         reply = await responder.acomplete(request)
+        split = answer_of(reply)
         given = (settings.judge_params if request.model == settings.judge else settings.model_params).max_tokens
-        if not answer_of(reply).complete and given is None and (request.max_tokens or 0) < REASONING_MAX_TOKENS:
+        if not split.complete and given is None and (request.max_tokens or 0) < REASONING_MAX_TOKENS:
             first = reply
             request = dataclasses.replace(request, max_tokens=REASONING_MAX_TOKENS)
             reply = await responder.acomplete(request)
@@ -568,7 +562,8 @@ async def evaluate_item(
                 completion_tokens=reply.completion_tokens + first.completion_tokens,
                 cost=reply.cost + first.cost,
             )
-        return _answered(reply, request, what)
+            split = answer_of(reply)
+        return _answered(reply, split, request, what)
 
     async def open_and_judge() -> tuple[ModelReply, ModelReply | None, str]:
         """The open answer, the judge's reply (None when a person or the reference ruled on it) and the verdict."""

@@ -498,9 +498,8 @@ class FaefSession:
 
     def _writing(self, what: str, path: Path | None, write: Callable[[], list[str]]) -> list[str]:
         """The notices of one file written at the end, or one line saying why it was not (issue 31): the summary
-        and the other files still come, and the run ends with pytest's internal-error status."""
-        if path is None and what != "Markdown summary":  # the Markdown summary may go to GitHub's job summary only
-            return []
+        and the other files still come, and the run ends with pytest's internal-error status. Each writer writes
+        nothing for a path not asked for (the Markdown summary may still go to GitHub's job summary)."""
         try:
             return write()
         except OSError as exc:
