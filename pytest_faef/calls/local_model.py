@@ -348,17 +348,18 @@ def _output_kept() -> Iterator[None]:
     whatever pytest printed meanwhile (its header, the estimate) was lost, intermittently, on a cold run with
     stdout not a terminal (the fresh-clone trial of issue 26). llama.cpp's own messages go through its log
     callback, which ``verbose=False`` already keeps to errors."""
-    import llama_cpp.llama as module
+    import importlib
 
-    suppress = getattr(module, "suppress_stdout_stderr", None)
-    if suppress is None:  # another llama-cpp-python: nothing to undo
-        yield
-        return
-    setattr(module, "suppress_stdout_stderr", _NoRedirect)  # noqa: B010
+    # Each module took the class by name at its import: the loader (llama) and the model it makes (_internals).
+    modules = [importlib.import_module(name) for name in ("llama_cpp.llama", "llama_cpp._internals")]
+    kept = [(module, module.suppress_stdout_stderr) for module in modules if hasattr(module, "suppress_stdout_stderr")]
+    for module, _ in kept:
+        setattr(module, "suppress_stdout_stderr", _NoRedirect)  # noqa: B010
     try:
         yield
     finally:
-        setattr(module, "suppress_stdout_stderr", suppress)  # noqa: B010
+        for module, suppress in kept:
+            setattr(module, "suppress_stdout_stderr", suppress)  # noqa: B010
 
 
 class _NoRedirect:

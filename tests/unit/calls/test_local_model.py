@@ -323,3 +323,31 @@ def test_the_estimate_counts_a_local_prompt_through_the_chat_template() -> None:
     # SmolLM2's template adds its default system prompt and the turn markers: what the model is really sent.
     assert _local_tokens(request) == response.usage.prompt_tokens
     assert response.usage.prompt_tokens > 10
+
+
+def test_loading_a_model_leaves_stdout_to_the_rest_of_the_process(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # llama-cpp-python's verbose=False pointed file descriptor 1 at /dev/null while a model loaded, on the
+    # requests' thread: whatever pytest printed meanwhile was lost (issue 31). Another path is another load.
+    import shutil
+    import threading
+
+    copy = tmp_path / "copy.gguf"
+    shutil.copyfile(local_model.model_path("smollm2"), copy)
+    loaded = threading.Event()
+
+    def load() -> None:
+        local_model.preload(f"faef-local/{copy}")
+        loaded.set()
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    written = 0
+    while not loaded.wait(0.001):
+        os.write(1, b".")
+        written += 1
+    loader.join()
+
+    assert written > 0
+    assert capfd.readouterr().out.count(".") == written
