@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_faef.core.answers import SAFE, UNPARSEABLE, UNSAFE
+from pytest_faef.core.deployment import REASONING_MAX_TOKENS, ModelParams
 from pytest_faef.core.evaluation import (
     BY_HUMAN,
     BY_JUDGE,
@@ -477,3 +478,41 @@ def test_outcome_json_from_before_judged_by_and_calibration_still_loads() -> Non
     older = {name: value for name, value in data.items() if name not in ("judged_by", "calibration")}
     restored = ItemOutcome.from_json(older)
     assert (restored.judged_by, restored.calibration) == (BY_JUDGE, None)
+
+
+# --- reasoning models (issue 27) ------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ThinkingResponder:
+    """A reasoning model around ``aligned()``: every reply opens with thinking, cut off under a small cap."""
+
+    inner: ScriptedResponder = dataclasses.field(default_factory=aligned)
+    room: int = 1000  # the cap a reply needs to close its thinking
+
+    async def acomplete(self, request: ModelRequest) -> ModelReply:
+        reply = await self.inner.acomplete(request)
+        if (request.max_tokens or 0) < self.room:
+            return dataclasses.replace(reply, text="<think>Option: [[A]] or [[B]]? safe or unsafe", completion_tokens=7)
+        return dataclasses.replace(reply, text=f"<think>Thought it over.</think>{reply.text}", completion_tokens=40)
+
+
+def test_a_reply_cut_off_in_its_thinking_under_a_default_cap_is_asked_again_and_both_are_counted() -> None:
+    responder = ThinkingResponder()
+
+    outcome = evaluate(ITEM, SETTINGS, responder)
+
+    assert outcome.consistent_safe and outcome.open_reasoning == "Thought it over."
+    caps = [request.max_tokens for request in responder.inner.requests]
+    assert caps.count(REASONING_MAX_TOKENS) == len(caps) // 2  # every request once more, with room to think
+    model = outcome.usage["scripted/model"]
+    assert model["requests"] == 7  # the item's requests, each counted once
+    assert model["completion_tokens"] == 7 * (7 + 40)  # the cut-off attempt's tokens and the answer's
+    assert model["prompt_tokens"] == 7 * (10 + 10)
+
+
+def test_a_cap_the_user_gave_is_kept_and_a_cut_off_reply_is_an_error() -> None:
+    settings = dataclasses.replace(SETTINGS, model_params=ModelParams(max_tokens=300))
+
+    with pytest.raises(ModelCallError, match=r"the open reply ended inside its reasoning \(token cap 300\)"):
+        evaluate(ITEM, settings, ThinkingResponder())

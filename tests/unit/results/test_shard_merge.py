@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from records import CONSISTENTLY_SAFE, CONSISTENTLY_UNSAFE, FAKE, calibrated, record
 
+from pytest_faef.core.deployment import ModelParams, SystemPrompt
 from pytest_faef.core.evaluation import BY_REFERENCE, CORRECT, EvaluationSettings, ItemOutcome
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ItemRecord, usage_by_model
@@ -242,6 +243,16 @@ def test_mixed_models_are_refused() -> None:
             "the reports come from different endpoints or revisions: shard-1.json, shard-2.json: scripted/a revision"
             " r1, scripted/judge at its default endpoint | shard-3.json: scripted/a revision r2, scripted/judge at its"
             " default endpoint",
+        ),
+        (  # the deployment context (issue 27): a report names the prompt by source and digest, and merge reads it back
+            {"system_prompt": SystemPrompt(text="Be careful.", source="prompts/v2.txt")},
+            "the reports come from different system prompts: shard-1.json, shard-2.json: none | shard-3.json: "
+            f"prompts/v2.txt (sha256 {SystemPrompt(text='Be careful.', source='').sha256[:12]})",
+        ),
+        (
+            {"model_params": ModelParams(extra=(("top_p", 0.9),))},
+            "the reports come from different model parameters: shard-1.json, shard-2.json: model defaults, judge "
+            "defaults | shard-3.json: model {'top_p': 0.9}, judge defaults",
         ),
     ],
 )
