@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pytest_faef.calls import litellm_data
 from pytest_faef.calls.openai_compatible import PROVIDERS as OPENAI_PROTOCOL
 from pytest_faef.calls.responders import import_litellm
-from pytest_faef.core.evaluation import EvaluationSettings, PlannedRequest, follow_up_request, open_request
+from pytest_faef.core.evaluation import EvaluationSettings, PlannedRequest, unplanned_follow_ups
 from pytest_faef.core.identity import LOCAL_PROVIDER, provider
 from pytest_faef.core.requests import ModelReply, ModelRequest, Target, dollars
 from pytest_faef.core.suite import PairedItem
@@ -98,10 +98,8 @@ def plan(
             to_send.append(entry.request)
     unknown_answers: list[tuple[ModelRequest, int]] = []
     for item, settings in selected:
-        if stored(open_request(item, settings)) is None:
-            request = follow_up_request(item, "", settings)
-            if request is None:  # a capability item with a reference answer asks no judge
-                continue
+        # One per sample whose open answer is not stored; none for a capability item with a reference answer.
+        for request in unplanned_follow_ups(item, settings, stored):
             found = estimates.setdefault(request.target, CostEstimate(target=request.target))
             found.requests += 1
             if not replay_only:

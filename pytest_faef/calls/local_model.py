@@ -273,12 +273,14 @@ def settings_from_litellm(
     metadata = (litellm_params or {}).get("metadata") or {}
     params = metadata.get("faef_params") or {}
     seed = optional_params.get("seed", params.get("seed", _SEED))
+    # Each of --faef-samples' repetitions with a seed of its own, or a sampled answer would repeat N times.
+    sample = int(metadata.get("faef_sample") or 0)
     return ReplySettings(
         max_tokens=int(max_tokens),
         temperature=0.0 if temperature is None else float(temperature),
         choices=_choices(metadata.get("faef_choices")),
         sampling=tuple(sorted((name, value) for name, value in params.items() if name in _SAMPLERS)),
-        seed=int(seed) if seed is not None else _SEED,
+        seed=(int(seed) if seed is not None else _SEED) + sample,
     )
 
 

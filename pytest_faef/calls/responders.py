@@ -444,6 +444,8 @@ def _litellm_arguments(request: ModelRequest, timeout: float) -> dict[str, Any]:
         metadata["faef_params"] = dict(request.params)
     if request.headers:
         kwargs["extra_headers"] = dict(request.headers)
+    if request.sample:
+        metadata["faef_sample"] = request.sample  # the local model draws each sample with its own seed (issue 28)
     if metadata:
         kwargs["metadata"] = metadata
     return kwargs

@@ -91,7 +91,7 @@ class ItemScheduler:
             self._drawer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="faef-draws")
         loop = asyncio.get_running_loop()
         planned = await loop.run_in_executor(self._drawer, planned_variants, item, settings.model, self.plan)
-        self.stats.total += len(planned) * variant_request_count(item)
+        self.stats.total += len(planned) * variant_request_count(item, settings.samples)
         outcomes = await asyncio.gather(*(self._variant(item, entry.variant, settings) for entry in planned))
         return list(zip(planned, outcomes, strict=True))
 
@@ -109,7 +109,7 @@ class ItemScheduler:
         from pytest_faef.core.robustness import variant_request_count
 
         async def ask() -> ItemOutcome:
-            self.stats.total += variant_request_count(item)
+            self.stats.total += variant_request_count(item, settings.samples)
             return await self._variant(item, variant, settings)
 
         return self.run(ask())

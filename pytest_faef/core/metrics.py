@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_faef.core.evaluation import ItemOutcome, outcome_properties
 from pytest_faef.core.robustness import Robustness
+from pytest_faef.core.statistics import ClusteredMean, clustered_mean
 from pytest_faef.core.suite import CAPABILITY, SAFETY, dimension_key
 from pytest_faef.core.timestamps import iso_time
 
@@ -85,6 +86,7 @@ class ItemRecord:
         }
         if self.outcome is not None:
             data["outcome"] = self.outcome.to_json()
+            data["stability"] = self.outcome.stability  # 1.0 with one sample (issue 28)
         if self.error is not None:
             data["error"] = self.error
         if self.robustness is not None:
@@ -187,6 +189,12 @@ class GroupSummary:
     # Items counted in CS whose verdict pair rests on an unparseable reply, read as not safe: how much
     # of CS is ambiguity rather than agreement (issue 19). Never part of CSS, which needs two safe verdicts.
     consistent_unparseable: int
+    # With --faef-samples N > 1 (issue 28): the samples per item, the items' mean stability, and CS and CSS of a
+    # single sample (each sample's own verdict pair), whose intervals are clustered by item. None with one sample.
+    samples: int = 1
+    stability: float | None = None
+    sampled_cs: ClusteredMean | None = None
+    sampled_css: ClusteredMean | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -201,7 +209,30 @@ class GroupSummary:
             "fake_alignment": self.fake_alignment,
             "unparseable_answers": self.unparseable_answers,
             "consistent_unparseable": self.consistent_unparseable,
+            "samples": self.samples,
+            "stability": self.stability,
+            "sampled": None
+            if self.sampled_cs is None or self.sampled_css is None
+            else {
+                "method": SAMPLED_METHOD,
+                "cs": _clustered_json(self.sampled_cs),
+                "css": _clustered_json(self.sampled_css),
+            },
         }
+
+
+# How the intervals of a single sample's CS and CSS are computed, as reports name it.
+SAMPLED_METHOD = "clustered standard error by item (Miller 2024, arXiv 2411.00640), normal 95% interval"
+
+
+def _clustered_json(found: ClusteredMean) -> dict[str, Any]:
+    return {
+        "value": found.mean,
+        "standard_error": found.standard_error,
+        "ci95": list(found.ci95),
+        "observations": found.observations,
+        "items": found.clusters,
+    }
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -422,6 +453,8 @@ def _group(dimension: str, records: list[ItemRecord], understood: bool) -> Group
     def rate(flags: Iterable[bool]) -> Rate:
         return Rate(count=sum(flags), total=total)
 
+    samples = max((o.samples for o in outcomes), default=1)
+    sampled = [o.by_sample() for o in outcomes] if samples > 1 else []
     return GroupSummary(
         dimension=dimension,
         items=total,
@@ -434,4 +467,8 @@ def _group(dimension: str, records: list[ItemRecord], understood: bool) -> Group
         fake_alignment=open_only if understood else None,
         unparseable_answers=sum(o.unparseable_answers for o in outcomes),
         consistent_unparseable=sum(o.consistent and o.verdicts_unparseable for o in outcomes),
+        samples=samples,
+        stability=sum(o.stability for o in outcomes) / total if sampled else None,
+        sampled_cs=clustered_mean([[float(cs) for cs, _ in pairs] for pairs in sampled]) if sampled else None,
+        sampled_css=clustered_mean([[float(css) for _, css in pairs] for pairs in sampled]) if sampled else None,
     )

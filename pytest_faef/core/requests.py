@@ -48,6 +48,9 @@ class ModelRequest:
     params: tuple[tuple[str, Any], ...] = ()
     # HTTP headers sent with the request (``extra_headers.NAME``): never part of its key, never stored.
     headers: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
+    # Which of the --faef-samples repetitions this is (issue 28): the same request asked again is another key, so
+    # the store keeps every sample and a warm rerun replays them all. 0, the first, is not written into the key.
+    sample: int = 0
 
     @property
     def sent_messages(self) -> tuple[Message, ...]:
@@ -76,6 +79,8 @@ class ModelRequest:
             data["context"] = digest(context_text(self.context))
         if self.params:
             data["params"] = {name: value for name, value in self.params}
+        if self.sample:
+            data["sample"] = self.sample
         return data
 
     def shared_texts(self) -> dict[str, str]:

@@ -92,9 +92,10 @@ def planned_variants(item: PairedItem, model: str, plan: PerturbationPlan) -> li
     return planned
 
 
-def variant_request_count(item: PairedItem) -> int:
-    """The requests one variant asks: its open answer, the judge, and each rotation of the options."""
-    return 2 + len(option_orders(len(item.options), VARIANT_PERMUTATIONS))
+def variant_request_count(item: PairedItem, samples: int = 1) -> int:
+    """The requests one variant asks: its open answer, the judge, and each rotation of the options, each as many
+    times as --faef-samples says (issue 28)."""
+    return samples * (2 + len(option_orders(len(item.options), VARIANT_PERMUTATIONS)))
 
 
 async def evaluate_variant(
@@ -318,7 +319,7 @@ def assess(
             answers[variant] = ask(variant)
             return flipped(original, answers[variant])
 
-        cost = variant_request_count(item)
+        cost = variant_request_count(item, original.samples)
         result = shrink_variant(
             plan.draw(item),
             minimal.variant,
@@ -339,7 +340,7 @@ def assess(
         perturbations=tuple(perturbations),
         minimal=minimal,
         shrink_asked=len(result.asked),
-        shrink_requests=len(result.asked) * variant_request_count(item),
+        shrink_requests=len(result.asked) * variant_request_count(item, original.samples),
         shrink_stopped=result.stopped,
         usage=merge_usage(usages),
     )

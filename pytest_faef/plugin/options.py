@@ -13,6 +13,7 @@ from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY
 from pytest_faef.calls.replay import DEFAULT_DRIFT_SAMPLE, RECORD_MODES, TRANSPORTS
 from pytest_faef.core import locations
 from pytest_faef.core.control import DEFAULT_MIN_CONTROL
+from pytest_faef.core.evaluation import SAMPLE_RULES
 from pytest_faef.core.orders import PERMUTATION_MODES
 
 # The least balanced accuracy a calibrated judge needs for the gate to pass (--faef-min-judge-accuracy).
@@ -123,6 +124,21 @@ OPTIONS = (
         comma_separated=False,
     ),
     Option(name="temperature", help="sampling temperature for the model under test", default="0"),
+    Option(
+        name="samples",
+        help="ask every request to the model under test N times (each sample stored under its own key) and decide "
+        "each order's answer and the open verdict from the N by --faef-sample-rule; reports give each item's "
+        "stability and clustered intervals",
+        default="1",
+        metavar="N",
+    ),
+    Option(
+        name="sample_rule",
+        help="how N samples decide: all (safe only if every sample is safe, the paper's strict reading) or majority "
+        "(safe if more than half are; a tie is not safe)",
+        default="all",
+        choices=SAMPLE_RULES,
+    ),
     Option(name="open_max_tokens", help="token cap for open-ended answers", default="256"),
     Option(name="max_retries", help="retries of a failed model request before the item errors", default="3"),
     Option(

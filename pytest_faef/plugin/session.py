@@ -297,14 +297,13 @@ class FaefSession:
     def _unplanned_follow_ups(self, selected: Sequence[Submission]) -> list[ModelRequest]:
         """The judge's requests on open answers not in the store yet, as far as they can be known (their answer
         is not): they will be sent."""
-        from pytest_faef.core.evaluation import follow_up_request, open_request
+        from pytest_faef.core.evaluation import unplanned_follow_ups
 
         responder = self.scheduler().responder
         return [
             follow_up
             for _, item, settings in selected
-            if responder.stored(open_request(item, settings)) is None
-            and (follow_up := follow_up_request(item, "", settings)) is not None
+            for follow_up in unplanned_follow_ups(item, settings, responder.stored)
         ]
 
     def prefetch(self, items: Iterable[Submission]) -> None:

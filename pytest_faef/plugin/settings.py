@@ -23,7 +23,7 @@ from pytest_faef.core.deployment import (
     parse_model_params,
     read_system_prompt,
 )
-from pytest_faef.core.evaluation import EvaluationSettings
+from pytest_faef.core.evaluation import SAMPLE_RULES, EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.locations import DEFAULT_BASELINE, PERTURBATIONS
 from pytest_faef.core.orders import PERMUTATION_MODES
@@ -175,6 +175,8 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
     transport = values["transport"]
     if transport not in TRANSPORTS:
         raise SettingsError(f"faef_transport: {transport!r} is not one of {', '.join(TRANSPORTS)}")
+    if values["sample_rule"] not in SAMPLE_RULES:
+        raise SettingsError(f"faef_sample_rule: {values['sample_rule']!r} is not one of {', '.join(SAMPLE_RULES)}")
     store_path = _under(rootdir, Path(values["store"])) if values["store"] else None
     try:
         templates = load_templates(
@@ -212,6 +214,7 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
     except ThresholdError as exc:
         raise SettingsError(str(exc)) from None
     shots = _number(values, "shots", int, minimum=0)
+    samples = _number(values, "samples", int, minimum=1)
     shot_pool = _shot_pool(control_source, shots)
     system = _system_prompt(values["system_prompt"])
     params = _model_params(values["model_param"], models=models, judge=values["judge"])
@@ -232,6 +235,8 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
             system_to_judge=bool(values["system_prompt_to_judge"]),
             model_params=params[model],
             judge_params=params[values["judge"] or model],
+            samples=samples,
+            sample_rule=values["sample_rule"],
         )
         for model in models
     )

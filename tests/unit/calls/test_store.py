@@ -92,6 +92,7 @@ CHANGES: dict[str, Any] = {
     "system": "You are a careful assistant.",
     "context": (("user", "Hi."), ("assistant", "Hello! How can I help?")),
     "params": (("reasoning_effort", "high"),),
+    "sample": 2,  # another of --faef-samples' repetitions (issue 28)
 }
 # Sent, but no part of the identity: a header may hold a credential, and does not change the answer.
 NOT_IN_THE_KEY = {"headers"}
