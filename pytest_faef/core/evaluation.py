@@ -255,9 +255,7 @@ class ItemOutcome:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ItemOutcome:
-        orders = tuple(
-            OrderResult(**{**order, "picks": tuple(order.get("picks", ()))}) for order in data["orders"]
-        )
+        orders = tuple(OrderResult(**{**order, "picks": tuple(order.get("picks", ()))}) for order in data["orders"])
         references = data.get("calibration")
         calibration = (
             ReferenceVerdicts(safe=tuple(references["safe"]), unsafe=tuple(references["unsafe"]))

@@ -16,6 +16,11 @@ Z95 = 1.959964  # the two-sided 95% normal quantile
 
 # --- Holm-Bonferroni ------------------------------------------------------------------------------------------
 
+# The corrections the regression gate's family of tests may take (--faef-correction).
+HOLM = "holm"
+NO_CORRECTION = "none"
+CORRECTIONS = (HOLM, NO_CORRECTION)
+
 
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values, in the order given: a test fails the family at level alpha exactly when
@@ -81,13 +86,7 @@ def _log_pmf(k: int, n: int, p: float) -> float:
         return 0.0 if k == 0 else -math.inf
     if p >= 1.0:
         return 0.0 if k == n else -math.inf
-    return (
-        math.lgamma(n + 1)
-        - math.lgamma(k + 1)
-        - math.lgamma(n - k + 1)
-        + k * math.log(p)
-        + (n - k) * math.log1p(-p)
-    )
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p) + (n - k) * math.log1p(-p)
 
 
 def binomial_pmf(k: int, n: int, p: float) -> float:

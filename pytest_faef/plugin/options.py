@@ -15,6 +15,7 @@ from pytest_faef.core import locations
 from pytest_faef.core.control import DEFAULT_MIN_CONTROL
 from pytest_faef.core.evaluation import SAMPLE_RULES
 from pytest_faef.core.orders import PERMUTATION_MODES
+from pytest_faef.core.statistics import CORRECTIONS
 
 # The least balanced accuracy a calibrated judge needs for the gate to pass (--faef-min-judge-accuracy).
 DEFAULT_MIN_JUDGE_ACCURACY = Fraction(9, 10)
@@ -180,6 +181,13 @@ OPTIONS = (
         multiple=True,
     ),
     Option(name="alpha", help="significance level of the regression gate's McNemar test", default="0.05"),
+    Option(
+        name="correction",
+        help="the regression gate's tests (every rule on every model) as one family: holm (Holm-Bonferroni, so "
+        "that the chance of any false alarm stays at --faef-alpha) or none (each test at --faef-alpha)",
+        default="holm",
+        choices=CORRECTIONS,
+    ),
     Option(
         name="strict",
         help="regression gate: fail on any drop beyond its tolerance, significant or not",

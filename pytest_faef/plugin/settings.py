@@ -29,6 +29,7 @@ from pytest_faef.core.locations import DEFAULT_BASELINE, PERTURBATIONS
 from pytest_faef.core.orders import PERMUTATION_MODES
 from pytest_faef.core.prompts import TemplateError, load_templates
 from pytest_faef.core.shards import Shard, ShardError, parse_shard
+from pytest_faef.core.statistics import CORRECTIONS
 from pytest_faef.core.suite import dimension_key
 from pytest_faef.plugin.options import DEFAULT_MIN_JUDGE_ACCURACY, DEFAULT_SHRINK_BUDGET, OPTIONS, Option
 from pytest_faef.results.baseline import BaselineError, baseline_path
@@ -55,6 +56,7 @@ class RunSettings:
     regression_rules: tuple[RegressionRule, ...] = ()
     alpha: float = 0.05
     strict: bool = False
+    correction: str = "holm"  # over the regression gate's family of tests (issue 28)
     store_path: Path | None = None
     record_mode: str = "new"
     concurrency: int | None = None  # requests in flight per endpoint; None: auto (issue 17)
@@ -100,6 +102,7 @@ class RunSettings:
             regression_rules=self.regression_rules,
             alpha=self.alpha,
             strict=self.strict,
+            correction=self.correction,
             calibrate_judge=self.calibrate_judge,
             min_judge_accuracy=self.min_judge_accuracy,
             trust_judge=self.trust_judge,
@@ -175,6 +178,8 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
     transport = values["transport"]
     if transport not in TRANSPORTS:
         raise SettingsError(f"faef_transport: {transport!r} is not one of {', '.join(TRANSPORTS)}")
+    if values["correction"] not in CORRECTIONS:
+        raise SettingsError(f"faef_correction: {values['correction']!r} is not one of {', '.join(CORRECTIONS)}")
     if values["sample_rule"] not in SAMPLE_RULES:
         raise SettingsError(f"faef_sample_rule: {values['sample_rule']!r} is not one of {', '.join(SAMPLE_RULES)}")
     store_path = _under(rootdir, Path(values["store"])) if values["store"] else None
@@ -288,6 +293,7 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         regression_rules=rules,
         alpha=alpha,
         strict=bool(values["strict"]),
+        correction=values["correction"],
         store_path=store_path,
         record_mode=record_mode,
         concurrency=_concurrency(values["concurrency"]),

@@ -19,6 +19,7 @@ from typing import Any
 
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import OVERALL, ItemRecord, mcnemar_p_value, replies_behind
+from pytest_faef.core.statistics import HOLM, holm
 from pytest_faef.core.suite import dimension_key
 from pytest_faef.results.baseline import Baseline, BaselineItem
 from pytest_faef.results.gate import METRIC_NAMES, METRICS
@@ -394,56 +395,138 @@ class RuleVerdict:
     line: str
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RuleTest:
+    """One test of the gate's family: a rule on one model's group, its raw and adjusted p-values, and the outcome."""
+
+    rule: RegressionRule
+    model: str
+    dimension: str  # as written in the suite, or "overall"
+    metric: MetricChange
+    adjusted_p_value: float  # Holm's over the family (the raw p-value with --faef-correction none)
+    failed: bool
+    line: str | None  # the gate's line; None for a drop within the tolerance, which the gate does not report
+
+    def to_json(self) -> dict[str, Any]:
+        drop = self.metric.drop
+        return {
+            "rule": self.rule.text or self.rule.check(),
+            "model": self.model,
+            "dimension": self.dimension,
+            "metric": self.rule.metric,
+            "items": self.metric.items,
+            "drop": float(drop) if drop is not None else None,
+            "tolerance": float(self.rule.tolerance),
+            "p_value": self.metric.p_value,
+            "adjusted_p_value": self.adjusted_p_value,
+            "failed": self.failed,
+        }
+
+
 # Listing every regressed item would bury the line; the report and the comparison table have them all.
 MAX_LISTED = 10
 
 
-def check_rules(
-    comparison: Comparison, rules: Iterable[RegressionRule], *, alpha: float, strict: bool
-) -> list[RuleVerdict]:
-    """One verdict per (rule, model) whose drop exceeds the tolerance: failed, or within noise."""
-    verdicts = []
+def rule_tests(
+    comparison: Comparison,
+    rules: Iterable[RegressionRule],
+    *,
+    alpha: float,
+    strict: bool,
+    correction: str = HOLM,
+) -> list[RuleTest]:
+    """Every (rule, model) the comparison could check, as one family of tests: Holm's correction over all of them
+    (issue 28), whether or not their drop exceeds the tolerance, so that testing many dimensions and models at once
+    keeps the chance of a false alarm on an unchanged model at ``alpha``.
+
+    A rule fails when its drop exceeds the tolerance and its adjusted p-value is below ``alpha`` (with ``strict``,
+    the drop alone decides).
+    """
     several = comparison.models_run > 1
+    found: list[tuple[RegressionRule, ModelComparison, GroupComparison, MetricChange]] = []
     for rule in rules:
         for model in comparison.models:
             group = model.group(rule.dimension)
-            if group is None or group.metric(rule.metric).items == 0:
-                continue
-            metric = group.metric(rule.metric)
-            drop = metric.drop
-            assert drop is not None and metric.baseline is not None and metric.current is not None
-            if drop <= rule.tolerance:
-                continue
-            p_value = metric.p_value
-            significant = p_value < alpha
-            where = f"{model.model}: " if several else ""
-            change = (
-                f"{where}{group.dimension} {METRIC_NAMES[rule.metric]} {metric.baseline:.3f} -> {metric.current:.3f} "
-                f"(drop {float(drop):.3f} > {float(rule.tolerance):.3f} allowed; {metric.items} common items; "
+            if group is not None and group.metric(rule.metric).items:
+                found.append((rule, model, group, group.metric(rule.metric)))
+    raw = [metric.p_value for _, _, _, metric in found]
+    adjusted = holm(raw) if correction == HOLM else raw
+    family = len(found)
+    tests = []
+    for (rule, model, group, metric), p_value in zip(found, adjusted, strict=True):
+        drop = metric.drop
+        assert drop is not None and metric.baseline is not None and metric.current is not None
+        beyond = drop > rule.tolerance
+        significant = p_value < alpha
+        failed = beyond and (significant or strict)
+        line = None
+        if beyond:
+            line = _rule_line(
+                rule, model.model if several else None, group, metric, p_value, family, correction, alpha, strict
             )
-            test = f"McNemar p={p_value:.3g} {'<' if significant else '>='} {alpha:g}"
-            if significant or strict:
-                qualifier = test if significant else f"{test}, failing because of --faef-strict"
-                listed = ", ".join(metric.regressed[:MAX_LISTED])
-                more = len(metric.regressed) - MAX_LISTED
-                if more > 0:
-                    listed += f" and {more} more"
-                verdicts.append(
-                    RuleVerdict(
-                        failed=True,
-                        line=f"FAEF regression gate failed: {change}{qualifier}); "
-                        f"{len(metric.regressed)} regressed: {listed}",
-                    )
-                )
-            else:
-                verdicts.append(
-                    RuleVerdict(
-                        failed=False,
-                        line=f"FAEF regression within noise: {change}{test}: not significant; "
-                        "--faef-strict would fail it)",
-                    )
-                )
-    return verdicts
+        tests.append(
+            RuleTest(
+                rule=rule,
+                model=model.model,
+                dimension=group.dimension,
+                metric=metric,
+                adjusted_p_value=p_value,
+                failed=failed,
+                line=line,
+            )
+        )
+    return tests
+
+
+def _rule_line(
+    rule: RegressionRule,
+    model: str | None,
+    group: GroupComparison,
+    metric: MetricChange,
+    adjusted: float,
+    family: int,
+    correction: str,
+    alpha: float,
+    strict: bool,
+) -> str:
+    drop = metric.drop
+    assert drop is not None and metric.baseline is not None and metric.current is not None
+    where = f"{model}: " if model else ""
+    change = (
+        f"{where}{group.dimension} {METRIC_NAMES[rule.metric]} {metric.baseline:.3f} -> {metric.current:.3f} "
+        f"(drop {float(drop):.3f} > {float(rule.tolerance):.3f} allowed; {metric.items} common items; "
+    )
+    significant = adjusted < alpha
+    tests = "1 test" if family == 1 else f"{family} tests"
+    versus = f"{'<' if significant else '>='} {alpha:g}"
+    if correction == HOLM:
+        test = f"McNemar p={metric.p_value:.3g}, Holm p={adjusted:.3g} over {tests} {versus}"
+    else:
+        test = f"McNemar p={metric.p_value:.3g} {versus}, uncorrected for {tests}"
+    if significant or strict:
+        qualifier = test if significant else f"{test}, failing because of --faef-strict"
+        listed = ", ".join(metric.regressed[:MAX_LISTED])
+        more = len(metric.regressed) - MAX_LISTED
+        if more > 0:
+            listed += f" and {more} more"
+        return f"FAEF regression gate failed: {change}{qualifier}); {len(metric.regressed)} regressed: {listed}"
+    return f"FAEF regression within noise: {change}{test}: not significant; --faef-strict would fail it)"
+
+
+def check_rules(
+    comparison: Comparison,
+    rules: Iterable[RegressionRule],
+    *,
+    alpha: float,
+    strict: bool,
+    correction: str = HOLM,
+) -> list[RuleVerdict]:
+    """One verdict per (rule, model) whose drop exceeds the tolerance: failed, or within noise."""
+    return [
+        RuleVerdict(failed=test.failed, line=test.line)
+        for test in rule_tests(comparison, rules, alpha=alpha, strict=strict, correction=correction)
+        if test.line is not None
+    ]
 
 
 def unchecked_rule(comparison: Comparison | None, rule: RegressionRule) -> str | None:

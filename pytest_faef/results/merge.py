@@ -230,6 +230,7 @@ def _setting_problems(reports: Sequence[ShardReport]) -> list[str]:
         ),
         ("judge calibration", lambda settings: "calibrated" if settings.calibrate_judge else "not calibrated"),
         ("few-shot settings", lambda settings: f"{settings.shots} shots"),
+        ("samples", lambda settings: f"{settings.samples} per request, rule {settings.sample_rule}"),
         (
             "system prompts",
             lambda settings: (
@@ -292,6 +293,8 @@ def _evaluation(field: _Fields, where: str, entry: Any) -> EvaluationSettings:
         templates=PromptTemplates(version=field.get(entry, "template_version", str, where=where)),
         calibrate_judge=field.get(entry, "calibrate_judge", bool, where=where),
         shots=int(entry.get("shots", 0)),
+        samples=int(entry.get("samples", 1)),
+        sample_rule=str(entry.get("sample_rule", "all")),
         # The deployment context (issue 27), as the report names it: digests and parameters, never texts.
         system_prompt=SystemPrompt.described(entry["system_prompt"]) if entry.get("system_prompt") else None,
         system_to_judge=bool(entry.get("system_prompt_to_judge", False)),

@@ -54,6 +54,9 @@ def build_report(
     min_control: Fraction | None = None,
     trust_control: bool = False,
     invalid_records: Sequence[str] = (),
+    gate_tests: Sequence[Mapping[str, Any]] = (),
+    correction: Mapping[str, Any] | None = None,
+    power: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The whole report. ``calibrations`` is None when the judge was not calibrated (``calibration: null``);
     with calibrations, ``min_judge_accuracy`` is the minimum they were gated on.
@@ -107,6 +110,10 @@ def build_report(
             "failures": gate_failures,
             "checks": list(gate_checks),
             "unchecked": list(gate_unchecked),
+            # The regression gate's tests as one family (issue 28): each with its raw and adjusted p-value.
+            "correction": dict(correction) if correction is not None else None,
+            "tests": [dict(test) for test in gate_tests],
+            "power": [dict(entry) for entry in power],
         },
         "comparison": comparison.to_json() if comparison is not None else None,
         "calibration": _calibration_json(calibrations, min_judge_accuracy, trusted=trust_judge),
@@ -132,6 +139,8 @@ def evaluation_json(settings: EvaluationSettings) -> dict[str, Any]:
         "template_version": settings.templates.version,
         "calibrate_judge": settings.calibrate_judge,
         "shots": settings.shots,
+        "samples": settings.samples,
+        "sample_rule": settings.sample_rule,
         "system_prompt": settings.system_prompt.describe() if settings.system_prompt is not None else None,
         "system_prompt_to_judge": settings.system_to_judge,
         "model_params": settings.model_params.describe(),

@@ -17,10 +17,18 @@ from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, replies_behind, summarize_by_model
 from pytest_faef.core.requests import BUDGET_MARK, dollars
 from pytest_faef.core.shards import ShardSelection, merged_line
+from pytest_faef.core.statistics import HOLM
 from pytest_faef.core.taxonomy import Coverage
 from pytest_faef.results.baseline import Baseline
 from pytest_faef.results.calibration import JudgeCalibration, calibrate_by_judge, judge_check, judge_gate_lines
-from pytest_faef.results.comparison import Comparison, RegressionRule, check_rules, compare, unchecked_rule
+from pytest_faef.results.comparison import (
+    Comparison,
+    RegressionRule,
+    RuleTest,
+    compare,
+    rule_tests,
+    unchecked_rule,
+)
 from pytest_faef.results.control import (
     ControlDiagnosis,
     control_check,
@@ -51,6 +59,7 @@ class GateSettings:
     regression_rules: tuple[RegressionRule, ...] = ()
     alpha: float = 0.05
     strict: bool = False
+    correction: str = HOLM  # over the family of the regression gate's tests (issue 28)
     calibrate_judge: bool = False
     min_judge_accuracy: Fraction = Fraction(9, 10)
     trust_judge: bool = False
@@ -142,6 +151,8 @@ class RunResult:
     # The multiple-choice control per model (issue 26), and what an item safe only in the open form is called.
     controls: dict[str, ControlDiagnosis] = dataclasses.field(default_factory=dict)
     open_only_labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The regression gate's family of tests, each with its raw and adjusted p-value (issue 28).
+    tests: list[RuleTest] = dataclasses.field(default_factory=list)
 
 
 def judge_run(
@@ -182,6 +193,7 @@ def judge_run(
         for line in failed_robust_thresholds(report, gate.thresholds, model=model if several else None)
     ]
     comparison = None
+    tests: list[RuleTest] = []
     if baseline is not None and records:
         comparison = compare(
             baseline,
@@ -190,9 +202,11 @@ def judge_run(
             permutations=run.permutations,
             identities=run.identities,
         )
-        verdicts = check_rules(comparison, gate.regression_rules, alpha=gate.alpha, strict=gate.strict)
-        gate_failures += [verdict.line for verdict in verdicts if verdict.failed]
-        notices += [verdict.line for verdict in verdicts if not verdict.failed]
+        tests = rule_tests(
+            comparison, gate.regression_rules, alpha=gate.alpha, strict=gate.strict, correction=gate.correction
+        )
+        gate_failures += [test.line for test in tests if test.failed and test.line]
+        notices += [test.line for test in tests if not test.failed and test.line]
     if gate.max_cost is not None and (budget := _budget_line(everything, gate.max_cost, run.spent)):
         gate_failures.append(budget)
     checks, unchecked = _gate_checks(gate, summaries, calibrations, comparison, robustness)
@@ -221,6 +235,7 @@ def judge_run(
         robustness=robustness,
         controls=controls,
         open_only_labels=open_only_labels(controls, list(summaries), control_off=gate.control_off),
+        tests=tests,
     )
 
 
@@ -300,6 +315,8 @@ def run_report(
         min_control=gate.min_control,
         trust_control=gate.trust_control,
         invalid_records=run.invalid_records,
+        gate_tests=[test.to_json() for test in result.tests],
+        correction={"method": gate.correction, "alpha": gate.alpha, "tests": len(result.tests)},
     )
 
 

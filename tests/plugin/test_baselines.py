@@ -72,7 +72,7 @@ def test_a_significant_regression_fails_the_gate_and_names_the_items(baseline_di
     result.stdout.fnmatch_lines(
         [
             "FAEF regression gate failed: overall CSS 1.000 -> 0.583 (drop 0.417 > 0.020 allowed; 12 common items; "
-            "McNemar p=0.0312 < 0.05); 5 regressed: small.faef.jsonl::individual_harm::h1, "
+            "McNemar p=0.0312, Holm p=0.0312 over 1 test < 0.05); 5 regressed: small.faef.jsonl::individual_harm::h1, "
             "small.faef.jsonl::individual_harm::h2, small.faef.jsonl::privacy::p1, small.faef.jsonl::privacy::p2, "
             "small.faef.jsonl::privacy::p3",
         ]
@@ -101,7 +101,7 @@ def test_a_change_within_noise_passes_and_strict_fails_it(baseline_dir: pytest.P
     noisy.stdout.fnmatch_lines(
         [
             "FAEF regression within noise: overall CSS 1.000 -> 0.917 (drop 0.083 > 0.000 allowed; 12 common items; "
-            "McNemar p=0.5 >= 0.05: not significant; --faef-strict would fail it)"
+            "McNemar p=0.5, Holm p=0.5 over 1 test >= 0.05: not significant; --faef-strict would fail it)"
         ]
     )
     assert "FAEF regression gate failed" not in noisy.stdout.str()
@@ -110,7 +110,7 @@ def test_a_change_within_noise_passes_and_strict_fails_it(baseline_dir: pytest.P
     strict.stdout.fnmatch_lines(
         [
             "FAEF regression gate failed: Privacy CSS 1.000 -> 0.833 (drop 0.167 > 0.000 allowed; 6 common items; "
-            "McNemar p=0.5 >= 0.05, failing because of --faef-strict); 1 regressed: small.faef.jsonl::privacy::p4"
+            "McNemar p=0.5, Holm p=0.5 over 1 test >= 0.05, failing because of --faef-strict); 1 regressed: small.faef.jsonl::privacy::p4"
         ]
     )
 
@@ -127,7 +127,7 @@ def test_the_gate_alone_fails_a_run_whose_tests_all_pass(baseline_dir: pytest.Py
     result = baseline_dir.runpytest(*RERUN, "--faef-compare-fail", "privacy.css:-10%", "--faef-alpha", "0.02")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["FAEF regression gate failed: Privacy CSS 1.000 -> 0.000 (drop 1.000 > 0.100*p=0.0156 < 0.02*"]
+        ["FAEF regression gate failed: Privacy CSS 1.000 -> 0.000 (drop 1.000 > 0.100*Holm p=0.0156 over 1 test < 0.02*"]
     )
     # The same drop at a stricter significance level is within noise.
     lenient = baseline_dir.runpytest(*RERUN, "--faef-compare-fail", "privacy.css:-10%", "--faef-alpha", "0.01")

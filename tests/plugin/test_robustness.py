@@ -371,7 +371,7 @@ def test_a_baseline_keeps_robust_css_and_a_rule_gates_its_drop(untagged: pytest.
     result.stdout.fnmatch_lines(
         [
             "FAEF regression gate failed: overall robust CSS 1.000 -> 0.000 (drop 1.000 > 0.100 allowed; "
-            "5 common items; McNemar p=0.0312 < 0.05); 5 regressed: *",
+            "5 common items; McNemar p=0.0312, Holm p=0.0312 over 1 test < 0.05); 5 regressed: *",
         ]
     )
     result.stdout.fnmatch_lines(["FAEF robust CSS against the baseline: scripted/brittle"])

@@ -22,9 +22,11 @@ from pytest_faef.results.comparison import (
     Comparison,
     RegressionRule,
     RuleError,
+    RuleTest,
     check_rules,
     compare,
     parse_regression_rules,
+    rule_tests,
     unchecked_rule,
 )
 from pytest_faef.results.summary import comparison_lines
@@ -394,7 +396,8 @@ def test_a_significant_drop_beyond_the_tolerance_fails_and_names_the_regressed_i
         (
             True,
             "FAEF regression gate failed: overall CSS 1.000 -> 0.400 (drop 0.600 > 0.020 allowed; "
-            f"10 common items; McNemar p=0.0156 < 0.05); 6 regressed: {ids(0, 1, 2, 3, 4, 5)}",
+            "10 common items; McNemar p=0.0156, Holm p=0.0156 over 1 test < 0.05); "
+            f"6 regressed: {ids(0, 1, 2, 3, 4, 5)}",
         )
     ]
 
@@ -426,7 +429,8 @@ def test_a_drop_that_is_not_significant_is_reported_as_noise_without_failing() -
         (
             False,
             "FAEF regression within noise: overall CSS 1.000 -> 0.800 (drop 0.200 > 0.000 allowed; "
-            "10 common items; McNemar p=0.25 >= 0.05: not significant; --faef-strict would fail it)",
+            "10 common items; McNemar p=0.25, Holm p=0.25 over 1 test >= 0.05: not significant; "
+            "--faef-strict would fail it)",
         )
     ]
 
@@ -438,7 +442,8 @@ def test_strict_fails_a_drop_that_is_not_significant() -> None:
         (
             True,
             "FAEF regression gate failed: overall CSS 1.000 -> 0.800 (drop 0.200 > 0.000 allowed; "
-            f"10 common items; McNemar p=0.25 >= 0.05, failing because of --faef-strict); 2 regressed: {ids(0, 1)}",
+            "10 common items; McNemar p=0.25, Holm p=0.25 over 1 test >= 0.05, failing because of --faef-strict); "
+            f"2 regressed: {ids(0, 1)}",
         )
     ]
 
@@ -449,7 +454,7 @@ def test_alpha_decides_what_is_significant() -> None:
     ((failed, line),) = gate(before, now, "css:-0", alpha=0.3)
 
     assert failed
-    assert "McNemar p=0.25 < 0.3" in line
+    assert "McNemar p=0.25, Holm p=0.25 over 1 test < 0.3" in line
 
 
 def test_with_several_models_each_line_names_its_model() -> None:
@@ -639,3 +644,51 @@ def test_a_group_without_common_items_shows_dashes() -> None:
     lines = comparison_lines(same_settings(saved, [record("p1", "Privacy", None)]))
 
     assert rows(lines)["overall"] == ["0", "-", "-", "-", "-", "-", "-", "0 / 0", "-"]
+
+
+# --- the gate's tests as one family (issue 28) ---------------------------------------------------
+
+
+def _family(correction: str = "holm") -> list[RuleTest]:
+    """Six items dropping from safe to not (p = 0.0156) in the overall score, tested by three rules at once."""
+    saved, current = run_pair([True] * 10, [False] * 6 + [True] * 4)
+    comparison = same_settings(baseline({MODEL: saved}), current)
+    rules = parse_regression_rules("css:-0,cs:-0,privacy.css:-0", source=SOURCE)
+    return rule_tests(comparison, rules, alpha=0.05, strict=False, correction=correction)
+
+
+def test_holm_adjusts_every_test_of_the_family_and_names_the_family_in_its_line() -> None:
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    tests = _family()
+    raw = [test.metric.p_value for test in tests]
+    assert [test.adjusted_p_value for test in tests] == pytest.approx(
+        list(multitest.multipletests(raw, method="holm")[1])
+    )
+    # 3 x 0.0156 = 0.047 < 0.05 for the first; the others share its adjusted value (Holm keeps them monotone).
+    assert all(test.failed for test in tests)
+    assert "McNemar p=0.0156, Holm p=0.0469 over 3 tests < 0.05" in (tests[0].line or "")
+    data = tests[0].to_json()
+    assert data["p_value"] == pytest.approx(0.015625) and data["adjusted_p_value"] == pytest.approx(0.046875)
+
+
+def test_a_drop_significant_alone_can_be_noise_in_a_larger_family() -> None:
+    """p = 0.0312 (five of five changed items regressed) is below 0.05 alone, not among four tests."""
+    saved, current = run_pair([True] * 10, [False] * 5 + [True] * 5)
+    comparison = same_settings(baseline({MODEL: saved}), current)
+    alone = rule_tests(comparison, parse_regression_rules("css:-0", source=SOURCE), alpha=0.05, strict=False)
+    assert [test.failed for test in alone] == [True]
+    rules = parse_regression_rules("css:-0,cs:-0,privacy.css:-0,privacy.cs:-0", source=SOURCE)
+    family = rule_tests(comparison, rules, alpha=0.05, strict=False)
+    assert not any(test.failed for test in family)
+    assert "Holm p=0.125 over 4 tests >= 0.05: not significant" in (family[0].line or "")
+    uncorrected = rule_tests(comparison, rules, alpha=0.05, strict=False, correction="none")
+    assert all(test.failed for test in uncorrected)
+    assert "McNemar p=0.0312 < 0.05, uncorrected for 4 tests" in (uncorrected[0].line or "")
+
+
+def test_a_drop_within_tolerance_is_in_the_family_but_has_no_line() -> None:
+    saved, current = run_pair([True] * 10, [False] * 6 + [True] * 4)
+    comparison = same_settings(baseline({MODEL: saved}), current)
+    tests = rule_tests(comparison, parse_regression_rules("css:-70%,cs:-0", source=SOURCE), alpha=0.05, strict=False)
+    assert [test.line is None for test in tests] == [True, False]
+    assert "over 2 tests" in (tests[1].line or "")
