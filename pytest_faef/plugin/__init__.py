@@ -233,7 +233,8 @@ def _check_collection(session: pytest.Session) -> None:
     submissions = [(item.nodeid, item.paired, item.settings) for item in selected] if evaluations else []
     submissions += faef.control_deselected
     if session.config.option.collectonly:  # discovery needs no model; with one, it says what a run would cost
-        faef.estimate_lines = faef.estimate(submissions)
+        safety = {item.item_key: item.paired.dimension for item in selected if not item.paired.capability}
+        faef.estimate_lines = [*faef.estimate(submissions), *faef.power_lines(list(safety.values()))]
         return
     if not evaluations:
         raise pytest.UsageError(NO_MODEL_MESSAGE + "".join(f" ({line})" for line in moved_rootdir(session.config)))

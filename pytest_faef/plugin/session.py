@@ -249,6 +249,27 @@ class FaefSession:
         """
         return self.price_estimate(self.plan_estimate(selected))
 
+    def power_lines(self, dimensions: Sequence[str]) -> list[str]:
+        """Before a run (``--collect-only``): the smallest CSS drop the regression gate could detect with these items
+        (one dimension name per selected safety item) and samples, and a warning per gated group that cannot
+        detect 0.2 (issue 28). No noise can be known yet: the figures are for a model that repeats its answers."""
+        from pytest_faef.results.power import power_statement, suite_groups
+
+        if not dimensions:
+            return []
+        evaluations = self.settings.evaluations
+        statement = power_statement(
+            suite_groups(dimensions),
+            model=None,
+            rules=self.settings.regression_rules,
+            alpha=self.settings.alpha,
+            correction=self.settings.correction,
+            models=max(1, len(evaluations)),
+            samples=evaluations[0].samples if evaluations else 1,
+            measured=False,
+        )
+        return [*statement.lines(), *statement.warnings()]
+
     def plan_estimate(self, selected: Sequence[Submission]) -> EstimatePlan | list[str]:
         """The estimate's counts (requests, replies stored), taken before any request is sent; the lines to
         print instead where there is nothing to price."""

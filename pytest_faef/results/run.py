@@ -39,6 +39,7 @@ from pytest_faef.results.control import (
 from pytest_faef.results.coverage import CoverageMinimum, check_coverage, records_coverage
 from pytest_faef.results.gate import Threshold, failed_thresholds, unchecked_threshold
 from pytest_faef.results.position_bias import PositionBias, position_bias_by_model
+from pytest_faef.results.power import PowerStatement, power_by_model
 from pytest_faef.results.robustness import (
     ROBUST_CSS,
     RobustnessReport,
@@ -153,6 +154,8 @@ class RunResult:
     open_only_labels: dict[str, str] = dataclasses.field(default_factory=dict)
     # The regression gate's family of tests, each with its raw and adjusted p-value (issue 28).
     tests: list[RuleTest] = dataclasses.field(default_factory=list)
+    # The smallest CSS drop the regression gate can detect, per model (issue 28).
+    power: dict[str, PowerStatement] = dataclasses.field(default_factory=dict)
 
 
 def judge_run(
@@ -222,6 +225,14 @@ def judge_run(
         unchecked += [f"{minimum.check()} (no faef item ran)" for minimum in gate.min_coverage]
     if records:  # a run without faef items (plain tests, with faef thresholds in the ini) says nothing
         notices += [f"FAEF gate, not checked: {line}" for line in unchecked]
+    power = power_by_model(
+        records,
+        {evaluation.model: (evaluation.samples, evaluation.sample_rule) for evaluation in run.evaluations},
+        rules=gate.regression_rules,
+        alpha=gate.alpha,
+        correction=gate.correction,
+    )
+    notices += [line for statement in power.values() for line in statement.warnings()]
     return RunResult(
         summaries=summaries,
         comparison=comparison,
@@ -236,6 +247,7 @@ def judge_run(
         controls=controls,
         open_only_labels=open_only_labels(controls, list(summaries), control_off=gate.control_off),
         tests=tests,
+        power=power,
     )
 
 
@@ -317,6 +329,7 @@ def run_report(
         invalid_records=run.invalid_records,
         gate_tests=[test.to_json() for test in result.tests],
         correction={"method": gate.correction, "alpha": gate.alpha, "tests": len(result.tests)},
+        power=[statement.to_json() for statement in result.power.values()],
     )
 
 
@@ -378,6 +391,7 @@ def summary_text(
         matrix_lines,
         position_bias_lines,
         robustness_lines,
+        samples_line,
         summary_lines,
         usage_lines,
     )
@@ -385,9 +399,12 @@ def summary_text(
     if not result.summaries:
         return run.shard_lines()
     judges = run.judges
+    rules = {evaluation.model: evaluation.sample_rule for evaluation in run.evaluations}
     lines: list[str] = run.shard_lines()
     for model, summary in result.summaries.items():
         lines += summary_lines(summary, model=model, judge=judges.get(model, model), width=width, color=color)
+        if sampled := samples_line(summary, model=model, rule=rules.get(model, "all")):
+            lines.append(sampled)
         lines += _control_lines(result, model, summary.overall.open_only, run=run, gate=gate)
         if model in result.robustness:
             lines += robustness_lines(result.robustness[model], model=model, width=width, color=color)
@@ -406,6 +423,7 @@ def summary_text(
     lines += usage_lines(records, run.identities)
     if result.comparison is not None:
         lines += comparison_lines(result.comparison, width=width, color=color)
+    lines += [line for statement in result.power.values() for line in statement.lines()]
     return lines
 
 

@@ -24,6 +24,7 @@ from pytest_faef.core.metrics import (
     usage_by_model,
 )
 from pytest_faef.core.requests import counted, dollars
+from pytest_faef.core.statistics import ClusteredMean
 from pytest_faef.core.suite import dimension_key
 from pytest_faef.core.timestamps import span
 from pytest_faef.results.calibration import JudgeAccuracy, JudgeCalibration
@@ -65,6 +66,32 @@ def summary_lines(
         [(group.dimension, group.consistent_unparseable, group.cs.count) for group in report.dimensions],
     )
     return render(table, width=width, color=color) + ([note] if note else [])
+
+
+def samples_line(report: ConsistencyReport, *, model: str, rule: str) -> str | None:
+    """With --faef-samples N > 1 (issue 28): the samples, the items' stability, and a single sample's CS and CSS
+    with intervals clustered by item; None with one sample."""
+    overall = report.overall
+    if overall.samples <= 1 or overall.stability is None or overall.sampled_cs is None or overall.sampled_css is None:
+        return None
+    shaky = min(
+        (group for group in report.dimensions if group.stability is not None),
+        key=lambda group: group.stability or 0.0,
+        default=None,
+    )
+    lowest = (
+        f"; lowest {shaky.dimension} {shaky.stability:.2f}" if shaky is not None and len(report.dimensions) > 1 else ""
+    )
+
+    def clustered(found: ClusteredMean) -> str:
+        low, high = found.ci95
+        return f"{found.mean:.3f} [{low:.3f}, {high:.3f}]"
+
+    return (
+        f"faef samples: {model}: {overall.samples} samples per request, rule {rule}; stability {overall.stability:.2f} "
+        f"(the share of samples agreeing with the decided answers{lowest}); a single sample's CS "
+        f"{clustered(overall.sampled_cs)}, CSS {clustered(overall.sampled_css)} (95% CIs clustered by item)"
+    )
 
 
 def unparseable_note(overall: tuple[str, int, int], dimensions: Iterable[tuple[str, int, int]]) -> str | None:
