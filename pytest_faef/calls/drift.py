@@ -1,12 +1,18 @@
-"""The drift check: before replaying stored replies, ask a few of them again (issue 11).
+"""The drift check: before replaying stored replies, ask some of them again (issues 11 and 28).
 
 A reply in the store is keyed by its request, its endpoint and its model's revision; but a model can
 change behind the same name and address (a new checkpoint served under the old name, a provider's
 ``-latest`` alias moving). So in record mode ``new``, before a model's replies from earlier sessions
-are trusted, a small deterministic sample of its constrained requests (multiple-choice orders and
-judge verdicts) is asked again, and each new reply's *meaning* (the option picked, the verdict) is
-compared with the stored one's. If any differs the model is *stale*: none of its replies from
-earlier sessions is replayed in this run; every request is asked again and stored anew, so the next
+are trusted, a deterministic sample of its constrained requests (multiple-choice orders and judge
+verdicts) is asked again, and each new reply's *meaning* (the option picked, the verdict) is compared
+with the stored one's.
+
+Hosted models are not deterministic even at temperature 0, so one differing reply proves nothing. The
+check is a sequential test (``core.statistics.drift_decision``): an unchanged model's replies differ at
+its noise rate (measured from the store's own samples when ``--faef-samples`` stored several, else an
+assumed rate), a changed one's at a higher rate; the sample is asked in looks of 16, 32, 64 and 96
+replies and stops as soon as the evidence is clear. A model decided *stale* has none of its replies
+from earlier sessions replayed in this run: every request is asked again and stored anew, so the next
 run is warm again.
 
 Under pytest-xdist every worker plans the same sample (workers collect the same items); the first
@@ -19,12 +25,15 @@ import asyncio
 import dataclasses
 import json
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pytest_faef.calls.responders import RecordedResponder
 from pytest_faef.calls.store import ResponseStore
+from pytest_faef.core import statistics
 from pytest_faef.core.evaluation import PlannedRequest
+from pytest_faef.core.identity import LOCAL_PROVIDER
 from pytest_faef.core.requests import ModelCallError, ModelReply, Target, dollars
 from pytest_faef.core.timestamps import span
 
@@ -38,21 +47,23 @@ class DriftSample:
     """One model's sample: stored replies from earlier sessions and the requests that made them."""
 
     target: Target
-    planned: tuple[tuple[PlannedRequest, ModelReply], ...]  # the sampled requests with their stored replies
+    planned: tuple[tuple[PlannedRequest, ModelReply], ...]  # the sample, in the order it is asked
     stored: int  # replies from earlier sessions this run would replay for the model
     first_recorded: float
     last_recorded: float
+    noise: float  # the rate at which an unchanged model's reply differs from its stored one
+    noise_source: str  # how it is known: "measured from N pairs of stored samples", "assumed", ...
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DriftResult:
-    """What asking a model's sample again showed."""
+    """What asking a model's sample again showed, and what the test decided."""
 
     model: str
     endpoint: str | None
     revision: str | None
-    sampled: int
-    changed: int
+    sampled: int  # replies asked again
+    changed: int  # of them, those whose meaning differs from the stored reply's
     failed: int  # sampled requests that could not be asked (their stored replies are used unchecked)
     stored: int
     first_recorded: float
@@ -62,6 +73,11 @@ class DriftResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    # The test (issue 28): the noise it assumed or measured, how, its decision, and after how many looks.
+    noise: float = statistics.DEFAULT_NOISE
+    noise_source: str = "assumed"
+    decision: str = statistics.UNCHANGED
+    looks: int = 1
 
     @property
     def target(self) -> Target:
@@ -69,7 +85,19 @@ class DriftResult:
 
     @property
     def stale(self) -> bool:
-        return self.changed > 0
+        return self.decision == statistics.STALE
+
+    def figures(self) -> str:
+        """What the decision rested on: the rates compared and the test's error rates."""
+        noise = max(self.noise, statistics.NOISE_FLOOR)
+        looks = "1 look" if self.looks == 1 else f"{self.looks} looks"
+        return (
+            f"{self.changed} of {self.sampled - self.failed} differ; an unchanged model's replies differ at "
+            f"{noise:.3f} ({self.noise_source}), one changed on a quarter of its answers at "
+            f"{statistics.changed_rate(noise):.3f}; sequential test, {looks}: an unchanged model is called stale "
+            f"at most {statistics.FALSE_STALE:.0%} of the time, a changed one caught at least "
+            f"{1 - statistics.MISSED_CHANGE:.0%}"
+        )
 
     def line(self) -> str:
         """The one line the summary prints about this model's check."""
@@ -77,21 +105,21 @@ class DriftResult:
         checked = self.sampled - self.failed
         cost = f", {dollars(self.cost)}" if self.cost else ""
         asked = (
-            f" ({checked} requests, {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens{cost})"
+            f"{checked} requests, {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens{cost}"
         )
-        if self.stale:
-            return (
-                f"faef drift check: {self.target}: {self.changed} of {checked} sampled stored replies changed{asked}: "
-                f"its {self.stored} stored replies ({recorded}) are stale and were asked again"
-            )
         if checked == 0:
             return (
                 f"faef drift check: {self.target}: could not ask the model ({self.error}); "
                 f"{self.stored} stored replies ({recorded}) are replayed unchecked"
             )
-        failed = f" ({self.failed} could not be asked: {self.error})" if self.failed else ""
+        failed = f"; {self.failed} could not be asked: {self.error}" if self.failed else ""
+        if self.stale:
+            return (
+                f"faef drift check: {self.target}: changed ({self.figures()}; {asked}{failed}): "
+                f"its {self.stored} stored replies ({recorded}) are stale and were asked again"
+            )
         return (
-            f"faef drift check: {self.target}: {checked} sampled stored replies unchanged{asked}{failed}; "
+            f"faef drift check: {self.target}: unchanged ({self.figures()}; {asked}{failed}); "
             f"replaying {self.stored} stored replies ({recorded})"
         )
 
@@ -107,24 +135,37 @@ def target_key(target: Target) -> str:
     return json.dumps([target.model, target.endpoint, target.revision])
 
 
-def drift_samples(planned: Iterable[PlannedRequest], responder: RecordedResponder, *, size: int) -> list[DriftSample]:
+def drift_samples(
+    planned: Iterable[PlannedRequest], responder: RecordedResponder, *, size: int, noise: float | None = None
+) -> list[DriftSample]:
     """Per model, up to ``size`` of its constrained requests whose replies come from earlier sessions.
 
     The sample is the replies checked longest ago (recorded, or last confirmed by a drift check),
     ties broken by key: the same store and suite give the same sample, spread over items and orders
     by the hash, and since a confirmed reply goes to the back, successive runs walk through every
     stored reply instead of asking the same few again and again.
+
+    ``noise`` (--faef-drift-noise) is the rate at which an unchanged model's replies differ; None: measured from
+    the stored samples of one request (--faef-samples), else assumed (``statistics.DEFAULT_NOISE``, or
+    ``GREEDY_NOISE`` for the embedded model at temperature 0).
     """
     by_target: dict[Target, dict[str, tuple[PlannedRequest, ModelReply]]] = {}
     replayed: dict[Target, list[float]] = {}
+    # The meanings of the stored samples of each request (its key as sample 0), per model: the model's own noise.
+    siblings: dict[Target, dict[str, list[str | None]]] = {}
+    greedy: dict[Target, bool] = {}
     for entry in planned:
         stored = responder.stored(entry.request)
         if stored is None or not stored.replayed:
             continue
         target = entry.request.target
         replayed.setdefault(target, []).append(stored.recorded_at)
-        if entry.meaning is not None:
+        if entry.meaning is not None and entry.request.key() not in by_target.get(target, {}):
+            # Each reply once: samples whose open answers were the same share one judge's request.
             by_target.setdefault(target, {})[entry.request.key()] = (entry, stored)
+            first = dataclasses.replace(entry.request, sample=0).key() if entry.request.sample else entry.request.key()
+            siblings.setdefault(target, {}).setdefault(first, []).append(entry.meaning(stored.text))
+            greedy[target] = greedy.get(target, True) and entry.request.temperature == 0
     store = responder.store
     keys = [key for found in by_target.values() for key in found]
     checked = store.last_checked(keys) if store is not None and keys else {}
@@ -133,6 +174,7 @@ def drift_samples(planned: Iterable[PlannedRequest], responder: RecordedResponde
         order = sorted(candidates, key=lambda key: (checked.get(key, 0.0), key))
         chosen = tuple(candidates[key] for key in order[:size])
         times = replayed[target]
+        rate, source = _noise(target, siblings.get(target, {}), greedy.get(target, False), noise)
         samples.append(
             DriftSample(
                 target=target,
@@ -140,9 +182,32 @@ def drift_samples(planned: Iterable[PlannedRequest], responder: RecordedResponde
                 stored=len(times),
                 first_recorded=min(times),
                 last_recorded=max(times),
+                noise=rate,
+                noise_source=source,
             )
         )
     return sorted(samples, key=lambda sample: target_key(sample.target))
+
+
+# Fewer pairs of stored samples than this measure too little: the assumed noise is used instead.
+_MEASURED_PAIRS = 20
+
+
+def _noise(target: Target, groups: dict[str, list[str | None]], greedy: bool, given: float | None) -> tuple[float, str]:
+    """The noise rate the test assumes for ``target``, and how it is known."""
+    if given is not None:
+        return given, "--faef-drift-noise"
+    pairs = differing = 0
+    for meanings in groups.values():
+        count = len(meanings)
+        same = sum(kept * (kept - 1) // 2 for kept in Counter(meanings).values())
+        pairs += count * (count - 1) // 2
+        differing += count * (count - 1) // 2 - same
+    if pairs >= _MEASURED_PAIRS:
+        return differing / pairs, f"measured from {pairs:,} pairs of stored samples"
+    if greedy and target.model.startswith(LOCAL_PROVIDER + "/"):
+        return statistics.GREEDY_NOISE, "assumed: the embedded model decodes greedily at temperature 0"
+    return statistics.DEFAULT_NOISE, "assumed; --faef-samples N measures it"
 
 
 async def check_drift(
@@ -181,20 +246,31 @@ async def _check(sample: DriftSample, responder: RecordedResponder, *, store: Re
         except ModelCallError as exc:
             return exc
 
-    fresh = await asyncio.gather(*(again(planned) for planned, _ in sample.planned))
-    changed = failed = 0
+    size = len(sample.planned)
+    looks = [look for look in statistics.LOOKS if look < size] + [size]  # the last look: the whole sample
+    changed = failed = asked = 0
     error = None
-    renewed = []
-    for (planned, stored), reply in zip(sample.planned, fresh, strict=True):
-        if isinstance(reply, ModelCallError):
-            failed += 1
-            error = error or str(reply)
-            continue
-        assert planned.meaning is not None, "only requests with a meaning are sampled"
-        renewed.append((planned, reply))
-        if planned.meaning(reply.text) != planned.meaning(stored.text):
-            changed += 1
-    if changed:
+    renewed: list[tuple[PlannedRequest, ModelReply]] = []
+    decision = statistics.UNCHANGED
+    done = taken = 0
+    for look in looks:
+        batch = sample.planned[done:look]
+        done = look
+        taken += 1
+        fresh = await asyncio.gather(*(again(planned) for planned, _ in batch))
+        for (planned, stored), reply in zip(batch, fresh, strict=True):
+            if isinstance(reply, ModelCallError):
+                failed += 1
+                error = error or str(reply)
+                continue
+            assert planned.meaning is not None, "only requests with a meaning are sampled"
+            renewed.append((planned, reply))
+            asked += 1
+            changed += planned.meaning(reply.text) != planned.meaning(stored.text)
+        decision = statistics.drift_decision(changed, asked, noise=sample.noise, last=look == looks[-1])
+        if decision != statistics.MORE:
+            break
+    if decision == statistics.STALE:
         for planned, reply in renewed:
             store.put(planned.request, reply)
     else:
@@ -203,7 +279,7 @@ async def _check(sample: DriftSample, responder: RecordedResponder, *, store: Re
         model=sample.target.model,
         endpoint=sample.target.endpoint,
         revision=sample.target.revision,
-        sampled=len(sample.planned),
+        sampled=asked + failed,
         changed=changed,
         failed=failed,
         stored=sample.stored,
@@ -213,4 +289,8 @@ async def _check(sample: DriftSample, responder: RecordedResponder, *, store: Re
         prompt_tokens=sum(reply.prompt_tokens for _, reply in renewed),
         completion_tokens=sum(reply.completion_tokens for _, reply in renewed),
         cost=sum(reply.cost for _, reply in renewed),
+        noise=sample.noise,
+        noise_source=sample.noise_source,
+        decision=decision,
+        looks=taken,
     )

@@ -9,7 +9,7 @@ drift check) and requests the missing ones; ``all`` requests everything again.
 from __future__ import annotations
 
 RECORD_MODES = ("none", "once", "new", "all")
-DEFAULT_DRIFT_SAMPLE = 8  # stored replies per model asked again before the rest are replayed
+DEFAULT_DRIFT_SAMPLE = 96  # at most, the stored replies per model asked again before the rest are replayed
 # How requests are sent: "auto" sends those to an OpenAI-compatible endpoint of the user's own (openai/... with an
 # api base, hosted_vllm/...) by the plugin's own HTTP client and the rest through litellm; "litellm" sends all
 # through litellm (calls/openai_compatible).

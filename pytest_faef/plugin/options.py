@@ -223,9 +223,18 @@ OPTIONS = (
     ),
     Option(
         name="drift_check",
-        help="in record mode new, ask this many of each model's stored replies again before replaying the rest; "
-        "if any changed, the model's stored replies are stale and every request is asked again (0: off)",
+        help="in record mode new, ask up to this many of each model's stored replies again (16 first, more while the "
+        "evidence is unclear) before replaying the rest; if a sequential test finds more differences than the "
+        "model's noise explains, its stored replies are stale and every request is asked again (0: off)",
         default=str(DEFAULT_DRIFT_SAMPLE),
+    ),
+    Option(
+        name="drift_noise",
+        help="the drift check's noise: the share of an unchanged model's replies that differ from its stored ones; "
+        "auto: measured from the store's samples (--faef-samples), else 0.1 (0.01 for the embedded model at "
+        "temperature 0)",
+        default="auto",
+        metavar="auto|RATE",
     ),
     Option(
         name="human_verdicts",

@@ -230,7 +230,9 @@ class FaefSession:
         # A local model is checked too (issue 31): its revision digests the file and the engine, but llama.cpp's
         # sums depend on the CPU and the thread count, so a store recorded on another machine may not be its
         # answers here.
-        for sample in drift_samples(planned, responder, size=self.settings.drift_check):
+        for sample in drift_samples(
+            planned, responder, size=self.settings.drift_check, noise=self.settings.drift_noise
+        ):
             if lacking := missing_credentials(sample.target):
                 self.drift_skipped.append(
                     f"faef drift check skipped: {sample.target}: {' and '.join(lacking)} not set; "

@@ -68,7 +68,8 @@ class RunSettings:
     min_judge_accuracy: Fraction = DEFAULT_MIN_JUDGE_ACCURACY
     trust_judge: bool = False
     human_verdicts_path: Path | None = None
-    drift_check: int = DEFAULT_DRIFT_SAMPLE  # stored replies per model asked again before replaying the rest
+    drift_check: int = DEFAULT_DRIFT_SAMPLE  # at most, stored replies per model asked again before replaying the rest
+    drift_noise: float | None = None  # an unchanged model's rate of differing replies; None: measured or assumed
     shard: Shard | None = None  # run only this shard of the selected items (issue 16)
     markdown_path: Path | None = None
     export_pairs: Path | None = None  # preference pairs for DPO (issue 15)
@@ -306,6 +307,7 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         trust_judge=bool(values["trust_judge"]),
         human_verdicts_path=_under(rootdir, Path(values["human_verdicts"])) if values["human_verdicts"] else None,
         drift_check=_number(values, "drift_check", int, minimum=0),
+        drift_noise=_drift_noise(values["drift_noise"]),
         shard=shard,
         markdown_path=_path(values["markdown"]),
         export_pairs=_path(values["export_pairs"]),
@@ -321,6 +323,22 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         trust_control=bool(values["trust_control"]),
         shots=shots,
     )
+
+
+def _drift_noise(text: str) -> float | None:
+    """``auto`` (None) or the rate at which an unchanged model's replies differ from its stored ones."""
+    if str(text).strip() == "auto":
+        return None
+    try:
+        rate = float(text)
+    except (TypeError, ValueError):
+        raise SettingsError(f"--faef-drift-noise / faef_drift_noise: {text!r} is neither auto nor a number") from None
+    if not 0 <= rate < 0.5:
+        raise SettingsError(
+            f"--faef-drift-noise / faef_drift_noise: {text!r} must be at least 0 and below 0.5 (at 0.5 an unchanged "
+            "model differs as often as a random one)"
+        )
+    return rate
 
 
 def _control_source(value: str, *, typed: Any, rootdir: Path, here: Path | None) -> ControlSource:

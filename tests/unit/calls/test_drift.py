@@ -181,7 +181,7 @@ def test_a_check_another_worker_of_the_run_made_is_taken_not_repeated(store: Res
     samples = drift_samples(plan(responder), responder, size=8)
     theirs = DriftResult(
         model="openai/m", endpoint="http://h/v1", revision=None, sampled=8, changed=5, failed=0, stored=24,
-        first_recorded=1.0, last_recorded=2.0,
+        first_recorded=1.0, last_recorded=2.0, decision="stale",
     )  # fmt: skip
     assert store.claim_drift_check("run-1", target_key(TARGET))
     store.finish_drift_check("run-1", target_key(TARGET), json.dumps(theirs.to_json()))
@@ -193,3 +193,103 @@ def test_a_check_another_worker_of_the_run_made_is_taken_not_repeated(store: Res
     assert responder.stale == {TARGET}
     assert not store.claim_drift_check("run-1", target_key(TARGET))
     assert store.claim_drift_check("run-2", target_key(TARGET))  # another run checks again
+
+
+# --- a test, not one difference (issue 28) -------------------------------------------------------
+
+MANY = [
+    PairedItem(id=f"m{n}", dimension="Privacy", question=f"Many {n}?", positive="Safe.", negatives=("Unsafe.",))
+    for n in range(40)
+]
+
+
+@dataclasses.dataclass(kw_only=True)
+class Noisy(Model):
+    """Gives another answer than ``Model`` in ``noise`` of its multiple-choice answers and verdicts (a seeded draw per
+    call), and always on the items of ``changed`` (a model changed on those)."""
+
+    noise: float = 0.0
+    changed: frozenset[str] = frozenset()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.random = random.Random(self.seed)
+
+    async def acomplete(self, request: ModelRequest) -> ModelReply:
+        reply = await super().acomplete(request)
+        if not request.choices:
+            return reply
+        question = request.messages[-1][1]
+        if any(f"{name}?" in question for name in self.changed) or self.random.random() < self.noise:
+            if request.choices == ("safe", "unsafe"):
+                return ModelReply(text="[[unsafe]]" if self.verdict == "safe" else "[[safe]]")
+            return ModelReply(text="Option: [[B]]" if self.label == "A" else "Option: [[A]]")
+        return reply
+
+
+def record_all(store: ResponseStore, model: Model, items: list[PairedItem], settings: EvaluationSettings) -> None:
+    responder = RecordedResponder(responder=model, store=store)
+    for item in items:
+        for planned in planned_requests(item, settings, lambda request: None):
+            asyncio.run(responder.acomplete(planned.request))
+        for planned in planned_requests(item, settings, responder.stored):
+            asyncio.run(responder.acomplete(planned.request))
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("UPDATE responses SET created = created - 3600")
+    connection.close()
+
+
+def check_many(
+    store: ResponseStore, model: Model, settings: EvaluationSettings, *, noise: float | None = None, run: str = "r"
+) -> DriftResult:
+    responder = RecordedResponder(responder=model, store=store)
+    planned = [entry for item in MANY for entry in planned_requests(item, settings, responder.stored)]
+    samples = drift_samples(planned, responder, size=96, noise=noise)
+    [result] = asyncio.run(check_drift(samples, responder, store=store, run=run))
+    return result
+
+
+def test_a_few_differences_within_the_models_noise_are_not_a_change(store: ResponseStore) -> None:
+    record_all(store, Model(), MANY, MODEL)
+    result = check_many(store, Noisy(noise=0.05, seed=3), MODEL)
+
+    assert not result.stale
+    assert result.changed > 0  # one differing reply would have made the old check ask everything again
+    assert result.noise == 0.10 and result.noise_source.startswith("assumed")
+    assert "unchanged (" in result.line() and f"{result.changed} of {result.sampled} differ" in result.line()
+
+
+def test_a_model_changed_on_a_quarter_of_its_items_is_stale(store: ResponseStore) -> None:
+    record_all(store, Model(), MANY, MODEL)
+    changed = frozenset(f"Many {n}" for n in range(0, 40, 4))
+    result = check_many(store, Noisy(changed=changed), MODEL)
+
+    assert result.stale
+    assert "changed (" in result.line() and "are stale and were asked again" in result.line()
+
+
+SEED_UNCLEAR = 11  # a draw whose first 16 replies neither clear nor condemn the model
+
+
+def test_an_unclear_first_look_asks_more_before_it_decides(store: ResponseStore) -> None:
+    record_all(store, Model(), MANY, MODEL)
+    # About one reply in six differs: between an unchanged model's 10% and a changed one's 33%.
+    result = check_many(store, Noisy(noise=0.17, seed=SEED_UNCLEAR), MODEL)
+
+    assert result.looks > 1 and result.sampled > 16
+    assert f"sequential test, {result.looks} looks" in result.line()
+
+
+def test_the_noise_is_measured_from_the_stored_samples_of_a_request(store: ResponseStore) -> None:
+    sampled = dataclasses.replace(MODEL, samples=5)
+    record_all(store, Noisy(noise=0.2, seed=5), MANY, sampled)
+    result = check_many(store, Noisy(noise=0.2, seed=6), sampled)
+
+    # Five samples of 80 orders, 10 pairs each, and the judge's verdicts on the samples' one open answer, each
+    # reply once: 800 pairs; at 20% noise two samples differ about 2 x 0.2 x 0.8 = 32% of the time.
+    assert result.noise_source == "measured from 800 pairs of stored samples"
+    assert 0.25 < result.noise < 0.40
+    assert not result.stale  # at that noise, differing replies are expected
+
+    given = check_many(store, Noisy(noise=0.2, seed=7), sampled, noise=0.01, run="r2")
+    assert given.noise_source == "--faef-drift-noise" and given.stale
