@@ -110,7 +110,8 @@ def test_a_change_within_noise_passes_and_strict_fails_it(baseline_dir: pytest.P
     strict.stdout.fnmatch_lines(
         [
             "FAEF regression gate failed: Privacy CSS 1.000 -> 0.833 (drop 0.167 > 0.000 allowed; 6 common items; "
-            "McNemar p=0.5, Holm p=0.5 over 1 test >= 0.05, failing because of --faef-strict); 1 regressed: small.faef.jsonl::privacy::p4"
+            "McNemar p=0.5, Holm p=0.5 over 1 test >= 0.05, failing because of --faef-strict); "
+            "1 regressed: small.faef.jsonl::privacy::p4"
         ]
     )
 
