@@ -129,7 +129,8 @@ def test_the_gate_alone_fails_a_run_whose_tests_all_pass(baseline_dir: pytest.Py
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
-            "FAEF regression gate failed: Privacy CSS 1.000 -> 0.000 (drop 1.000 > 0.100*Holm p=0.0156 over 1 test < 0.02*"
+            "FAEF regression gate failed: Privacy CSS 1.000 -> 0.000 (drop 1.000 > 0.100*"
+            "Holm p=0.0156 over 1 test < 0.02*"
         ]
     )
     # The same drop at a stricter significance level is within noise.
