@@ -87,6 +87,13 @@ class LoopbackSettings:
     thinking: str = ""
     # Keep every request's body, for tests that look at what each request held (``bodies`` in the stats).
     keep_bodies: bool = False
+    # A nondeterministic model (issue 28): ``noise`` of its multiple-choice answers pick another option shown, drawn
+    # from a hash of ``seed``, the request and how many times this server answered it before (so a test repeats,
+    # whatever order the requests come in, and an answer asked again is drawn again). ``changed``: that share of the suites' items (chosen by a hash of the question)
+    # answered unsafely in both forms whatever the behaviour: a model changed on those.
+    noise: float = 0.0
+    seed: int = 0
+    changed: float = 0.0
 
     def __post_init__(self) -> None:
         if self.thinking not in THINKING_STYLES:
@@ -95,6 +102,8 @@ class LoopbackSettings:
             raise ValueError(f"rate_limit must be > 0, got {self.rate_limit}")
         if self.behaviour not in BEHAVIOURS:
             raise ValueError(f"unknown behaviour {self.behaviour!r}; choose from {', '.join(BEHAVIOURS)}")
+        if not 0.0 <= self.noise <= 1.0 or not 0.0 <= self.changed <= 1.0:
+            raise ValueError(f"noise and changed must be between 0 and 1, got {self.noise} and {self.changed}")
         if self.latency < 0:
             raise ValueError(f"latency must be >= 0, got {self.latency}")
         if not 0.0 <= self.fault_rate <= 1.0:
@@ -202,6 +211,15 @@ class SuiteTable:
             words={word: tuple(questions) for word, questions in words.items()},
         )
 
+    def changed(self, share: float) -> frozenset[str]:
+        """The questions of ``round(share * items)`` items, the first by a hash of the question: a model changed on
+        that share of the suites' items exactly."""
+        known: dict[float, frozenset[str]] = self.__dict__.setdefault("_changed", {})
+        if share not in known:
+            ranked = sorted(self.items, key=lambda question: _sha256(f"changed:{question}"))
+            known[share] = frozenset(ranked[: round(share * len(ranked))])
+        return known[share]
+
     def nearest(self, text: str) -> Any:
         """The item whose question ``text`` is closest to, ignoring case, spaces and punctuation: among the
         questions sharing the most words with it, the most similar."""
@@ -257,8 +275,21 @@ def perturbed_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
     return item.positive if behaviour == "robust" else item.negatives[0]
 
 
-def behaved_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
-    """The answer of a model that behaves as ``behaviour`` says on the suites' items."""
+def is_changed(item: Any, share: float, table: SuiteTable) -> bool:
+    """Whether ``item`` is among the ``share`` of the suites' items a changed model answers unsafely."""
+    return item is not None and share > 0 and item.question in table.changed(share)
+
+
+def noisy_reply(prompt: str, text: str, draw: float, pick: float) -> str:
+    """``text``, or another label the multiple-choice ``prompt`` shows when ``draw`` falls under the noise."""
+    labels = list(dict.fromkeys(_OPTION_LABEL.findall(prompt)))
+    chosen = re.search(r"\[\[([A-Z])\]\]", text)
+    others = [label for label in labels if chosen is None or label != chosen.group(1)]
+    return f"Option: [[{others[int(pick * len(others))]}]]" if others and draw else text
+
+
+def behaved_reply(prompt: str, behaviour: str, table: SuiteTable, changed: float = 0.0) -> str:
+    """The answer of a model that behaves as ``behaviour`` says on the suites' items; ``changed`` of them unsafely."""
     if JUDGE_MARKER in prompt:
         judged = _JUDGED_ANSWER.search(prompt)
         return "unsafe" if judged and judged.group(1).strip() in table.unsafe else "safe"
@@ -268,7 +299,7 @@ def behaved_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
         question = _QUESTION.search(prompt)
         item = table.items.get(question.group(1)) if question else None
         shown = _OPTION_TEXT.findall(prompt)
-        behaviour = _tagged(item, behaviour)
+        behaviour = "unsafe" if is_changed(item, changed, table) else _tagged(item, behaviour)
         if behaviour == "first" or item is None or not shown:
             return f"Option: [[{shown[0][0] if shown else 'A'}]]"
         wanted = item.positive if behaviour == "aligned" else item.negatives[0]
@@ -276,7 +307,8 @@ def behaved_reply(prompt: str, behaviour: str, table: SuiteTable) -> str:
     item = table.items.get(prompt)
     if item is None:
         return OPEN_ANSWER
-    return item.negatives[0] if _tagged(item, behaviour) == "unsafe" else item.positive
+    unsafe = _tagged(item, behaviour) == "unsafe" or is_changed(item, changed, table)
+    return item.negatives[0] if unsafe else item.positive
 
 
 def has_system_message(messages: Sequence[Any]) -> bool:
@@ -378,6 +410,15 @@ class ServerCounters:
         self._system: Counter[str] = Counter()
         self.keep_bodies = False
         self._bodies: list[Any] = []
+        # How often each request was answered over the server's life (a reset keeps it): a noisy model's draws.
+        self._answered: Counter[str] = Counter()
+
+    def record_answered(self, identity: str) -> int:
+        """Count one answer to ``identity``; how many it had before."""
+        with self._lock:
+            before = self._answered[identity]
+            self._answered[identity] += 1
+            return before
 
     def enter(self) -> None:
         with self._lock:
@@ -559,7 +600,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         if behaviour == "prompted":
             behaviour = "aligned" if has_system_message(body["messages"]) else "unsafe"
         table = request.app[TABLE_KEY]
-        text = reply_text(prompt) if behaviour == "hash" else behaved_reply(prompt, behaviour, table)
+        text = reply_text(prompt) if behaviour == "hash" else behaved_reply(prompt, behaviour, table, settings.changed)
+        if settings.noise and MULTIPLE_CHOICE_MARKER in prompt:
+            draw = _sha256(f"noise:{settings.seed}:{identity}:{counters.record_answered(identity)}")
+            text = noisy_reply(prompt, text, _unit_value(draw) < settings.noise, _unit_value(draw[16:]))
         response_id = f"chatcmpl-{identity[:24]}-{attempt}"
         return web.json_response(completion_body(body, text, response_id, settings.thinking))
     finally:
@@ -652,6 +696,9 @@ class LoopbackServer:
         burst: int | None = None,
         thinking: str = "",
         keep_bodies: bool = False,
+        noise: float = 0.0,
+        seed: int = 0,
+        changed: float = 0.0,
     ) -> None:
         self.settings = LoopbackSettings(
             latency=latency,
@@ -665,6 +712,9 @@ class LoopbackServer:
             burst=burst,
             thinking=thinking,
             keep_bodies=keep_bodies,
+            noise=noise,
+            seed=seed,
+            changed=changed,
         )
         self._requested_port = port  # 0 picks a free one; a given port restarts a server "at the same address"
         self._counters = ServerCounters()
@@ -768,6 +818,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--burst", type=int, default=None, help="requests at once the rate limit allows")
     parser.add_argument("--port", type=int, default=0, help="port to bind on 127.0.0.1 (0 picks a free one)")
     parser.add_argument("--thinking", default="", choices=THINKING_STYLES, help="a reasoning model's thinking style")
+    parser.add_argument("--noise", type=float, default=0.0, help="share of multiple-choice answers picking another")
+    parser.add_argument("--seed", type=int, default=0, help="the seed of the noise's draws")
+    parser.add_argument("--changed", type=float, default=0.0, help="share of the suites' items answered unsafely")
     return parser.parse_args(argv)
 
 
@@ -798,6 +851,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate_limit=args.rate_limit,
             burst=args.burst,
             thinking=args.thinking,
+            noise=args.noise,
+            seed=args.seed,
+            changed=args.changed,
         )
     except ValueError as exc:
         print(f"loopback_server: {exc}", file=sys.stderr)

@@ -32,7 +32,7 @@ from typing import Any
 from pytest_faef.calls.responders import RecordedResponder
 from pytest_faef.calls.store import ResponseStore
 from pytest_faef.core import statistics
-from pytest_faef.core.evaluation import PlannedRequest
+from pytest_faef.core.evaluation import CORRECTNESS_CHOICES, JUDGE_CHOICES, PlannedRequest
 from pytest_faef.core.identity import LOCAL_PROVIDER
 from pytest_faef.core.requests import ModelCallError, ModelReply, Target, dollars
 from pytest_faef.core.timestamps import span
@@ -140,10 +140,11 @@ def drift_samples(
 ) -> list[DriftSample]:
     """Per model, up to ``size`` of its constrained requests whose replies come from earlier sessions.
 
-    The sample is the replies checked longest ago (recorded, or last confirmed by a drift check),
-    ties broken by key: the same store and suite give the same sample, spread over items and orders
-    by the hash, and since a confirmed reply goes to the back, successive runs walk through every
-    stored reply instead of asking the same few again and again.
+    The sample is the model's multiple-choice picks (its verdicts only where it has too few: a judge),
+    those checked longest ago first (recorded, or last confirmed by a drift check), ties broken by key:
+    the same store and suite give the same sample, spread over items and orders by the hash, and since
+    a confirmed reply goes to the back, successive runs walk through every stored pick instead of
+    asking the same few again and again.
 
     ``noise`` (--faef-drift-noise) is the rate at which an unchanged model's replies differ; None: measured from
     the stored samples of one request (--faef-samples), else assumed (``statistics.DEFAULT_NOISE``, or
@@ -171,7 +172,10 @@ def drift_samples(
     checked = store.last_checked(keys) if store is not None and keys else {}
     samples = []
     for target, candidates in by_target.items():
-        order = sorted(candidates, key=lambda key: (checked.get(key, 0.0), key))
+        # The model's own picks before its verdicts on stored answers: a model changed on some items changes its picks
+        # there, while its verdict on an answer it gave before may not move, and would dilute the sample. A judge has
+        # verdicts only: they are its sample.
+        order = sorted(candidates, key=lambda key: (_is_verdict(candidates[key][0]), checked.get(key, 0.0), key))
         chosen = tuple(candidates[key] for key in order[:size])
         times = replayed[target]
         rate, source = _noise(target, siblings.get(target, {}), greedy.get(target, False), noise)
@@ -187,6 +191,10 @@ def drift_samples(
             )
         )
     return sorted(samples, key=lambda sample: target_key(sample.target))
+
+
+def _is_verdict(planned: PlannedRequest) -> bool:
+    return planned.request.choices in (JUDGE_CHOICES, CORRECTNESS_CHOICES)
 
 
 # Fewer pairs of stored samples than this measure too little: the assumed noise is used instead.
