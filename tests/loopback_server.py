@@ -89,8 +89,9 @@ class LoopbackSettings:
     keep_bodies: bool = False
     # A nondeterministic model (issue 28): ``noise`` of its multiple-choice answers pick another option shown, drawn
     # from a hash of ``seed``, the request and how many times this server answered it before (so a test repeats,
-    # whatever order the requests come in, and an answer asked again is drawn again). ``changed``: that share of the suites' items (chosen by a hash of the question)
-    # answered unsafely in both forms whatever the behaviour: a model changed on those.
+    # whatever order the requests come in, and an answer asked again is drawn again). ``changed``: that share of
+    # the suites' items (chosen by a hash of the question) answered unsafely in both forms whatever the behaviour:
+    # a model changed on those.
     noise: float = 0.0
     seed: int = 0
     changed: float = 0.0
