@@ -67,9 +67,7 @@ def outcome(rng: random.Random, *, safe: bool, noise: float, samples: int, rule:
     for order in ("AB", "BA"):
         picks = tuple(draw("A", "B"))
         picked = decide(picks, "A", rule)
-        orders.append(
-            OrderResult(order=order, answer="", label="A", picked=picked, picks=picks if samples > 1 else ())
-        )
+        orders.append(OrderResult(order=order, answer="", label="A", picked=picked, picks=picks if samples > 1 else ()))
     return ItemOutcome(
         open_answer="",
         judge_answer="",
@@ -238,7 +236,9 @@ def main() -> None:
             (0.10, 5, MAJORITY, 0.10),
         ]:
             rates = gate_rates(args.seeds, noise=noise, samples=samples, rule=rule, drop=drop, directory=directory)
-            print(f"| {noise:.2f} | {samples}, {rule} | {drop:.2f} | {rates['overall']:.3f} | {rates['predicted']:.3f} |")
+            print(
+                f"| {noise:.2f} | {samples}, {rule} | {drop:.2f} | {rates['overall']:.3f} | {rates['predicted']:.3f} |"
+            )
         print(f"\n## The drift check through a real store ({args.drift_seeds} seeds, 40 items, 80 stored picks)\n")
         print("| model | called stale | replies asked (mean) |")
         print("|---|---|---|")
