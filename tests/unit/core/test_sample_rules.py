@@ -188,3 +188,20 @@ def test_one_sample_reports_no_sampled_scores() -> None:
     group = summarize([_record(0, evaluate(SampledResponder(), 1))]).overall
     assert (group.samples, group.stability, group.sampled_css) == (1, None, None)
     assert group.to_json()["sampled"] is None
+
+
+def test_the_noise_behind_the_power_figure_is_pooled_over_every_decision() -> None:
+    from pytest_faef.core.metrics import answer_noise, chance_consistently_safe, flip_noise
+    from pytest_faef.core.statistics import binomial_tail
+
+    shaky = evaluate(SampledResponder(unsafe_picks={("AB", 0)}), 5, MAJORITY)  # one of 15 samples differs
+    steady = evaluate(SampledResponder(), 5, MAJORITY)
+    noise = answer_noise([shaky, steady])
+    assert noise == pytest.approx(1 / 30)
+    # Each of the three decisions means safe; majority of 5 keeps it safe unless 3 or more samples flip.
+    kept = binomial_tail(3, 5, 1 - noise)
+    assert chance_consistently_safe(steady, MAJORITY, noise) == pytest.approx(kept**3)
+    assert flip_noise([shaky, steady], MAJORITY) == pytest.approx(kept**3 * (1 - kept**3))
+    # One sample shows no noise: the figure is then for a model that repeats its answers.
+    assert answer_noise([evaluate(SampledResponder(), 1)]) is None
+    assert flip_noise([evaluate(SampledResponder(), 1)], ALL) == 0.0
