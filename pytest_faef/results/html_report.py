@@ -254,8 +254,28 @@ def _gate(gate: object) -> list[str]:
         parts.append('<p class="gate-checks">Checked: ' + "; ".join(_text(line) for line in checks) + "</p>")
     if not_checked:
         parts.append(not_checked)
+    parts += _power(gate)
     parts.append("</div>")
     return parts
+
+
+def _power(gate: Mapping[str, Any]) -> list[str]:
+    """The smallest CSS drop the regression gate detects at 80% power, per model and group (issue 28)."""
+    paragraphs = []
+    for entry in _sequence(gate.get("power")):
+        statement = _mapping(entry)
+        groups = []
+        for group in (_mapping(each) for each in _sequence(statement.get("groups"))):
+            drop = _number(group.get("detectable_css_drop"))
+            figure = f"{drop:.3f}" if drop is not None else "none detectable"
+            groups.append(f"{group.get('dimension')} {figure} ({group.get('items')} items)")
+        who = f"{statement.get('model')}: " if statement.get("model") else ""
+        paragraphs.append(
+            '<p class="gate-checks gate-power">'
+            + _text(f"Smallest CSS drop the regression gate detects at 80% power: {who}" + "; ".join(groups))
+            + "</p>"
+        )
+    return paragraphs
 
 
 # --- provenance -------------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ def markdown_summary(
     usage: Sequence[str] = (),
     limit: int = 20,
     control: Sequence[str] = (),
+    statistics: Sequence[str] = (),
 ) -> str:
     """The whole summary, ending in a newline. ``headline`` holds lines shown under the title (a shard, a merge)."""
     status = "gate failed" if gate_failures else ("gate passed" if checks else "no gate")
@@ -47,6 +48,8 @@ def markdown_summary(
     if control:  # what the multiple-choice control says of each model, and so of the label (issue 26)
         lines += ["### Multiple-choice control", "", *(f"- {text(line)}" for line in control), ""]
     lines += gate_lines(gate_failures, checks, notices)
+    if statistics:  # samples and stability, and what the gate can see (issue 28)
+        lines += ["### What the figures can tell", "", *(f"- {text(line)}" for line in statistics), ""]
     if comparison is not None:
         lines += regressed_lines(comparison, limit=limit)
     if usage:

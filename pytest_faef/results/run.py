@@ -399,11 +399,10 @@ def summary_text(
     if not result.summaries:
         return run.shard_lines()
     judges = run.judges
-    rules = {evaluation.model: evaluation.sample_rule for evaluation in run.evaluations}
     lines: list[str] = run.shard_lines()
     for model, summary in result.summaries.items():
         lines += summary_lines(summary, model=model, judge=judges.get(model, model), width=width, color=color)
-        if sampled := samples_line(summary, model=model, rule=rules.get(model, "all")):
+        if sampled := samples_line(summary, model=model, rule=_rule(run, model)):
             lines.append(sampled)
         lines += _control_lines(result, model, summary.overall.open_only, run=run, gate=gate)
         if model in result.robustness:
@@ -456,7 +455,7 @@ def markdown_text(
     ``limit`` caps the regressed items listed; the count says how many there were.
     """
     from pytest_faef.results.markdown import markdown_summary
-    from pytest_faef.results.summary import deployment_lines, usage_lines
+    from pytest_faef.results.summary import deployment_lines, samples_line, usage_lines
 
     return markdown_summary(
         result.summaries,
@@ -473,7 +472,19 @@ def markdown_text(
             for model, summary in result.summaries.items()
             for line in _control_lines(result, model, summary.overall.open_only, run=run, gate=gate or GateSettings())
         ],
+        statistics=[
+            *(
+                line
+                for model, summary in result.summaries.items()
+                if (line := samples_line(summary, model=model, rule=_rule(run, model))) is not None
+            ),
+            *(line for statement in result.power.values() for line in statement.lines()),
+        ],
     )
+
+
+def _rule(run: RunDescription, model: str) -> str:
+    return next((evaluation.sample_rule for evaluation in run.evaluations if evaluation.model == model), "all")
 
 
 def write_markdown(text: str, *, path: Path | None, step_summary: Path | None) -> list[str]:

@@ -83,7 +83,7 @@ def test_samples_multiply_the_requests_cold_and_warm_only_the_drift_sample_is_as
     faef_dir: pytest.Pytester, serve: Serve
 ) -> None:
     server = serve(noise=0.1, seed=3)
-    cold = faef_dir.runpytest(*MODEL, "--faef-samples=5", "--faef-report=report.json")
+    cold = faef_dir.runpytest(*MODEL, "--faef-samples=5", "--faef-report=report.json", "--faef-markdown=summary.md")
 
     # Five samples of the open answer and of each order; the judge rules on each distinct open answer once (the
     # aligned model's open answer does not vary, so the five samples share one verdict).
@@ -102,6 +102,9 @@ def test_samples_multiply_the_requests_cold_and_warm_only_the_drift_sample_is_as
     [samples] = lines(cold, "faef samples:")
     assert samples.startswith("faef samples: openai/mock: 5 samples per request, rule all; stability 0.")
     assert "(95% CIs clustered by item)" in samples
+    markdown = (faef_dir.path / "summary.md").read_text()
+    assert "### What the figures can tell" in markdown and "faef samples: openai/mock: 5 samples" in markdown
+    assert "faef power: with 40 items" in markdown
 
     server.reset()
     warm = faef_dir.runpytest(*MODEL, "--faef-samples=5")
@@ -123,10 +126,12 @@ def test_two_runs_of_the_same_noisy_model_do_not_trip_a_zero_tolerance_gate_and_
     server.stop()
 
     server = serve(port=port, noise=0.1, seed=6)  # the same model, sampled again: a store of its own
-    again = faef_dir.runpytest(*sampled, f"--faef-store={tmp_path / 'second.sqlite'}", *GATE)
+    again = faef_dir.runpytest(*sampled, f"--faef-store={tmp_path / 'second.sqlite'}", *GATE, "--faef-html=page.html")
     assert not lines(again, "FAEF regression gate failed"), again.outlines
     [power] = lines(again, "faef power:")
     assert "noise measured from 5 samples per request" in power and "Holm over 2 tests" in power
+    page = (faef_dir.path / "page.html").read_text()
+    assert "Smallest CSS drop the regression gate detects at 80% power: overall 0." in page
     server.stop()
 
     serve(port=port, noise=0.1, seed=7, changed=0.25)
