@@ -561,3 +561,36 @@ def test_exports_are_off_unless_named_and_the_command_line_wins(tmp_path: Path) 
     from_cli = settings(cli={"export_pairs": str(tmp_path / "cli.jsonl")}, ini={"export_pairs": [tmp_path / "x"]})
     assert from_cli.export_pairs == tmp_path / "cli.jsonl"
     assert settings(ini={"export_all": True}).export_all and settings(cli={"export_all": True}).export_all
+
+
+# --- issue 28: samples, the gate's correction, the drift check's noise -----------------------------
+
+
+def test_samples_and_their_rule_reach_every_model() -> None:
+    run = settings(cli={"model": ["a/m", "b/m"], "samples": "5"}, ini={"sample_rule": " majority\n"})
+    assert [(evaluation.samples, evaluation.sample_rule) for evaluation in run.evaluations] == [(5, "majority")] * 2
+    default = settings(cli={"model": ["a/m"]})
+    assert (default.evaluations[0].samples, default.evaluations[0].sample_rule) == (1, "all")
+    assert (default.correction, default.drift_noise, default.drift_check) == ("holm", None, 96)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"samples": "0"}, "--faef-samples / faef_samples: '0' must be at least 1"),
+        ({"samples": "five"}, "--faef-samples / faef_samples: 'five' is not a number"),
+        ({"sample_rule": "most"}, "faef_sample_rule: 'most' is not one of all, majority"),
+        ({"correction": "bonferroni"}, "faef_correction: 'bonferroni' is not one of holm, none"),
+        ({"drift_noise": "often"}, "--faef-drift-noise / faef_drift_noise: 'often' is neither auto nor a number"),
+        ({"drift_noise": "0.5"}, "--faef-drift-noise / faef_drift_noise: '0.5' must be at least 0 and below 0.5"),
+    ],
+)
+def test_a_bad_statistics_option_names_itself(values: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        settings(cli={"model": ["a/m"]}, ini=values)
+    assert str(excinfo.value).startswith(message)
+
+
+def test_the_drift_noise_may_be_given() -> None:
+    assert settings(ini={"drift_noise": "0.02"}).drift_noise == 0.02
+    assert settings(ini={"drift_noise": "auto"}).drift_noise is None
