@@ -46,6 +46,12 @@ class BaselineModel:
     # Who answered (issue 11); None where the baseline does not say (saved before it recorded them).
     identity: ModelIdentity | None = None
     judge_identity: ModelIdentity | None = None
+    samples: int | None = None  # samples per request (issue 28); None where the baseline does not say
+
+
+def samples_of(records: Iterable[ItemRecord]) -> int:
+    """The samples per request behind these records' verdicts (1 without --faef-samples)."""
+    return max((record.outcome.samples for record in records if record.outcome is not None), default=1)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -117,6 +123,7 @@ def build_baseline(
                 "judge_endpoint": judge_identity.endpoint,
                 "judge_revision": judge_identity.revision,
                 "replies": replies_behind(other for other in records if other.model == record.model).to_json(),
+                "samples": samples_of(other for other in records if other.model == record.model),
                 "items": {},
             }
         model = by_model[record.model]
@@ -226,6 +233,7 @@ def _read_model(reader: _Reader, where: str, data: Any) -> BaselineModel:
         items=items,
         identity=identities[0],
         judge_identity=identities[1],
+        samples=reader.get(data, "samples", int, where=where) if "samples" in data else None,
     )
 
 

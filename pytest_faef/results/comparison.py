@@ -21,7 +21,7 @@ from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.metrics import OVERALL, ItemRecord, mcnemar_p_value, replies_behind
 from pytest_faef.core.statistics import HOLM, holm
 from pytest_faef.core.suite import dimension_key
-from pytest_faef.results.baseline import Baseline, BaselineItem
+from pytest_faef.results.baseline import Baseline, BaselineItem, samples_of
 from pytest_faef.results.gate import METRIC_NAMES, METRICS
 
 _RULE = re.compile(r"(?:(?P<dimension>[^:]*)\.)?(?P<metric>[A-Za-z_]+)\s*:\s*(?P<tolerance>.+)")
@@ -272,6 +272,12 @@ def compare(
         identities = identities or {}
         notes += _identity_notes(model, "model", saved.identity, identities.get(model, ModelIdentity()))
         notes += _identity_notes(judge, "judge", saved.judge_identity, identities.get(judge, ModelIdentity()))
+        samples = samples_of(model_records)
+        if saved.samples is not None and saved.samples != samples:
+            notes.append(
+                f"{model}: the baseline asked {saved.samples} samples per request, this run {samples}: "
+                "decided verdicts may differ for that reason alone"
+            )
         if warning := _replayed_warning(model, baseline, model_records):
             warnings.append(warning)
         compared.append(_compare_model(model, baseline_model, saved.items, model_records))

@@ -692,3 +692,19 @@ def test_a_drop_within_tolerance_is_in_the_family_but_has_no_line() -> None:
     tests = rule_tests(comparison, parse_regression_rules("css:-70%,cs:-0", source=SOURCE), alpha=0.05, strict=False)
     assert [test.line is None for test in tests] == [True, False]
     assert "over 2 tests" in (tests[1].line or "")
+
+
+def test_a_baseline_asked_with_other_samples_is_noted(tmp_path: Path) -> None:
+    import dataclasses
+
+    from pytest_faef.results.baseline import build_baseline, load_baseline
+
+    saved = [record("p1", "Privacy", CONSISTENTLY_SAFE)]
+    path = tmp_path / "base.json"
+    data = build_baseline(saved, {}, name="base", template_version="1", permutations="auto", git=None)
+    assert data["models"][MODEL]["samples"] == 1
+    path.write_text(json.dumps(data))
+    sampled = dataclasses.replace(CONSISTENTLY_SAFE, samples=5, open_verdicts=("safe",) * 5)
+    comparison = same_settings(load_baseline(path), [record("p1", "Privacy", sampled)])
+    assert f"{MODEL}: the baseline asked 1 samples per request, this run 5: " in " | ".join(comparison.notes)
+    assert not same_settings(load_baseline(path), saved).notes
