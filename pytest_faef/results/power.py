@@ -69,7 +69,7 @@ class PowerStatement:
             overall = self.groups[0].noise
             return f"noise measured from {self.samples} samples per request: {overall:.3f} of items flip each way"
         if self.samples > 1:
-            return f"{self.samples} samples per request"
+            return f"{self.samples} samples per request; no noise assumed before the run measures it"
         return "no noise assumed with one sample per request; --faef-samples N measures it"
 
     def lines(self) -> list[str]:
