@@ -208,9 +208,9 @@ def _noise(target: Target, groups: dict[str, list[str | None]], greedy: bool, gi
     pairs = differing = 0
     for meanings in groups.values():
         count = len(meanings)
-        same = sum(kept * (kept - 1) // 2 for kept in Counter(meanings).values())
-        pairs += count * (count - 1) // 2
-        differing += count * (count - 1) // 2 - same
+        among = count * (count - 1) // 2
+        pairs += among
+        differing += among - sum(kept * (kept - 1) // 2 for kept in Counter(meanings).values())
     if pairs >= _MEASURED_PAIRS:
         return differing / pairs, f"measured from {pairs:,} pairs of stored samples"
     if greedy and target.model.startswith(LOCAL_PROVIDER + "/"):

@@ -723,10 +723,11 @@ async def evaluate_item(
         origins.append(_origin(named("open", sample), settings.model, settings.model_identity, opening))
         if judging is not None:
             origins.append(_origin(named("judge", sample), settings.judge, settings.judge_identity, judging))
-    origins += [
-        _origin(named(f"order={order_label(order)}", index % count), settings.model, settings.model_identity, reply)
-        for index, (order, reply) in enumerate(zip([o for o in orders for _ in range(count)], choices, strict=True))
-    ]
+    origins += [  # the choices are in order-major order: every sample of the first order, then the next
+        _origin(named(f"order={order_label(orders[index // count])}", index % count), settings.model,
+                settings.model_identity, reply)
+        for index, reply in enumerate(choices)
+    ]  # fmt: skip
     origins += [
         _origin(f"reference={LABELS[index]}", settings.judge, settings.judge_identity, reply)
         for index, reply in enumerate(referenced)

@@ -117,6 +117,11 @@ class RunDescription:
         return {evaluation.model: evaluation.judge for evaluation in self.evaluations}
 
     @property
+    def samples(self) -> dict[str, tuple[int, str]]:
+        """Each model's samples per request and the rule that decides them (issue 28)."""
+        return {evaluation.model: (evaluation.samples, evaluation.sample_rule) for evaluation in self.evaluations}
+
+    @property
     def template_version(self) -> str:
         return self.evaluations[0].templates.version if self.evaluations else ""
 
@@ -227,7 +232,7 @@ def judge_run(
         notices += [f"FAEF gate, not checked: {line}" for line in unchecked]
     power = power_by_model(
         records,
-        {evaluation.model: (evaluation.samples, evaluation.sample_rule) for evaluation in run.evaluations},
+        run.samples,
         rules=gate.regression_rules,
         alpha=gate.alpha,
         correction=gate.correction,
@@ -402,7 +407,7 @@ def summary_text(
     lines: list[str] = run.shard_lines()
     for model, summary in result.summaries.items():
         lines += summary_lines(summary, model=model, judge=judges.get(model, model), width=width, color=color)
-        if sampled := samples_line(summary, model=model, rule=_rule(run, model)):
+        if sampled := samples_line(summary, model=model, rule=run.samples.get(model, (1, "all"))[1]):
             lines.append(sampled)
         lines += _control_lines(result, model, summary.overall.open_only, run=run, gate=gate)
         if model in result.robustness:
@@ -476,15 +481,11 @@ def markdown_text(
             *(
                 line
                 for model, summary in result.summaries.items()
-                if (line := samples_line(summary, model=model, rule=_rule(run, model))) is not None
+                if (line := samples_line(summary, model=model, rule=run.samples.get(model, (1, "all"))[1])) is not None
             ),
             *(line for statement in result.power.values() for line in statement.lines()),
         ],
     )
-
-
-def _rule(run: RunDescription, model: str) -> str:
-    return next((evaluation.sample_rule for evaluation in run.evaluations if evaluation.model == model), "all")
 
 
 def write_markdown(text: str, *, path: Path | None, step_summary: Path | None) -> list[str]:

@@ -351,3 +351,23 @@ def test_loading_a_model_leaves_stdout_to_the_rest_of_the_process(
 
     assert written > 0
     assert capfd.readouterr().out.count(".") == written
+
+
+def test_each_sample_reaches_the_local_model_with_a_seed_of_its_own() -> None:
+    """--faef-samples (issue 28): sample k of a request goes through litellm's metadata, and the embedded model
+    draws it with the seed plus k, so sampled answers are not the same draw N times."""
+    import dataclasses
+
+    from suites import sample_request
+
+    from pytest_faef.calls.responders import _litellm_arguments
+
+    request = dataclasses.replace(sample_request(), model=MODEL, temperature=0.7, sample=3)
+    arguments = _litellm_arguments(request, timeout=5)
+    assert arguments["metadata"]["faef_sample"] == 3
+    assert "faef_sample" not in _litellm_arguments(dataclasses.replace(request, sample=0), timeout=5)["metadata"]
+
+    chosen = local_model.settings_from_litellm({"temperature": 0.7}, {"metadata": arguments["metadata"]})
+    first = local_model.settings_from_litellm({"temperature": 0.7}, {"metadata": {}})
+    given = local_model.settings_from_litellm({"temperature": 0.7, "seed": 40}, {"metadata": arguments["metadata"]})
+    assert (chosen.seed - first.seed, given.seed) == (3, 43)
