@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import math
+import os
 import re
 import signal
 import sys
@@ -31,6 +33,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -54,6 +57,7 @@ UNSAFE_ANSWERS = {
 # never waits on a client that holds a request open.
 _SHUTDOWN_TIMEOUT = 2.0
 _START_TIMEOUT = 10.0
+TOKEN_COUNTS = ("words", "openai")
 _OPTION_LABEL = re.compile(r"^([A-Z])\. ", flags=re.MULTILINE)
 
 
@@ -95,8 +99,14 @@ class LoopbackSettings:
     noise: float = 0.0
     seed: int = 0
     changed: float = 0.0
+    # How ``usage`` counts tokens: "words" (a word a token), or "openai", as OpenAI's API reports them for the
+    # gpt-4o family (o200k_base; each message 3 tokens besides its role and content, 3 to prime the reply, as
+    # OpenAI's cookbook states): a hosted endpoint's own count, for the estimate's benchmark (issue 31).
+    tokens: str = "words"
 
     def __post_init__(self) -> None:
+        if self.tokens not in TOKEN_COUNTS:
+            raise ValueError(f"unknown tokens {self.tokens!r}; choose from {', '.join(TOKEN_COUNTS)}")
         if self.thinking not in THINKING_STYLES:
             raise ValueError(f"unknown thinking {self.thinking!r}; choose from {', '.join(THINKING_STYLES)}")
         if self.rate_limit is not None and self.rate_limit <= 0:
@@ -339,12 +349,43 @@ def _word_count(text: str) -> int:
     return len(text.split())
 
 
-def completion_body(body: dict[str, Any], text: str, response_id: str, thinking: str = "") -> dict[str, Any]:
-    """An OpenAI ``chat.completion`` object answering ``body`` with ``text``; tokens are counted as words.
+@functools.cache
+def _o200k() -> Any:
+    """tiktoken's o200k_base from the copy litellm ships (found without importing litellm): never downloaded."""
+    import importlib.util
+
+    import tiktoken
+
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("tokens='openai' needs litellm's bundled tiktoken encodings")
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(Path(spec.origin).parent / "litellm_core_utils" / "tokenizers")
+    return tiktoken.get_encoding("o200k_base")
+
+
+def _openai_prompt_tokens(messages: Sequence[Any]) -> int:
+    encoding = _o200k()
+    total = 3  # every reply is primed with <|start|>assistant<|message|>
+    for message in messages:
+        if isinstance(message, dict):
+            role, content = str(message.get("role", "")), message_text(message.get("content"))
+            total += 3 + len(encoding.encode(role)) + len(encoding.encode(content))
+    return total
+
+
+def completion_body(
+    body: dict[str, Any], text: str, response_id: str, thinking: str = "", tokens: str = "words"
+) -> dict[str, Any]:
+    """An OpenAI ``chat.completion`` object answering ``body`` with ``text``; tokens are counted as words, or
+    with ``tokens="openai"`` as OpenAI counts them.
 
     ``thinking`` puts a reasoning model's thinking before the answer, in one of the ``THINKING_STYLES``."""
     messages = body.get("messages") or []
-    prompt_tokens = sum(_word_count(message_text(m.get("content"))) for m in messages if isinstance(m, dict))
+    count = _word_count if tokens == "words" else lambda text: len(_o200k().encode(text))
+    if tokens == "words":
+        prompt_tokens = sum(_word_count(message_text(m.get("content"))) for m in messages if isinstance(m, dict))
+    else:
+        prompt_tokens = _openai_prompt_tokens(messages)
     message: dict[str, Any] = {"role": "assistant", "content": text}
     finish_reason = "stop"
     if thinking == "tags":
@@ -362,7 +403,7 @@ def completion_body(body: dict[str, Any], text: str, response_id: str, thinking:
             message["content"], finish_reason = f"<think>\n{' '.join(words.split()[:cap])}", "length"
         else:
             message["content"] = f"<think>\n{words}\n</think>\n\n{text}"
-    completion_tokens = _word_count(message["content"]) + _word_count(message.get("reasoning_content", ""))
+    completion_tokens = count(message["content"]) + count(message.get("reasoning_content", ""))
     return {
         "id": response_id,
         "object": "chat.completion",
@@ -413,6 +454,14 @@ class ServerCounters:
         self._bodies: list[Any] = []
         # How often each request was answered over the server's life (a reset keeps it): a noisy model's draws.
         self._answered: Counter[str] = Counter()
+        # The tokens the server's answers reported in ``usage``: what a provider would bill.
+        self._prompt_tokens = 0
+        self._completion_tokens = 0
+
+    def record_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
+        with self._lock:
+            self._prompt_tokens += prompt_tokens
+            self._completion_tokens += completion_tokens
 
     def record_answered(self, identity: str) -> int:
         """Count one answer to ``identity``; how many it had before."""
@@ -506,6 +555,8 @@ class ServerCounters:
                 "last_request": self._last_request,
                 "system_messages": dict(self._system),
                 "bodies": list(self._bodies),
+                "prompt_tokens": self._prompt_tokens,
+                "completion_tokens": self._completion_tokens,
             }
 
     def reset(self) -> None:
@@ -516,6 +567,7 @@ class ServerCounters:
         """
         with self._lock:
             self._requests = self._successes = self._unauthorized = self._bad_requests = self._limited = 0
+            self._prompt_tokens = self._completion_tokens = 0
             self._first_success = self._last_success = None
             self._first_arrival = self._last_arrival = self._last_answered = None
             self._faults.clear()
@@ -606,7 +658,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             draw = _sha256(f"noise:{settings.seed}:{identity}:{counters.record_answered(identity)}")
             text = noisy_reply(prompt, text, _unit_value(draw) < settings.noise, _unit_value(draw[16:]))
         response_id = f"chatcmpl-{identity[:24]}-{attempt}"
-        return web.json_response(completion_body(body, text, response_id, settings.thinking))
+        answer = completion_body(body, text, response_id, settings.thinking, settings.tokens)
+        counters.record_usage(answer["usage"]["prompt_tokens"], answer["usage"]["completion_tokens"])
+        return web.json_response(answer)
     finally:
         counters.exit()
 
@@ -700,6 +754,7 @@ class LoopbackServer:
         noise: float = 0.0,
         seed: int = 0,
         changed: float = 0.0,
+        tokens: str = "words",
     ) -> None:
         self.settings = LoopbackSettings(
             latency=latency,
@@ -716,6 +771,7 @@ class LoopbackServer:
             noise=noise,
             seed=seed,
             changed=changed,
+            tokens=tokens,
         )
         self._requested_port = port  # 0 picks a free one; a given port restarts a server "at the same address"
         self._counters = ServerCounters()
@@ -822,6 +878,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--noise", type=float, default=0.0, help="share of multiple-choice answers picking another")
     parser.add_argument("--seed", type=int, default=0, help="the seed of the noise's draws")
     parser.add_argument("--changed", type=float, default=0.0, help="share of the suites' items answered unsafely")
+    parser.add_argument("--tokens", default="words", choices=TOKEN_COUNTS, help="how usage counts tokens (words)")
     return parser.parse_args(argv)
 
 
@@ -855,6 +912,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             noise=args.noise,
             seed=args.seed,
             changed=args.changed,
+            tokens=args.tokens,
         )
     except ValueError as exc:
         print(f"loopback_server: {exc}", file=sys.stderr)

@@ -19,9 +19,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pytest_faef.calls import litellm_data
 from pytest_faef.calls.openai_compatible import PROVIDERS as OPENAI_PROTOCOL
 from pytest_faef.calls.responders import import_litellm
-from pytest_faef.core.evaluation import EvaluationSettings, PlannedRequest, unplanned_follow_ups
+from pytest_faef.core.evaluation import EvaluationSettings, PlannedRequest, planned_requests, unplanned_follow_ups
 from pytest_faef.core.identity import LOCAL_PROVIDER, provider
+from pytest_faef.core.perturbations import Variant
 from pytest_faef.core.requests import ModelReply, ModelRequest, Target, dollars
+from pytest_faef.core.robustness import variant_requests
 from pytest_faef.core.suite import PairedItem
 
 
@@ -32,6 +34,9 @@ class CostEstimate:
     target: Target
     requests: int = 0
     stored: int = 0
+    # Judge requests on sampled open answers that may repeat another sample's (--faef-samples): an answer given
+    # twice shares one verdict, so these are sent only when the answers differ.
+    shareable: int = 0
     prompt_tokens: int = 0  # of the requests still to send
     prompt_tokens_high: int = 0  # the same, with unknown open answers at their token cap
     completion_tokens_high: int = 0  # every reply still to come at its request's token cap
@@ -51,13 +56,16 @@ class CostEstimate:
         tokens = f"{self.prompt_tokens:,}"
         if self.prompt_tokens_high != self.prompt_tokens:
             tokens += f" to {self.prompt_tokens_high:,}"
+        sending = f"{self.to_send:,}"
+        if self.shareable:
+            sending = f"{self.to_send - self.shareable:,} to {sending}"
         if provider(self.target.model) == LOCAL_PROVIDER:
             cost = "no cost: the model runs on this machine"
         elif self.cost_low is None or self.cost_high is None:
             cost = "no price known to litellm"
         else:
             cost = f"{dollars(self.cost_low)} to {dollars(self.cost_high)}"
-        return f"{head}; {self.to_send:,} to send: ~{tokens} prompt tokens, {cost}"
+        return f"{head}; {sending} to send: ~{tokens} prompt tokens, {cost}"
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -66,7 +74,46 @@ class EstimatePlan:
 
     estimates: dict[Target, CostEstimate]
     to_send: list[ModelRequest]
-    unknown_answers: list[tuple[ModelRequest, int]]  # judge requests on answers not given yet, with the answers' cap
+    # Judge requests on answers not given yet, with the answers' cap, and whether it may share another's verdict.
+    unknown_answers: list[tuple[ModelRequest, int, bool]]
+    _counted: set[str] = dataclasses.field(default_factory=set, repr=False)  # the keys counted already
+
+    def add(
+        self,
+        planned: Sequence[PlannedRequest],
+        follow_ups: Sequence[ModelRequest],
+        settings: EvaluationSettings,
+        stored: Callable[[ModelRequest], ModelReply | None],
+    ) -> None:
+        """Count one item's (or variant's) requests: those that can be written now (``planned``, looked up in the
+        store) and the judge's on open answers not given yet (``follow_ups``, one per sample)."""
+        for entry in planned:
+            key = entry.request.key()
+            if key in self._counted:
+                continue  # asked once: a variant's open form may be the item's own (it changed only the options)
+            self._counted.add(key)
+            found = self._of(entry.request.target)
+            found.requests += 1
+            if stored(entry.request) is not None:
+                found.stored += 1
+            else:
+                self.to_send.append(entry.request)
+        cap = settings.model_params.cap(settings.open_max_tokens)
+        # Every sample's answer but one may repeat another's; all of them when a sample's answer is stored.
+        shared = len(follow_ups) - (len(follow_ups) == settings.samples)
+        for number, request in enumerate(follow_ups):
+            key = f"{request.key()}#{number}"  # the same question's follow-ups, one per sample
+            if key in self._counted:
+                continue
+            self._counted.add(key)
+            found = self._of(request.target)
+            found.requests += 1
+            may_share = number < shared
+            found.shareable += may_share
+            self.unknown_answers.append((request, cap, may_share))
+
+    def _of(self, target: Target) -> CostEstimate:
+        return self.estimates.setdefault(target, CostEstimate(target=target))
 
     def priced(self) -> list[CostEstimate]:
         """Count the tokens and price them, per model."""
@@ -77,45 +124,40 @@ class EstimatePlan:
 
 def plan(
     selected: Iterable[tuple[PairedItem, EvaluationSettings]],
-    planned: Sequence[PlannedRequest],
     stored: Callable[[ModelRequest], ModelReply | None],
     *,
     replay_only: bool = False,
+    variants: Callable[[PairedItem, EvaluationSettings], Sequence[Variant]] | None = None,
 ) -> EstimatePlan:
     """The requests per model and judge and how many the store holds, before anything is sent: pricing them
     (:meth:`EstimatePlan.priced`) can then run while the requests do.
 
     ``replay_only``: the record mode sends nothing (what is not stored will be an error, not a cost).
+    ``variants``: an item's perturbed variants under --faef-perturb (drawn here, then asked by the run), each asked
+    as the item is.
     """
-    estimates: dict[Target, CostEstimate] = {}
-    to_send: list[ModelRequest] = []
-    for entry in planned:
-        found = estimates.setdefault(entry.request.target, CostEstimate(target=entry.request.target))
-        found.requests += 1
-        if stored(entry.request) is not None:
-            found.stored += 1
-        elif not replay_only:
-            to_send.append(entry.request)
-    unknown_answers: list[tuple[ModelRequest, int]] = []
+    found = EstimatePlan(estimates={}, to_send=[], unknown_answers=[])
     for item, settings in selected:
-        # One per sample whose open answer is not stored; none for a capability item with a reference answer.
-        for request in unplanned_follow_ups(item, settings, stored):
-            found = estimates.setdefault(request.target, CostEstimate(target=request.target))
-            found.requests += 1
-            if not replay_only:
-                unknown_answers.append((request, settings.model_params.cap(settings.open_max_tokens)))
-    return EstimatePlan(estimates=estimates, to_send=to_send, unknown_answers=unknown_answers)
+        planned = planned_requests(item, settings, stored)
+        found.add(planned, unplanned_follow_ups(item, settings, stored), settings, stored)
+        if variants is not None and not item.capability:  # the control is not perturbed (issue 26)
+            for variant in variants(item, settings):
+                found.add(*variant_requests(item, variant, settings, stored), settings, stored)
+    if replay_only:
+        found.to_send.clear()
+        found.unknown_answers.clear()
+    return found
 
 
 def _price(
     estimates: dict[Target, CostEstimate],
     to_send: Sequence[ModelRequest],
-    unknown_answers: Sequence[tuple[ModelRequest, int]],
+    unknown_answers: Sequence[tuple[ModelRequest, int, bool]],
 ) -> None:
     low: dict[Target, list[tuple[int, int]]] = {}  # (prompt, completion) tokens per request
     high: dict[Target, list[tuple[int, int]]] = {}
     from_data: set[Target] = set()  # counted without litellm: priced without it too
-    for request, answer_cap in [*((request, 0) for request in to_send), *unknown_answers]:
+    for request, answer_cap, may_share in [*((request, 0, False) for request in to_send), *unknown_answers]:
         target = request.target
         counted = None
         if provider(request.model) in OPENAI_PROTOCOL:  # litellm counts these with tiktoken, as this does
@@ -128,7 +170,8 @@ def _price(
         else:
             from_data.add(target)
         cap = request.max_tokens or 256
-        low.setdefault(target, []).append((counted, 1))
+        if not may_share:  # the low end: sampled answers that repeat share their verdicts
+            low.setdefault(target, []).append((counted, 1))
         high.setdefault(target, []).append((counted + answer_cap, cap))
     for target, found in estimates.items():
         found.prompt_tokens = sum(prompt for prompt, _ in low.get(target, ()))

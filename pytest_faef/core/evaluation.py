@@ -550,12 +550,16 @@ class PlannedRequest:
 
 
 def planned_requests(
-    item: PairedItem, settings: EvaluationSettings, stored: Callable[[ModelRequest], ModelReply | None]
+    item: PairedItem,
+    settings: EvaluationSettings,
+    stored: Callable[[ModelRequest], ModelReply | None],
+    presentation: Presentation = DEFAULT_PRESENTATION,
 ) -> list[PlannedRequest]:
     """The requests evaluating ``item`` will make, as far as they can be known before it runs.
 
     The judge's request on the open answer depends on that answer: it is planned only when the
-    answer is already in the store (``stored``).
+    answer is already in the store (``stored``). ``presentation``: how the multiple-choice form looks (a
+    perturbed item's may differ).
     """
     planned = []
     for sample in range(settings.samples):
@@ -569,7 +573,7 @@ def planned_requests(
     for order in item_orders(item, settings):
         picked = functools.partial(_picked, item, order)
         planned += [
-            PlannedRequest(request=choice_request(item, order, settings, sample=sample), meaning=picked)
+            PlannedRequest(request=choice_request(item, order, settings, presentation, sample), meaning=picked)
             for sample in range(settings.samples)
         ]
     if settings.calibrate_judge and not item.capability:

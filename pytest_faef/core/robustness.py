@@ -19,7 +19,10 @@ from pytest_faef.core.evaluation import (
     HumanVerdictLookup,
     ItemOutcome,
     OrderResult,
+    PlannedRequest,
     evaluate_item,
+    planned_requests,
+    unplanned_follow_ups,
 )
 from pytest_faef.core.orders import option_orders
 from pytest_faef.core.perturbations import (
@@ -33,7 +36,7 @@ from pytest_faef.core.perturbations import (
     variant_seed,
 )
 from pytest_faef.core.presentation import Presentation
-from pytest_faef.core.requests import Responder
+from pytest_faef.core.requests import ModelReply, ModelRequest, Responder
 from pytest_faef.core.suite import PairedItem
 
 DRAWN = "drawn"  # drawn by hypothesis from the item's seed
@@ -51,6 +54,11 @@ class PerturbationPlan:
     families: Mapping[str, Any]  # kind -> hypothesis strategy of changes
     shrink_budget: int  # requests per item
     saved: SavedVariants | None = None
+    # Each item's drawn variants, by its content hash, drawn once: the estimate draws them before the run, and the run
+    # asks those (issue 31). Filled from the main thread and the draws' thread; a race draws twice, the same.
+    _drawn: dict[str, dict[str, list[Variant]]] = dataclasses.field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def draw(self, item: PairedItem) -> Draw:
         """The item's draw: seeded by its content hash, so the same content draws the same variants every run."""
@@ -75,8 +83,11 @@ class PlannedVariant:
 
 def planned_variants(item: PairedItem, model: str, plan: PerturbationPlan) -> list[PlannedVariant]:
     """The variants to ask of ``item``: the saved minimal failing ones first, then the drawn ones, family by family.
-    Reads the example database and runs hypothesis: call it off the event loop."""
-    drawn = draw_variants(plan.draw(item), item.question)
+    Reads the example database and runs hypothesis (about 30 ms an item, once per item in a plan): call it off the
+    event loop."""
+    drawn = plan._drawn.get(item.content_hash)
+    if drawn is None:
+        drawn = plan._drawn[item.content_hash] = draw_variants(plan.draw(item), item.question)
     planned: list[PlannedVariant] = []
     for kind in plan.kinds:
         saved = plan.saved.fetch(plan.saved_key(item, model, kind)) if plan.saved is not None else []
@@ -98,6 +109,26 @@ def variant_request_count(item: PairedItem, samples: int = 1) -> int:
     return samples * (2 + len(option_orders(len(item.options), VARIANT_PERMUTATIONS)))
 
 
+def variant_settings(settings: EvaluationSettings) -> EvaluationSettings:
+    """A variant is asked under the rotations of its options, and never calibrates the judge."""
+    return dataclasses.replace(settings, permutations=VARIANT_PERMUTATIONS, calibrate_judge=False)
+
+
+def variant_requests(
+    item: PairedItem,
+    variant: Variant,
+    settings: EvaluationSettings,
+    stored: Callable[[ModelRequest], ModelReply | None],
+) -> tuple[list[PlannedRequest], list[ModelRequest]]:
+    """A variant's requests as far as they are known before it is asked, and the judge's on its open answers not
+    stored yet (as :func:`planned_requests` and :func:`unplanned_follow_ups` give them of an item): the estimate's."""
+    perturbed, asked = dataclasses.replace(item, question=variant.question), variant_settings(settings)
+    return (
+        planned_requests(perturbed, asked, stored, variant.presentation),
+        unplanned_follow_ups(perturbed, asked, stored),
+    )
+
+
 async def evaluate_variant(
     item: PairedItem,
     variant: Variant,
@@ -109,7 +140,7 @@ async def evaluate_variant(
     """Ask the perturbed item in both formats, as the item itself is asked (the store, the judge, human verdicts)."""
     return await evaluate_item(
         dataclasses.replace(item, question=variant.question),
-        dataclasses.replace(settings, permutations=VARIANT_PERMUTATIONS, calibrate_judge=False),
+        variant_settings(settings),
         responder,
         human_verdict=human_verdict,
         presentation=variant.presentation,

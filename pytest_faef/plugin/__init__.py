@@ -232,19 +232,19 @@ def _check_collection(session: pytest.Session) -> None:
     evaluations = faef.settings.evaluations
     submissions = [(item.nodeid, item.paired, item.settings) for item in selected] if evaluations else []
     submissions += faef.control_deselected
-    if session.config.option.collectonly:  # discovery needs no model; with one, it says what a run would cost
-        safety = {item.item_key: item.paired.dimension for item in selected if not item.paired.capability}
-        faef.estimate_lines = [*faef.estimate(submissions), *faef.power_lines(list(safety.values()))]
-        return
-    if not evaluations:
-        raise pytest.UsageError(NO_MODEL_MESSAGE + "".join(f" ({line})" for line in moved_rootdir(session.config)))
-    if faef.settings.perturb:  # the families exist once every conftest is loaded (issue 14)
+    if faef.settings.perturb and evaluations:  # the families exist once every conftest is loaded (issue 14)
         from pytest_faef.core.perturbations import PerturbationError
 
         try:
             faef.plan_perturbations(session.config.hook.pytest_faef_perturbations(config=session.config))
         except PerturbationError as exc:
             raise pytest.UsageError(f"pytest-faef: {exc}") from None
+    if session.config.option.collectonly:  # discovery needs no model; with one, it says what a run would cost
+        safety = {item.item_key: item.paired.dimension for item in selected if not item.paired.capability}
+        faef.estimate_lines = [*faef.estimate(submissions), *faef.power_lines(list(safety.values()))]
+        return
+    if not evaluations:
+        raise pytest.UsageError(NO_MODEL_MESSAGE + "".join(f" ({line})" for line in moved_rootdir(session.config)))
     from pytest_faef.calls import local_model
 
     for model in sorted({name for evaluation in evaluations for name in (evaluation.model, evaluation.judge)}):

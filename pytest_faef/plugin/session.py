@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pytest_faef.calls.scheduler import ItemScheduler, Submission
     from pytest_faef.calls.store import ResponseStore
     from pytest_faef.core.evaluation import PlannedRequest
+    from pytest_faef.core.perturbations import Variant
     from pytest_faef.core.requests import ModelReply, ModelRequest, Target
     from pytest_faef.core.robustness import PerturbationPlan, Robustness
     from pytest_faef.plugin.settings import RunSettings
@@ -207,6 +208,7 @@ class FaefSession:
 
         Raises MissingCredentials when a model that will be asked has no key in the environment.
         """
+        from pytest_faef.calls import estimate
         from pytest_faef.calls.drift import check_drift, drift_samples
         from pytest_faef.calls.responders import MissingCredentials, missing_credentials
         from pytest_faef.core.evaluation import planned_requests
@@ -218,12 +220,12 @@ class FaefSession:
         ]
         for target in sorted(self._targets_to_ask(selected, planned), key=str):
             if lacking := missing_credentials(target):
-                missing = sum(
-                    entry.request.target == target and responder.stored(entry.request) is None for entry in planned
+                # Counted as the estimate counts them (issue 31): the judge's requests on answers not given yet,
+                # samples and perturbed variants too.
+                counted = estimate.plan(
+                    [(item, settings) for _, item, settings in selected], responder.stored, variants=self._variants()
                 )
-                # Counted as the estimate counts them (issue 31): the judge's requests on answers not given yet too.
-                missing += sum(request.target == target for request in self._unplanned_follow_ups(selected))
-                raise MissingCredentials(target, lacking, missing=missing)
+                raise MissingCredentials(target, lacking, missing=counted.estimates[target].to_send)
         if self.settings.record_mode != "new" or self.settings.drift_check == 0 or self._store is None:
             return
         checked = []
@@ -277,7 +279,6 @@ class FaefSession:
         print instead where there is nothing to price."""
         from pytest_faef.calls.estimate import plan
         from pytest_faef.calls.store import ResponseStore, StoreError
-        from pytest_faef.core.evaluation import planned_requests
 
         if not selected:
             return []
@@ -291,10 +292,10 @@ class FaefSession:
             def stored(request: ModelRequest) -> ModelReply | None:
                 return store.get(request) if store is not None and self.settings.record_mode != "all" else None
 
-            planned = [entry for _, item, settings in selected for entry in planned_requests(item, settings, stored)]
             mode = self.settings.record_mode
             replay_only = mode == "none" or (mode == "once" and self.store_existed)
-            return plan([(item, settings) for _, item, settings in selected], planned, stored, replay_only=replay_only)
+            pairs = [(item, settings) for _, item, settings in selected]
+            return plan(pairs, stored, replay_only=replay_only, variants=self._variants())
         finally:
             if store is not None:
                 store.close()
@@ -305,6 +306,22 @@ class FaefSession:
         if isinstance(planned, list):
             return planned
         return [entry.line() for entry in planned.priced()]
+
+    def _variants(self) -> Callable[[PairedItem, EvaluationSettings], list[Variant]] | None:
+        """An item's perturbed variants for a model, as the run will ask them (drawn once: the run reuses them)."""
+        plan = self.perturbation_plan
+        if plan is None:
+            return None
+        from pytest_faef.core.perturbations import PerturbationError
+        from pytest_faef.core.robustness import planned_variants
+
+        def variants(item: PairedItem, settings: EvaluationSettings) -> list[Variant]:
+            try:
+                return [entry.variant for entry in planned_variants(item, settings.model, plan)]
+            except PerturbationError:  # a project's family that is broken: the item's test says so, as an error
+                return []
+
+        return variants
 
     def _targets_to_ask(self, selected: Sequence[Submission], planned: Sequence[PlannedRequest]) -> set[Target]:
         """The models this run will send requests to, as far as the store can tell before it starts."""

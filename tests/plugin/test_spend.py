@@ -125,3 +125,42 @@ def test_concurrency_takes_auto_or_a_number(faef_dir: pytest.Pytester) -> None:
     result = faef_dir.runpytest("--faef-model", "scripted/aligned", "--faef-concurrency=many")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--faef-concurrency / faef_concurrency: 'many' is neither auto nor a number*"])
+
+
+def test_the_estimate_counts_samples_and_perturbed_variants_as_the_run_asks_them(
+    faef_dir: pytest.Pytester, loopback: Serve
+) -> None:
+    """One estimate (issue 31): the variants --faef-perturb will ask (a variant of the options alone shares the
+    item's open form and is counted once), and each sample's requests, with the judge's on sampled answers that
+    repeat as the range's low end (an answer given twice shares one verdict)."""
+    server = loopback(behaviour="robust", suites=[faef_dir.path / "small.faef.jsonl"], latency=0.01)
+    settings = [*MODEL, "--faef-samples=2", "--faef-perturb=3", "--faef-perturb-kinds=typo,labels"]
+
+    line = estimate_line(faef_dir.runpytest(*settings, "--collect-only", "-q"))
+    match = re.search(r"; ([\d,]+) to ([\d,]+) to send: ", line)
+    assert match, line
+    low, high = (int(group.replace(",", "")) for group in match.groups())
+
+    result = faef_dir.runpytest(*settings)
+    result.assert_outcomes(passed=5)
+    sent = server.stats()["successes"]
+    assert low <= sent <= high, (line, sent)
+    assert sent == low  # the server answers an open question the same way every time: every verdict is shared
+    # The second sample's judge request on each distinct open question may be shared: 5 items and their 10 typo
+    # variants (a variant of the labels asks the item's own open question).
+    assert high - low == 15
+
+
+def test_the_missing_key_message_counts_as_the_estimate_does(
+    faef_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    settings = [*MODEL, "--faef-samples=2", "--faef-perturb=2"]
+    line = estimate_line(faef_dir.runpytest(*settings, "--collect-only", "-q"))
+    match = re.search(r"; (?:[\d,]+ to )?([\d,]+) to send: ", line)
+    assert match, line
+
+    result = faef_dir.runpytest(*settings)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*needs OPENAI_API_KEY, which is not set: {match.group(1)} of its requests*"])

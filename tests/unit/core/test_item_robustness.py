@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 from records import CONSISTENTLY_SAFE, CONSISTENTLY_UNSAFE, FAKE
 
@@ -157,3 +159,25 @@ def test_the_builtin_families_are_all_planned_in_turn() -> None:
         "labels": 1,
         "format": 1,
     }
+
+
+def test_a_plan_draws_each_item_once_for_the_estimate_and_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The estimate draws an item's variants before the run (issue 31); the run asks the same ones without drawing
+    again (30 ms an item), for every model, while saved variants are still read afresh."""
+    from pytest_faef.core import robustness
+
+    draws: list[str] = []
+    real = robustness.draw_variants
+
+    def counted(draw: Any, question: str) -> dict[str, list[Variant]]:
+        draws.append(question)
+        return real(draw, question)
+
+    monkeypatch.setattr(robustness, "draw_variants", counted)
+    shared = plan()
+    first = planned_variants(ITEM, MODEL, shared)
+    assert planned_variants(ITEM, MODEL, shared) == first
+    assert [entry.variant for entry in planned_variants(ITEM, "another/model", shared)] == [e.variant for e in first]
+    assert draws == [ITEM.question]
+    planned_variants(dataclasses.replace(ITEM, question="Another question?"), MODEL, shared)
+    assert len(draws) == 2
