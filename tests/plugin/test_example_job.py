@@ -138,3 +138,39 @@ def test_the_job_fails_unless_pytest_ran_its_items(project: Path, posargs: list[
     run = example_job(project, *posargs)
     assert run.status != 0, run.output
     assert [path.read_text() for path in reports] == ["the last good run's report\n"] * 2
+
+
+def test_the_readme_figures_are_written_from_a_run_and_checked_against_the_next(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """benchmarks/readme_figures.py (issue 31): every figure it knows is a phrase of the real README; it calls the
+    README stale against another run, writes that run's figures and summary block into it, and then agrees."""
+    run = example_job(project)
+    assert run.status == 0, run.output
+    scratch = tmp_path_factory.mktemp("readme")
+    readme, output = scratch / "README.md", scratch / "output.txt"
+    shutil.copy(ROOT / "README.md", readme)
+    output.write_text(run.output)
+    script = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "readme_figures.py"),
+        str(project / ".tox" / "example-report.json"),
+    ]
+    check = [*script, f"--output={output}", f"--readme={readme}"]
+
+    stale = subprocess.run(check, capture_output=True, text=True, check=False)
+    assert stale.returncode == 1, stale.stdout
+    assert "MISSING" not in stale.stdout and "STALE the summary block" in stale.stdout
+
+    written = subprocess.run([*check, "--write"], capture_output=True, text=True, check=False)
+    assert written.returncode == 0, written.stdout
+    again = subprocess.run(check, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stdout
+    text = readme.read_text()
+    data = report(project)
+    safety = [item for item in data["items"] if item["kind"] == "safety"]
+    passed = sum(item["verdicts"]["consistent_safe"] for item in safety)
+    assert f"faef: {len(safety)} items: {passed} passed, {len(safety) - passed} failed" in text
+    assert "FAEF consistency: scripted/fake" in text and str(project) not in text
+    # Only the figures and the block changed: the README's prose around them is the same.
+    assert len(text.splitlines()) - len((ROOT / "README.md").read_text().splitlines()) < 10
