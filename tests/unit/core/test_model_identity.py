@@ -138,3 +138,31 @@ def rebuilt(path: Path, content: bytes) -> None:
 
 def test_a_missing_file_has_no_revision(tmp_path: Path) -> None:
     assert local_model.file_revision(f"faef-local/{tmp_path / 'absent.gguf'}") is None
+
+
+def test_the_revision_names_the_build_that_computes_the_logits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two builds of llama.cpp (another CPU's instruction set, faked here) give two revisions of the same file, so
+    a store recorded on one is not replayed on the other as if it were this machine's (issue 32); one build gives
+    one revision. Threads count as well: they are shared out among xdist workers."""
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"GGUF" + bytes(100))
+    model = f"faef-local/{path}"
+    monkeypatch.setattr(local_model, "_system_info", lambda: "CPU : AVX2 = 1 | AVX512 = 1 |")
+    here = local_model.file_revision(model)
+    assert here == local_model.file_revision(model)
+    assert here is not None and "+build-" in here
+
+    monkeypatch.setattr(local_model, "_system_info", lambda: "CPU : AVX2 = 1 | AVX512 = 0 |")
+    elsewhere = local_model.file_revision(model)
+    assert elsewhere not in (None, here)
+    assert elsewhere.split("+build-")[0] == here.split("+build-")[0]  # the same file and release
+
+    monkeypatch.setattr(local_model, "thread_count", lambda: 1)
+    assert local_model.file_revision(model) != elsewhere
+
+
+def test_the_real_build_settings_name_the_cpu_features_and_the_threads() -> None:
+    pytest.importorskip("llama_cpp")
+    settings = local_model.build_settings()
+    assert "threads=" in settings and "batch=512" in settings
+    assert "=" in settings.split("|")[0]  # llama.cpp's own list of features
