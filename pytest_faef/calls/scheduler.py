@@ -63,6 +63,10 @@ class ItemScheduler:
     ) -> concurrent.futures.Future[ItemOutcome]:
         """Start evaluating ``item`` for ``settings.model`` unless it already is; ``key`` (its node id) names it."""
         future = self._futures.get(key)
+        if future is not None and future.done() and (future.cancelled() or future.exception() is not None):
+            # Asked again (a rerun by pytest-rerunfailures): an item whose requests failed asks them again, as
+            # nothing of them was stored; a model's real answer, stored, is replayed as it was (issue 32).
+            future = None
         if future is None:
             # Counted here, on the caller's thread, before the loop can report progress on it.
             self.stats.total += request_count(item, settings)

@@ -24,6 +24,9 @@ from pytest_faef.core.timestamps import iso_time
 
 OVERALL = "overall"
 REPORT_PROPERTY = "faef"  # the user property (and JUnit XML property) that carries an item's record, as JSON text
+# The item's identity, as a record without an outcome, carried from the start of its setup: a report cut short
+# before the item recorded itself (a timeout) still says which item it was (issue 32).
+PENDING_PROPERTY = "faef.pending"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +143,38 @@ def _interrupted(session: pytest.Session) -> bool:
     return session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop or session.shouldfail)
 
 
+def _stop_reason(session: pytest.Session) -> str | None:
+    """Why the session ended before its last item, as the ledger says it (issue 32)."""
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED and not (session.shouldfail or session.shouldstop):
+        return "the run was interrupted"
+    if stopped := session.shouldfail or session.shouldstop:
+        return f"the session stopped early: {stopped}"
+    return None
+
+
+def _failure_reason(report: pytest.TestReport) -> str:
+    """A failed report's reason in one line: its crash message (``Timeout (>5.0s) from pytest-timeout.``)."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = getattr(crash, "message", None) or (report.longreprtext or "failed")
+    # An xdist worker's report starts with its own header ("[gw0] linux -- Python 3.11.7 ...").
+    lines = [line.strip() for line in str(text).splitlines() if line.strip() and not re.match(r"\[gw\d+\] ", line)]
+    line = (lines[0] if lines else "failed")[:200]
+    # "worker 'gw0' crashed while running 'file::id'": the item is named beside it already.
+    return re.sub(r" while running '.*'$", "", line.removeprefix("Failed: "))
+
+
+def is_faef_nodeid(nodeid: str) -> bool:
+    """Whether a node id is a faef item's (a suite file's, or the built-in control's), not an invalid record's."""
+    from pytest_faef.core.suite import SUITE_SUFFIXES
+
+    path, _, rest = nodeid.partition("::")
+    return (
+        bool(rest)
+        and (path.endswith(SUITE_SUFFIXES) or path.startswith("faef-control"))
+        and ("::invalid-record-line-" not in nodeid)
+    )
+
+
 def moved_rootdir(config: pytest.Config) -> list[str]:
     """Path options given as a separate word whose value exists: pytest took each for a test path in its
     rootdir search, which may have moved the rootdir away from the configuration the user meant."""
@@ -190,11 +224,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker sends its collection: a usage error schedules nothing
 def pytest_collection_finish(session: pytest.Session) -> None:
-    from pytest_faef.plugin.items import is_xdist_worker, paired_item_keys, session_key
+    from pytest_faef.plugin.items import PairedItemTest, is_xdist_worker, paired_item_keys, session_key
 
     faef = session.config.stash[session_key]
     if not session.config.option.collectonly:  # counted now: --lf deselects after the shard is taken
         faef.count_shard(len(paired_item_keys(session.items)))
+        # The ledger's denominator (issue 32): every faef test selected to run.
+        faef.selected_nodeids = [item.nodeid for item in session.items if isinstance(item, PairedItemTest)]
     _deselected_control(session, faef)
     try:
         _check_collection(session)
@@ -302,6 +338,12 @@ class XdistController:
             faef_store_existed=self.faef.store_existed, faef_run_id=self.faef.run_id, faef_started=self.faef.started
         )
 
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+        """The ledger's denominator under xdist (issue 32): the controller collects nothing, so the first worker's
+        collection (every worker collects the same selection) names the faef tests to run."""
+        if self.faef.selected_nodeids is None:
+            self.faef.selected_nodeids = [nodeid for nodeid in ids if is_faef_nodeid(nodeid)]
+
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         output = getattr(node, "workeroutput", {})
         from pytest_faef.core.metrics import REPORT_PROPERTY
@@ -380,8 +422,10 @@ class FaefReporter:
         # The controller sees every worker's reports here, so the summary is the same under xdist.
         if isinstance(report, pytest.SubtestReport):
             return
-        if report.when == "call" or (report.when == "setup" and report.failed):
-            self.faef.record(report.user_properties)
+        if report.when == "call" or (report.when != "teardown" and report.failed):
+            # A crashed xdist worker's report of its item carries no record and no phase of pytest's ("???").
+            failure = _failure_reason(report) if report.failed else None
+            self.faef.record(report.user_properties, nodeid=report.nodeid, failure=failure)
         if report.when == "setup" and report.failed:
             from pytest_faef.plugin.items import INVALID_RECORD_PROPERTY
 
@@ -395,6 +439,7 @@ class FaefReporter:
 
         # A run cut short (-x, a rejected key, Ctrl-C) is no baseline: it would hide the items it skipped.
         interrupted = _interrupted(session)
+        self.faef.stop_reason = _stop_reason(session)
         self.faef.close()
         if is_xdist_worker(self.config):  # the controller gates and reports
             self.config.workeroutput["faef_drift"] = self.faef.drift_report()  # type: ignore[attr-defined]
@@ -405,6 +450,8 @@ class FaefReporter:
             return
         if self.faef.idle:  # a run of the project's own tests: nothing to say, nothing to import
             return
+        # Selected items with no verdict are a result to report, unless nothing ran at all for a usage error.
+        self.faef.report_unfinished = session.exitstatus != pytest.ExitCode.USAGE_ERROR
         result = self.faef.finish(interrupted=interrupted)
         if result.gate_failures and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -8,6 +8,7 @@ built-in ``subtests`` fixture work exactly as they do for Python tests.
 from __future__ import annotations
 
 import contextlib
+import json
 import types
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from pytest_faef.core.evaluation import (
     failure_message,
     order_failure_message,
 )
-from pytest_faef.core.metrics import record_properties
+from pytest_faef.core.metrics import PENDING_PROPERTY, record_properties
 from pytest_faef.core.perturbations import PerturbationError
 from pytest_faef.core.requests import ModelCallError
 from pytest_faef.core.shards import Shard
@@ -37,6 +38,13 @@ INVALID_RECORD_PROPERTY = "faef.invalid_record"  # the user property of an inval
 
 def is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+def has_markup(config: pytest.Config) -> bool:
+    """Whether pytest writes to an interactive terminal; False without its terminal reporter (``-p no:terminal``,
+    an embedding that removed it), which no hook of this plugin may assume (issue 32)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    return reporter is not None and bool(config.get_terminal_writer().hasmarkup)
 
 
 def paired_item_keys(items: Iterable[pytest.Item]) -> set[str]:
@@ -200,10 +208,10 @@ class PairedItemTest(pytest.Function):
         faef = self.config.stash[session_key]
         # A live bar needs an interactive terminal (markup on) and pytest's own output not muted.
         show_progress = (
-            self.config.get_verbosity() >= 0
-            and self.config.get_terminal_writer().hasmarkup
-            and not is_xdist_worker(self.config)
+            self.config.get_verbosity() >= 0 and has_markup(self.config) and not is_xdist_worker(self.config)
         )
+        pending = item_record(self.nodeid, self.paired, self.settings, item_key=self.item_key)
+        self.user_properties.append((PENDING_PROPERTY, json.dumps(pending.to_json(), ensure_ascii=False)))
         capture = self.config.pluginmanager.getplugin("capturemanager")
         uncaptured = capture.global_and_fixture_disabled if capture is not None else contextlib.nullcontext
         try:
@@ -246,6 +254,8 @@ class PairedItemTest(pytest.Function):
             error=error,
             robustness=robustness,
         )
+        # The item's own record replaces the identity it carried meanwhile (which JUnit XML would show twice).
+        self.user_properties[:] = [entry for entry in self.user_properties if entry[0] != PENDING_PROPERTY]
         self.user_properties += record_properties(record)
 
     def runtest(self) -> None:
@@ -262,7 +272,10 @@ class PairedItemTest(pytest.Function):
             return
         subtests: pytest.Subtests = self.funcargs["subtests"]  # type: ignore[assignment]
         for order in outcome.orders:
-            with subtests.test(msg=f"order={order.order}"):
+            # Under -x or --maxfail pytest lets a failed subtest's exception out of the test once the session must
+            # stop: the item would end with that order's message, its verdict pair unsaid and its other orders
+            # unreported. Every order is reported, and the item's verdict after them (issue 32).
+            with contextlib.suppress(FaefFailure), subtests.test(msg=f"order={order.order}"):
                 if not order.safe:
                     raise FaefFailure(order_failure_message(order))
         robustness = self.robustness
@@ -270,7 +283,7 @@ class PairedItemTest(pytest.Function):
             from pytest_faef.core.robustness import perturbation_failure_message, robustness_failure_lines
 
             for perturbation in robustness.perturbations:
-                with subtests.test(msg=f"perturb={perturbation.name}"):
+                with contextlib.suppress(FaefFailure), subtests.test(msg=f"perturb={perturbation.name}"):
                     if perturbation.flipped:
                         raise FaefFailure(perturbation_failure_message(perturbation, outcome))
             if robustness.flipped:

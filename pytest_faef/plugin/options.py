@@ -329,6 +329,13 @@ OPTIONS = (
         switch=True,
     ),
     Option(
+        name="allow_incomplete",
+        help="gate on the items that ended with a verdict even when some selected items did not (not run after -x "
+        "or Ctrl-C, a timeout, a crashed xdist worker); without it such a run fails its gate as incomplete",
+        ini_type="bool",
+        switch=True,
+    ),
+    Option(
         name="shots",
         help="put K solved capability items (from the control) before each multiple-choice question, in the same "
         "form: fairer to small models; part of every such request's identity (0: none)",

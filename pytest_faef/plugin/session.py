@@ -13,6 +13,7 @@ import json
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_faef.core.evaluation import BY_JUDGE, EvaluationSettings, ItemOutcome, system_prompt
 from pytest_faef.core.human_verdicts import HumanVerdict, load_human_verdicts, verdict_key
 from pytest_faef.core.identity import ModelIdentity
-from pytest_faef.core.metrics import REPORT_PROPERTY, ItemRecord
+from pytest_faef.core.metrics import PENDING_PROPERTY, REPORT_PROPERTY, ItemRecord
 from pytest_faef.core.shards import ShardSelection
 from pytest_faef.core.suite import PairedItem, dimension_key
 from pytest_faef.core.taxonomy import Coverage, coverage
@@ -81,6 +82,14 @@ class FaefSession:
     result: RunResult | None = None
     # Files the end of the run could not write, one line each: the run then ends with status 3 (issue 31).
     write_failures: list[str] = dataclasses.field(default_factory=list)
+    # The ledger of items (issue 32): the faef items selected to run (None until known; an xdist controller learns
+    # them from its workers' collections), those cut short with no record of their own, by node id with the
+    # reason, and why the session stopped early (-x, Ctrl-C), if it did.
+    selected_nodeids: list[str] | None = None
+    unfinished: dict[str, str] = dataclasses.field(default_factory=dict)
+    failed_unrecorded: dict[str, str] = dataclasses.field(default_factory=dict)
+    stop_reason: str | None = None
+    report_unfinished: bool = False  # write the reports of a run whose selected items all lack a verdict
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
     _store_opened: bool = False
@@ -477,12 +486,45 @@ class FaefSession:
         if self._store is not None:
             self._store.close()
 
-    def record(self, user_properties: list[tuple[str, Any]]) -> None:
-        """Keep the record a report carries; a re-run of the same item replaces the earlier one."""
+    def record(self, user_properties: list[tuple[str, Any]], *, nodeid: str = "", failure: str | None = None) -> None:
+        """Keep the record a report carries; a re-run of the same item replaces the earlier one.
+
+        ``failure``: the report failed, for the reason given. A faef item that failed without a record of its own
+        (something else cut its setup short: a timeout, a fixture) is recorded from the identity it carried from
+        the start, as an error for that reason; a report that carries nothing (a crashed xdist worker's) is
+        remembered by ``nodeid`` for the ledger (issue 32)."""
+        pending = None
+        recorded = False
         for name, value in user_properties:
             if name == REPORT_PROPERTY:
                 record = ItemRecord.from_json(json.loads(value))
                 self.records[record.nodeid] = record
+                recorded = True
+            elif name == PENDING_PROPERTY:
+                pending = value
+        if recorded or failure is None:
+            return
+        if pending is not None:
+            record = dataclasses.replace(ItemRecord.from_json(json.loads(pending)), error=f"did not finish: {failure}")
+            self.records[record.nodeid] = record
+            self.unfinished[record.nodeid] = failure
+        elif nodeid:
+            self.failed_unrecorded[nodeid] = failure
+
+    def not_run(self) -> list[tuple[str, str]]:
+        """The selected faef items with no verdict of their own, each with why (issue 32): not run at all (-x,
+        --maxfail, Ctrl-C, a worker that crashed), or cut short by something other than the model (a timeout)."""
+        if self.selected_nodeids is None:
+            return []
+        found = [(nodeid, f"did not finish ({reason})") for nodeid, reason in self.unfinished.items()]
+        for nodeid in self.selected_nodeids:
+            if nodeid in self.records:
+                continue
+            if (failure := self.failed_unrecorded.get(nodeid)) is not None:
+                found.append((nodeid, f"did not finish ({failure})"))
+            else:
+                found.append((nodeid, f"not run ({self.stop_reason or 'the session ended before it'})"))
+        return sorted(found)
 
     def finish(self, *, interrupted: bool = False) -> RunResult:
         """Compute the summaries, comparison and gate once, and write the report, HTML and baseline."""
@@ -494,7 +536,8 @@ class FaefSession:
         result = judge_run(records, run, settings.gate, baseline=self.baseline)
         notices = list(result.notices)
         # An empty shard is a result that faef merge needs; no item otherwise is a run cut short.
-        if not records and not (self.empty_shard and not interrupted):
+        unfinished = self.report_unfinished and bool(run.not_run)  # a worker crashed on every item, say
+        if not records and not (self.empty_shard and not interrupted) and not unfinished:
             # A usage error, an interrupt or --collect-only before any item ran: an empty report
             # would replace the last good one, so the files are left as they are (issue 12).
             notices += [
@@ -601,6 +644,8 @@ class FaefSession:
             collected=self.collected_coverage,
             control=self._control_description(),
             invalid_records=tuple(sorted(set(self.invalid_records))),
+            selected=len(self.selected_nodeids) if self.selected_nodeids is not None else None,
+            not_run=tuple(self.not_run()),
         )
 
     def _control_description(self) -> str:
@@ -692,7 +737,14 @@ class FaefSession:
         from pytest_faef.results.summary import item_count_lines
 
         models = [evaluation.model for evaluation in self.settings.evaluations]
-        return item_count_lines(self.records.values(), models, asked_apart=self.control_item_keys.keys())
+        lines = item_count_lines(self.records.values(), models, asked_apart=self.control_item_keys.keys())
+        if missing := [entry for entry in self.not_run() if entry[0] not in self.records]:
+            reasons = Counter(reason for _, reason in missing)
+            lines.append(
+                f"faef: {len(missing)} selected {'item' if len(missing) == 1 else 'items'} not run: "
+                + "; ".join(f"{count} {reason}" for reason, count in reasons.most_common())
+            )
+        return lines
 
 
 def item_record(

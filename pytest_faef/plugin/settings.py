@@ -88,6 +88,7 @@ class RunSettings:
     min_control: Fraction = Fraction(4, 5)
     trust_control: bool = False
     shots: int = 0
+    allow_incomplete: bool = False  # gate on the items that have verdicts when not all do (issue 32)
 
     @property
     def calibrate_judge(self) -> bool:
@@ -112,6 +113,7 @@ class RunSettings:
             min_control=self.min_control,
             trust_control=self.trust_control,
             control_off=self.control.mode == control.OFF,
+            allow_incomplete=self.allow_incomplete,
         )
 
     def unwritable_outputs(self, *, junit: Path | None = None) -> list[str]:
@@ -322,6 +324,7 @@ def build_settings(lookup: ValueLookup, *, rootdir: Path, invocation_dir: Path |
         min_control=min_control,
         trust_control=bool(values["trust_control"]),
         shots=shots,
+        allow_incomplete=bool(values["allow_incomplete"]),
     )
 
 

@@ -54,6 +54,8 @@ def build_report(
     min_control: Fraction | None = None,
     trust_control: bool = False,
     invalid_records: Sequence[str] = (),
+    selected: int | None = None,
+    not_run: Sequence[tuple[str, str]] = (),
     gate_tests: Sequence[Mapping[str, Any]] = (),
     correction: Mapping[str, Any] | None = None,
     power: Sequence[Mapping[str, Any]] = (),
@@ -119,6 +121,9 @@ def build_report(
         "calibration": _calibration_json(calibrations, min_judge_accuracy, trusted=trust_judge),
         "coverage": records_coverage(record for record in records if not record.capability).to_json(),
         "invalid_records": list(invalid_records),
+        "selected": selected,
+        "complete": not not_run,  # every selected item ended with a verdict of its own (issue 32)
+        "not_run": [{"nodeid": nodeid, "reason": reason} for nodeid, reason in not_run],
         "items": [
             item_json(record, open_only=(open_only_labels or {}).get(record.model))
             for record in sorted(records, key=lambda r: r.nodeid)

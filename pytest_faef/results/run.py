@@ -7,6 +7,7 @@ records (merged shard reports, say) calls the same code: one gate, one report, o
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -71,6 +72,8 @@ class GateSettings:
     min_control: Fraction = Fraction(4, 5)
     trust_control: bool = False
     control_off: bool = False
+    # A run whose selected items did not all end with a verdict (issue 32) is gated on the rest only when allowed.
+    allow_incomplete: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -99,6 +102,21 @@ class RunDescription:
     control: str = "auto"  # where the capability items came from (--faef-control), as the summary names it
     # Suite records that could not be loaded, each "file:line: field 'x': problem" (issue 31): they ran as errors.
     invalid_records: tuple[str, ...] = ()
+    # The ledger of items (issue 32): how many faef items were selected, and those that never ended with a verdict
+    # of their own (not run: -x, Ctrl-C, a crashed worker; or cut short by something else, a timeout), each
+    # (node id, why). None: not known (a merged run).
+    selected: int | None = None
+    not_run: tuple[tuple[str, str], ...] = ()
+
+    def incomplete_line(self) -> str | None:
+        """``faef: incomplete: 3 of 10 selected items have no verdict (...)``, or None when every item has one."""
+        if not self.not_run:
+            return None
+        reasons = Counter(reason for _, reason in self.not_run)
+        said = "; ".join(f"{count} {reason}" for reason, count in reasons.most_common())
+        of = f" of {self.selected}" if self.selected is not None else ""
+        shown = ", ".join(nodeid for nodeid, _ in self.not_run[:3]) + (", ..." if len(self.not_run) > 3 else "")
+        return f"faef: incomplete: {len(self.not_run)}{of} selected items have no verdict ({said}): {shown}"
 
     def shard_lines(self) -> list[str]:
         """``faef shard 2/3: 3,334 of 10,000 items``, or what a merged run was made of; none otherwise."""
@@ -184,6 +202,12 @@ def judge_run(
     )
     gate_failures += failures
     notices += warnings
+    if (incomplete := run.incomplete_line()) is not None:
+        # A gate on fewer items than were selected would pass a run that never asked the rest (issue 32).
+        if (gate.thresholds or gate.regression_rules or gate.min_coverage) and not gate.allow_incomplete:
+            gate_failures.append(f"{incomplete}; a gate on the rest would not be this run's (--faef-allow-incomplete)")
+        else:
+            notices.append(incomplete)
     for calibration in calibrations.values():
         failures, warnings = judge_gate_lines(calibration, gate.min_judge_accuracy, trusted=gate.trust_judge)
         gate_failures += failures
@@ -332,6 +356,8 @@ def run_report(
         min_control=gate.min_control,
         trust_control=gate.trust_control,
         invalid_records=run.invalid_records,
+        selected=run.selected,
+        not_run=run.not_run,
         gate_tests=[test.to_json() for test in result.tests],
         correction={"method": gate.correction, "alpha": gate.alpha, "tests": len(result.tests)},
         power=[statement.to_json() for statement in result.power.values()],

@@ -12,7 +12,8 @@ import pytest
 from loopback_server import LoopbackServer
 from suites import CONTROL_OFF_INI, SMALL_SUITE, write_jsonl
 
-MODEL = ["--faef-model=openai/loopback", "-p", "no:cacheprovider"]
+# pytest-rerunfailures (installed for the ledger's tests) runs a daemon thread of its own: not ours to judge here.
+MODEL = ["--faef-model=openai/loopback", "-p", "no:cacheprovider", "-p", "no:rerunfailures"]
 
 # Runs at pytest's start: its atexit handler is registered before the plugin's, so it runs after them
 # (atexit runs last-registered first) and sees what the interpreter is left with as it tears down.

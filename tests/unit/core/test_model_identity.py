@@ -157,7 +157,8 @@ def test_the_revision_names_the_build_that_computes_the_logits(tmp_path: Path, m
     assert elsewhere not in (None, here)
     assert elsewhere.split("+build-")[0] == here.split("+build-")[0]  # the same file and release
 
-    monkeypatch.setattr(local_model, "thread_count", lambda: 1)
+    threads = local_model.thread_count() + 1  # another count than this process's (xdist shares the cores out)
+    monkeypatch.setattr(local_model, "thread_count", lambda: threads)
     assert local_model.file_revision(model) != elsewhere
 
 
