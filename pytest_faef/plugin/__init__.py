@@ -425,7 +425,8 @@ class FaefReporter:
         if report.when == "call" or (report.when != "teardown" and report.failed):
             # A crashed xdist worker's report of its item carries no record and no phase of pytest's ("???").
             failure = _failure_reason(report) if report.failed else None
-            self.faef.record(report.user_properties, nodeid=report.nodeid, failure=failure)
+            nodeid = report.nodeid if is_faef_nodeid(report.nodeid) else ""  # a project's own tests are not ours
+            self.faef.record(report.user_properties, nodeid=nodeid, failure=failure)
         if report.when == "setup" and report.failed:
             from pytest_faef.plugin.items import INVALID_RECORD_PROPERTY
 

@@ -536,7 +536,9 @@ class FaefSession:
         result = judge_run(records, run, settings.gate, baseline=self.baseline)
         notices = list(result.notices)
         # An empty shard is a result that faef merge needs; no item otherwise is a run cut short.
-        unfinished = self.report_unfinished and bool(run.not_run)  # a worker crashed on every item, say
+        # Items that started and were cut short (a worker crashed on each) are a result; items never reached, with
+        # nothing else ran (-x on an earlier test), are not: the last good reports stay (issue 12).
+        unfinished = self.report_unfinished and bool(self.unfinished or self.failed_unrecorded)
         if not records and not (self.empty_shard and not interrupted) and not unfinished:
             # A usage error, an interrupt or --collect-only before any item ran: an empty report
             # would replace the last good one, so the files are left as they are (issue 12).
