@@ -203,7 +203,6 @@ class SuiteTable:
 
     @classmethod
     def load(cls, paths: Sequence[str]) -> SuiteTable:
-        from pathlib import Path
 
         from pytest_faef.core.suite import load_suite
 
@@ -352,14 +351,14 @@ def _word_count(text: str) -> int:
 @functools.cache
 def _o200k() -> Any:
     """tiktoken's o200k_base from the copy litellm ships (found without importing litellm): never downloaded."""
-    import importlib.util
-
     import tiktoken
 
-    spec = importlib.util.find_spec("litellm")
-    if spec is None or spec.origin is None:
+    from pytest_faef.calls.litellm_data import package_dir
+
+    found = package_dir()
+    if found is None:
         raise RuntimeError("tokens='openai' needs litellm's bundled tiktoken encodings")
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(Path(spec.origin).parent / "litellm_core_utils" / "tokenizers")
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(found / "litellm_core_utils" / "tokenizers")
     return tiktoken.get_encoding("o200k_base")
 
 

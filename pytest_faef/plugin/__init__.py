@@ -451,9 +451,9 @@ class FaefReporter:
             return
         if self.faef.idle:  # a run of the project's own tests: nothing to say, nothing to import
             return
-        # Selected items with no verdict are a result to report, unless nothing ran at all for a usage error.
-        self.faef.report_unfinished = session.exitstatus != pytest.ExitCode.USAGE_ERROR
-        result = self.faef.finish(interrupted=interrupted)
+        result = self.faef.finish(
+            interrupted=interrupted, usage_error=session.exitstatus == pytest.ExitCode.USAGE_ERROR
+        )
         if result.gate_failures and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.faef.write_failures:  # a file asked for is missing: no CI step may read the run as complete

@@ -89,7 +89,6 @@ class FaefSession:
     unfinished: dict[str, str] = dataclasses.field(default_factory=dict)
     failed_unrecorded: dict[str, str] = dataclasses.field(default_factory=dict)
     stop_reason: str | None = None
-    report_unfinished: bool = False  # write the reports of a run whose selected items all lack a verdict
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
     _store_opened: bool = False
@@ -526,8 +525,10 @@ class FaefSession:
                 found.append((nodeid, f"not run ({self.stop_reason or 'the session ended before it'})"))
         return sorted(found)
 
-    def finish(self, *, interrupted: bool = False) -> RunResult:
-        """Compute the summaries, comparison and gate once, and write the report, HTML and baseline."""
+    def finish(self, *, interrupted: bool = False, usage_error: bool = False) -> RunResult:
+        """Compute the summaries, comparison and gate once, and write the report, HTML and baseline.
+
+        ``usage_error``: the session ended on one, so items that did not finish are no result to report."""
         from pytest_faef.results.run import judge_run, run_report, write_reports
 
         settings = self.settings
@@ -538,7 +539,7 @@ class FaefSession:
         # An empty shard is a result that faef merge needs; no item otherwise is a run cut short.
         # Items that started and were cut short (a worker crashed on each) are a result; items never reached, with
         # nothing else ran (-x on an earlier test), are not: the last good reports stay (issue 12).
-        unfinished = self.report_unfinished and bool(self.unfinished or self.failed_unrecorded)
+        unfinished = not usage_error and bool(self.unfinished or self.failed_unrecorded)
         if not records and not (self.empty_shard and not interrupted) and not unfinished:
             # A usage error, an interrupt or --collect-only before any item ran: an empty report
             # would replace the last good one, so the files are left as they are (issue 12).
