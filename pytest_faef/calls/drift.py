@@ -34,6 +34,7 @@ from pytest_faef.calls.store import ResponseStore
 from pytest_faef.core import statistics
 from pytest_faef.core.evaluation import CORRECTNESS_CHOICES, JUDGE_CHOICES, PlannedRequest
 from pytest_faef.core.identity import LOCAL_PROVIDER
+from pytest_faef.core.ledger import DRIFT, REQUEST_KIND
 from pytest_faef.core.requests import ModelCallError, ModelReply, Target, dollars
 from pytest_faef.core.timestamps import span
 
@@ -226,6 +227,7 @@ async def check_drift(
     Models found stale are added to ``responder.stale``; their fresh replies are stored, so this
     run uses them and the next run finds them.
     """
+    REQUEST_KIND.set(DRIFT)  # the ledger counts these requests apart (its tasks inherit this context)
     results = await asyncio.gather(*(_check_once(sample, responder, store=store, run=run) for sample in samples))
     responder.stale.update(result.target for result in results if result.stale)
     return list(results)

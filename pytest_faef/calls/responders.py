@@ -27,6 +27,7 @@ from pytest_faef.calls.concurrency import DEFAULT_MAX_CONCURRENCY, Limiter
 from pytest_faef.calls.litellm_lifecycle import close_litellm_clients
 from pytest_faef.calls.litellm_warnings import LITELLM_TYPES_WARNING, LITELLM_TYPES_WARNING_MODULE
 from pytest_faef.core.identity import LOCAL_PROVIDER, ModelIdentity, provider
+from pytest_faef.core.ledger import RequestLedger
 from pytest_faef.core.requests import FOLLOW_UP, ModelCallError, ModelReply, ModelRequest, Target, budget_reached
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ class CallStats:
     errors: int = 0
     cost: float = 0.0  # US dollars of the replies received in this process, where litellm knows the price
     limits: dict[str, int] = dataclasses.field(default_factory=dict)  # requests allowed in flight, per model
+    # Every attempt sent, by model and kind, with the usage of those answered (issue 32).
+    requests: RequestLedger = dataclasses.field(default_factory=RequestLedger)
 
 
 # Exception class names (litellm maps every provider onto these) worth another try.
@@ -193,7 +196,13 @@ class ModelResponder:
         while True:
             try:
                 self.stats.sent += 1
-                reply = await send()
+                self.stats.requests.sent(request.model, retry=bool(attempt or limited))
+                try:
+                    reply = await send()
+                except Exception:
+                    self.stats.requests.failed(request.model)
+                    raise
+                self.stats.requests.answered(request.model, reply)
                 if self.limiter is not None:
                     self.limiter.reply(endpoint)
                 return reply
@@ -286,6 +295,7 @@ class RecordedResponder:
     stale: set[Target] = dataclasses.field(default_factory=set)
     _limiter: Limiter | None = None
     _fatal: str | None = None
+    _closing: bool = False  # the session is ending: no request not yet sent goes out
     _in_flight: dict[str, asyncio.Future[ModelReply]] = dataclasses.field(default_factory=dict)
     _elsewhere_by_target: dict[Target, str] = dataclasses.field(default_factory=dict)
 
@@ -296,6 +306,15 @@ class RecordedResponder:
     async def aclose(self) -> None:
         """Close what the responder keeps open on the running loop (the end of a session)."""
         await self.responder.aclose()
+
+    async def settle(self, grace: float) -> None:
+        """At the end of a session (-x, Ctrl-C, items that errored while others of theirs were asked): send nothing
+        more, and wait up to ``grace`` seconds for the requests already sent, so that their replies, paid for, are
+        stored for the next run rather than dropped (issue 32)."""
+        self._closing = True
+        sending = list(self._in_flight.values())
+        if sending:
+            await asyncio.wait(sending, timeout=grace)
 
     async def acomplete(self, request: ModelRequest) -> ModelReply:
         try:
@@ -384,6 +403,8 @@ class RecordedResponder:
         async with limiter.slot(endpoint, follow_up=FOLLOW_UP.get()):
             if self._fatal is not None:
                 raise ModelCallError(self._fatal, fatal=True)
+            if self._closing:
+                raise ModelCallError(f"{request.model}: not sent: the session is ending")
             self.stats.limits[request.model] = limiter.current(endpoint)
             if self.budget is not None and self.spent() >= self.budget:
                 raise ModelCallError(f"{request.model}: not sent: {budget_reached(self.budget)}")

@@ -34,6 +34,10 @@ Submission = tuple[str, PairedItem, EvaluationSettings]  # (node id, item, the m
 AskedVariants = list[tuple["PlannedVariant", ItemOutcome]]  # each variant asked, with its outcome
 
 
+# How long the end of a session waits for the replies of requests already sent (-x, Ctrl-C): they are paid for.
+SETTLE_SECONDS = 2.0
+
+
 class ItemScheduler:
     def __init__(
         self,
@@ -49,6 +53,7 @@ class ItemScheduler:
         self.plan = plan
         self._futures: dict[str, concurrent.futures.Future[ItemOutcome]] = {}
         self._variants: dict[str, concurrent.futures.Future[AskedVariants]] = {}
+        self._taken: set[str] = set()  # the keys whose outcome a test has read
         self._drawer: concurrent.futures.ThreadPoolExecutor | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="faef-requests", daemon=True)
@@ -59,13 +64,19 @@ class ItemScheduler:
         return self.responder.stats
 
     def submit(
-        self, key: str, item: PairedItem, settings: EvaluationSettings
+        self, key: str, item: PairedItem, settings: EvaluationSettings, *, taken: bool = False
     ) -> concurrent.futures.Future[ItemOutcome]:
-        """Start evaluating ``item`` for ``settings.model`` unless it already is; ``key`` (its node id) names it."""
+        """Start evaluating ``item`` for ``settings.model`` unless it already is; ``key`` (its node id) names it.
+
+        ``taken``: the item's test is about to read the outcome (not a prefetch). A test that reads an outcome a
+        test of the same item already read is a rerun (pytest-rerunfailures): if its requests failed, they are
+        asked again, as nothing of them was stored; a model's real answer, stored, is replayed as it was (issue
+        32). A prefetched item whose requests failed is not asked again for its first test."""
         future = self._futures.get(key)
-        if future is not None and future.done() and (future.cancelled() or future.exception() is not None):
-            # Asked again (a rerun by pytest-rerunfailures): an item whose requests failed asks them again, as
-            # nothing of them was stored; a model's real answer, stored, is replayed as it was (issue 32).
+        rerun = key in self._taken
+        if taken:
+            self._taken.add(key)
+        if rerun and future is not None and future.done() and (future.cancelled() or future.exception() is not None):
             future = None
         if future is None:
             # Counted here, on the caller's thread, before the loop can report progress on it.
@@ -134,13 +145,17 @@ class ItemScheduler:
             return
 
         async def cancel_pending() -> None:
-            # litellm's logging worker first, while its task still runs on this loop (issue 20).
+            # The replies of requests already sent are stored before anything is cancelled (issue 32).
+            await self.responder.settle(SETTLE_SECONDS)
+            # litellm's logging worker next, while its task still runs on this loop (issue 20).
             await release_litellm()
-            await self.responder.aclose()  # both paths' connections, on the loop that opened them
             pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            # Then both paths' connections, on the loop that opened them: closed earlier, they would fail the
+            # requests still in flight as disconnected, not cut off.
+            await self.responder.aclose()
 
         try:
             asyncio.run_coroutine_threadsafe(cancel_pending(), self._loop).result(timeout=30)

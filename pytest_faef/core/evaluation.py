@@ -17,6 +17,7 @@ from pytest_faef.core import prompts
 from pytest_faef.core.answers import SAFE, UNPARSEABLE, UNSAFE, parse_choice, parse_verdict
 from pytest_faef.core.deployment import REASONING_MAX_TOKENS, ModelParams, SystemPrompt, judge_question
 from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.ledger import CALIBRATION, CHOICE, CONTROL, JUDGE, OPEN, REQUEST_KIND
 from pytest_faef.core.orders import LABELS, Order, option_orders, order_label
 from pytest_faef.core.presentation import DEFAULT_PRESENTATION, Presentation
 from pytest_faef.core.reasoning import SplitReply, share_of_tokens, split_reasoning
@@ -648,13 +649,15 @@ async def evaluate_item(
     orders = item_orders(item, settings)
     references = item.options if settings.calibrate_judge and not item.capability else ()
 
-    async def ask(request: ModelRequest, what: str) -> ModelReply:
-        """The reply to ``request`` as its answer (``text``) and its reasoning apart.
+    async def ask(request: ModelRequest, what: str, kind: str) -> ModelReply:
+        """The reply to ``request`` as its answer (``text``) and its reasoning apart; ``kind`` is what the ledger
+        of requests counts it as (a control item's requests are all the control's).
 
         A reply cut off inside its reasoning under a default token cap is asked again with room to reason
         (issue 27): a reasoning model needs no setting to be measured. A cap the user gave is kept, and such a
         reply is an item error that says so.
         """
+        REQUEST_KIND.set(CONTROL if item.capability else kind)  # in this task's own context
         reply = await responder.acomplete(request)
         split = answer_of(reply)
         given = (settings.judge_params if request.model == settings.judge else settings.model_params).max_tokens
@@ -673,7 +676,7 @@ async def evaluate_item(
 
     async def open_and_judge(sample: int) -> tuple[ModelReply, ModelReply | None, str]:
         """The open answer, the judge's reply (None when a person or the reference ruled on it) and the verdict."""
-        opened = await ask(open_request(item, settings, sample), "open")
+        opened = await ask(open_request(item, settings, sample), "open", OPEN)
         answer = opened.text
         if item.capability and item.answers:
             return opened, None, reference_verdict(item, answer)
@@ -683,20 +686,21 @@ async def evaluate_item(
         FOLLOW_UP.set(True)  # this task's own context: the other requests of the item are not follow-ups
         request = follow_up_request(item, answer, settings)
         assert request is not None, "only a capability item with a reference answer has no judge"
-        judged = await ask(request, "judge's")
+        judged = await ask(request, "judge's", JUDGE)
         return opened, judged, parse_correctness(judged.text) if item.capability else parse_verdict(judged.text)
 
     count = settings.samples
     requests = [
-        (choice_request(item, order, settings, presentation, sample), f"order={order_label(order)}")
+        (choice_request(item, order, settings, presentation, sample), f"order={order_label(order)}", CHOICE)
         for order in orders
         for sample in range(count)
     ]
-    requests += [(judge_request(item, option, settings), "judge's") for option in references]
+    requests += [(judge_request(item, option, settings), "judge's", CALIBRATION) for option in references]
     import asyncio  # here, not at the top: the plugin imports this module in runs that ask no model
 
     results = await asyncio.gather(
-        *(open_and_judge(sample) for sample in range(count)), *(ask(request, what) for request, what in requests)
+        *(open_and_judge(sample) for sample in range(count)),
+        *(ask(request, what, kind) for request, what, kind in requests),
     )
     opens = cast(list[tuple[ModelReply, ModelReply | None, str]], results[:count])
     answers = cast(list[ModelReply], results[count:])

@@ -207,6 +207,7 @@ USAGE_ERROR_OUTPUT = "faef_usage_error"
 SHARD_OUTPUT = "faef_shard"
 # ... and the records of the deselected control items it asked (issue 26).
 CONTROL_OUTPUT = "faef_control"
+REQUESTS_OUTPUT = "faef_requests"  # a worker's ledger of requests (issue 32)
 
 
 @pytest.hookimpl(trylast=True)  # after -k and -m: a shard divides what they selected
@@ -355,6 +356,8 @@ class XdistController:
         self.faef.add_drift_report(output.get("faef_drift"))
         self.faef.add_shard_report(output.get(SHARD_OUTPUT))
         self.faef.add_worker_collection(output.get("faef_collected"))
+        worker = str(getattr(node, "workerinput", {}).get("workerid", "a worker"))
+        self.faef.add_worker_requests(worker, output.get(REQUESTS_OUTPUT))
         # Without this, xdist sees a worker that finished without running what it was given and
         # stops with an INTERNALERROR; with it, the run ends as it does without xdist: status 4.
         if message := output.get(USAGE_ERROR_OUTPUT):
@@ -444,6 +447,7 @@ class FaefReporter:
         self.faef.close()
         if is_xdist_worker(self.config):  # the controller gates and reports
             self.config.workeroutput["faef_drift"] = self.faef.drift_report()  # type: ignore[attr-defined]
+            self.config.workeroutput[REQUESTS_OUTPUT] = self.faef.request_ledger().to_json()  # type: ignore[attr-defined]
             if self.faef.shard_selection is not None:
                 self.config.workeroutput[SHARD_OUTPUT] = self.faef.shard_selection.to_json()  # type: ignore[attr-defined]
             if (collected := self.faef.collected_coverage) is not None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_faef.core.evaluation import BY_JUDGE, EvaluationSettings, ItemOutcome, system_prompt
 from pytest_faef.core.human_verdicts import HumanVerdict, load_human_verdicts, verdict_key
 from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.ledger import RequestLedger
 from pytest_faef.core.metrics import PENDING_PROPERTY, REPORT_PROPERTY, ItemRecord
 from pytest_faef.core.shards import ShardSelection
 from pytest_faef.core.suite import PairedItem, dimension_key
@@ -89,6 +90,8 @@ class FaefSession:
     unfinished: dict[str, str] = dataclasses.field(default_factory=dict)
     failed_unrecorded: dict[str, str] = dataclasses.field(default_factory=dict)
     stop_reason: str | None = None
+    # The ledger of requests the xdist workers handed in (issue 32); this process's own is its responder's.
+    worker_requests: RequestLedger = dataclasses.field(default_factory=RequestLedger)
     _scheduler: ItemScheduler | None = None
     _store: ResponseStore | None = None
     _store_opened: bool = False
@@ -378,7 +381,7 @@ class FaefSession:
         from pytest_faef.plugin.progress import wait_for
 
         scheduler = self.scheduler()
-        future = scheduler.submit(nodeid, item, settings)
+        future = scheduler.submit(nodeid, item, settings, taken=True)
         outcome = wait_for(future, scheduler.stats, show=show_progress, uncaptured=uncaptured)
         if self._store is not None and outcome.judged_by == BY_JUDGE and not item.capability:
             self._store.put_judgment(
@@ -509,6 +512,18 @@ class FaefSession:
             self.unfinished[record.nodeid] = failure
         elif nodeid:
             self.failed_unrecorded[nodeid] = failure
+
+    def request_ledger(self) -> RequestLedger:
+        """Every attempt this run sent (issue 32): this process's, and under xdist every worker's as handed in."""
+        own = [self._scheduler.stats.requests] if self._scheduler is not None else []
+        return RequestLedger.merged([*own, self.worker_requests])
+
+    def add_worker_requests(self, worker: str, data: dict[str, Any] | None) -> None:
+        """Take in a worker's ledger of requests; a worker that went down without one is named as uncounted."""
+        if data is None:
+            self.worker_requests.uncounted.append(worker)
+        else:
+            self.worker_requests.add(RequestLedger.from_json(data))
 
     def not_run(self) -> list[tuple[str, str]]:
         """The selected faef items with no verdict of their own, each with why (issue 32): not run at all (-x,
@@ -649,6 +664,7 @@ class FaefSession:
             invalid_records=tuple(sorted(set(self.invalid_records))),
             selected=len(self.selected_nodeids) if self.selected_nodeids is not None else None,
             not_run=tuple(self.not_run()),
+            requests=self.request_ledger(),
         )
 
     def _control_description(self) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from pytest_faef.core.deployment import ModelParams, SystemPrompt
 from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.ledger import RequestLedger
 from pytest_faef.core.metrics import ItemRecord
 from pytest_faef.core.prompts import PromptTemplates
 from pytest_faef.core.requests import counted
@@ -44,6 +45,7 @@ class ShardReport:
     provenance: tuple[str, ...]
     records: tuple[ItemRecord, ...]
     control: str = "auto"  # where the shard's control items came from (issue 26)
+    requests: RequestLedger | None = None  # what the shard sent (issue 32); None in a report without it
 
     @property
     def item_keys(self) -> set[str]:
@@ -114,7 +116,18 @@ def shard_report(data: Any, name: str) -> ShardReport:
         provenance=tuple(str(line) for line in field.get(run, "provenance", list, where="run")),
         records=tuple(records),
         control=str(run.get("control", "auto")),
+        requests=_requests(field, data.get("requests")),
     )
+
+
+def _requests(field: _Fields, data: Any) -> RequestLedger | None:
+    """A shard's ledger of requests, or None when its report has none."""
+    if data is None:
+        return None
+    try:
+        return RequestLedger.from_json(field.expect("requests", data, dict))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MergeError(f"{field.name}: requests: not a ledger of requests: {exc}") from None
 
 
 def merge_shards(reports: Sequence[ShardReport]) -> tuple[list[ItemRecord], RunDescription]:
@@ -148,6 +161,11 @@ def merge_shards(reports: Sequence[ShardReport]) -> tuple[list[ItemRecord], RunD
         ),
         merged_from=tuple(ShardSource(report=report.path, selection=report.selection) for report in ordered),
         control=ordered[0].control,
+        requests=(
+            None
+            if any(report.requests is None for report in ordered)
+            else RequestLedger.merged(report.requests for report in ordered if report.requests is not None)
+        ),
     )
     return records, run
 

@@ -9,6 +9,7 @@ from typing import Any
 from pytest_faef import __version__
 from pytest_faef.core.evaluation import EvaluationSettings, verdict_meaning, verdict_pair
 from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.ledger import RequestLedger
 from pytest_faef.core.metrics import (
     ConsistencyReport,
     ItemRecord,
@@ -56,6 +57,7 @@ def build_report(
     invalid_records: Sequence[str] = (),
     selected: int | None = None,
     not_run: Sequence[tuple[str, str]] = (),
+    requests: RequestLedger | None = None,
     gate_tests: Sequence[Mapping[str, Any]] = (),
     correction: Mapping[str, Any] | None = None,
     power: Sequence[Mapping[str, Any]] = (),
@@ -124,6 +126,9 @@ def build_report(
         "selected": selected,
         "complete": not not_run,  # every selected item ended with a verdict of its own (issue 32)
         "not_run": [{"nodeid": nodeid, "reason": reason} for nodeid, reason in not_run],
+        # Every attempt sent, by model and kind (issue 32): null for a run that did not count them (merged reports
+        # of an older version).
+        "requests": requests.to_json() if requests is not None else None,
         "items": [
             item_json(record, open_only=(open_only_labels or {}).get(record.model))
             for record in sorted(records, key=lambda r: r.nodeid)

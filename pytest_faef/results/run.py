@@ -15,6 +15,7 @@ from typing import Any
 
 from pytest_faef.core.evaluation import EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.ledger import RequestLedger
 from pytest_faef.core.metrics import ConsistencyReport, ItemRecord, replies_behind, summarize_by_model
 from pytest_faef.core.requests import BUDGET_MARK, dollars
 from pytest_faef.core.shards import ShardSelection, merged_line
@@ -107,6 +108,8 @@ class RunDescription:
     # (node id, why). None: not known (a merged run).
     selected: int | None = None
     not_run: tuple[tuple[str, str], ...] = ()
+    # The ledger of requests (issue 32): every attempt the run sent, by model and kind; None when not counted.
+    requests: RequestLedger | None = None
 
     def incomplete_line(self) -> str | None:
         """``faef: incomplete: 3 of 10 selected items have no verdict (...)``, or None when every item has one."""
@@ -358,6 +361,7 @@ def run_report(
         invalid_records=run.invalid_records,
         selected=run.selected,
         not_run=run.not_run,
+        requests=run.requests,
         gate_tests=[test.to_json() for test in result.tests],
         correction={"method": gate.correction, "alpha": gate.alpha, "tests": len(result.tests)},
         power=[statement.to_json() for statement in result.power.values()],
@@ -421,6 +425,7 @@ def summary_text(
         human_verdict_lines,
         matrix_lines,
         position_bias_lines,
+        request_lines,
         robustness_lines,
         samples_line,
         summary_lines,
@@ -451,6 +456,7 @@ def summary_text(
     lines += list(run.provenance)  # the drift checks ran first
     lines += deployment_lines(run.evaluations, records)  # what the models were asked under, then what it took
     lines += usage_lines(records, run.identities)
+    lines += request_lines(run.requests, run.identities)
     if result.comparison is not None:
         lines += comparison_lines(result.comparison, width=width, color=color)
     lines += [line for statement in result.power.values() for line in statement.lines()]
@@ -486,7 +492,7 @@ def markdown_text(
     ``limit`` caps the regressed items listed; the count says how many there were.
     """
     from pytest_faef.results.markdown import markdown_summary
-    from pytest_faef.results.summary import deployment_lines, samples_line, usage_lines
+    from pytest_faef.results.summary import deployment_lines, request_lines, samples_line, usage_lines
 
     return markdown_summary(
         result.summaries,
@@ -496,7 +502,11 @@ def markdown_text(
         checks=result.checks,
         notices=result.notices,
         comparison=result.comparison,
-        usage=[*usage_lines(records, run.identities), *deployment_lines(run.evaluations, records)],
+        usage=[
+            *usage_lines(records, run.identities),
+            *request_lines(run.requests, run.identities),
+            *deployment_lines(run.evaluations, records),
+        ],
         limit=limit,
         control=[
             line

@@ -13,6 +13,7 @@ from typing import Any
 
 from pytest_faef.core.evaluation import BY_HUMAN, EvaluationSettings
 from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.ledger import RequestLedger, ordered_kinds
 from pytest_faef.core.metrics import (
     OVERALL,
     ConsistencyReport,
@@ -235,8 +236,9 @@ def with_interval(rate: Rate) -> str:
 
 
 def usage_lines(records: Iterable[ItemRecord], identities: Mapping[str, ModelIdentity] | None = None) -> list[str]:
-    """One line per model: requests, how many were asked now and how many replayed (recorded when),
-    tokens, and cost where known; the model's endpoint and revision where there are any."""
+    """One line per model: the replies behind the verdicts, how many were asked now and how many replayed
+    (recorded when), tokens, and cost where known; the model's endpoint and revision where there are any.
+    What was sent, whatever became of it, is the ledger's (``request_lines``)."""
     lines = []
     totals = usage_by_model(records)
     for model in sorted(totals):
@@ -250,9 +252,38 @@ def usage_lines(records: Iterable[ItemRecord], identities: Mapping[str, ModelIde
         if usage.reasoning_tokens:
             tokens += f" ({usage.reasoning_tokens:,} of them reasoning)"
         lines.append(
-            f"usage: {name}: {usage.requests} requests ({usage.fresh} fresh, {usage.replayed} replayed"
+            f"usage: {name}: {usage.requests} {'reply' if usage.requests == 1 else 'replies'} ({usage.fresh} fresh, "
+            f"{usage.replayed} replayed"
             f"{replay_span(usage)}), {tokens}{cost}"
         )
+    return lines
+
+
+def request_lines(ledger: RequestLedger | None, identities: Mapping[str, ModelIdentity] | None = None) -> list[str]:
+    """The ledger of requests (issue 32), one line per model that was sent any: attempts by how they ended and
+    by kind, the retries among them, and the tokens and cost of those answered, as the responses said."""
+    if ledger is None:
+        return []
+    lines = []
+    for model in sorted(ledger.models):
+        entry = ledger.models[model]
+        total = entry.total
+        if not total.sent:
+            continue
+        described = (identities or {}).get(model, ModelIdentity()).describe()
+        name = f"{model} ({described})" if described else model
+        in_flight = total.sent - total.answered - total.failed
+        ended = [f"{total.answered:,} answered"]
+        ended += [f"{total.failed:,} failed"] if total.failed else []
+        ended += [f"{in_flight:,} cut off in flight"] if in_flight else []
+        ended += [f"{entry.retries:,} of them retries"] if entry.retries else []
+        kinds = ", ".join(f"{kind} {entry.kinds[kind].sent:,}" for kind in ordered_kinds(entry.kinds))
+        tokens = f"{entry.prompt_tokens:,} prompt + {entry.completion_tokens:,} completion tokens"
+        cost = f", {dollars(entry.cost)}" if entry.cost else ""
+        lines.append(f"requests: {name}: {total.sent:,} sent ({', '.join(ended)}): {kinds}; {tokens}{cost}")
+    if ledger.uncounted:
+        workers = ", ".join(ledger.uncounted)
+        lines.append(f"requests: not counted for {workers}: the worker went down before handing its counts in")
     return lines
 
 

@@ -171,6 +171,9 @@ def test_the_merge_scores_and_gates_as_the_unsharded_run(scenario: Scenario) -> 
     assert (overall["cs"]["count"], overall["css"]["count"], overall["items"]) == (50, 40, 60)
     assert [_verdicts(item) for item in report["items"]] == [_verdicts(item) for item in whole["items"]]
     assert _usage(report) == _usage(whole)
+    # What was sent (issue 32): the shards' ledgers, added up.
+    sent = [scenario.report(shard)["requests"]["models"]["openai/mock"]["sent"] for shard in SHARDS]
+    assert report["requests"]["models"]["openai/mock"]["sent"] == sum(sent) > 0
     assert report["gate"] == whole["gate"]
     # --min-css 0.9 fails both the same way: the same line, and exit status 1.
     gate_line = "FAEF gate failed: overall CSS 0.667 < 0.900 (short by 0.233; 60 items)"

@@ -113,7 +113,7 @@ def test_a_warm_store_needs_no_key_and_says_its_replies_were_not_checked_for_dri
         [
             "faef drift check skipped: openai/gpt-4o-mini: OPENAI_API_KEY not set; "
             "its 20 stored replies are replayed unchecked",
-            "usage: openai/gpt-4o-mini: 20 requests (0 fresh, 20 replayed from the store, recorded * UTC), *",
+            "usage: openai/gpt-4o-mini: 20 replies (0 fresh, 20 replayed from the store, recorded * UTC), *",
         ]
     )
     none = faef_dir.runpytest(*MODEL, "-k", "not h2", "--faef-record-mode=none")

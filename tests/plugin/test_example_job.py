@@ -101,7 +101,7 @@ def test_a_second_run_replays_every_reply_and_reports_every_item(project: Path) 
     assert configuration(project) in second.output
     assert kinds(report(project)) == (EXAMPLE_ITEMS, len(builtin_items()))
     assert requests(report(project)) == (sent, sent)  # every verdict's reply from the store
-    assert f"{sent} requests (0 fresh, {sent} replayed from the store, recorded " in second.output
+    assert f"{sent} replies (0 fresh, {sent} replayed from the store, recorded " in second.output
     # The only requests: the drift check's sample, asked again to see that the model did not change.
     assert "faef drift check: scripted/fake: unchanged (0 of 16 differ; " in second.output
     assert (project / ".tox" / "example-report.html").stat().st_size > 0

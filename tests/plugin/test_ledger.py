@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from loopback_server import LoopbackServer
+from suites import record, write_jsonl
 
 MODEL = ["--faef-model", "openai/gpt-4o-mini", "--faef-report=report.json", "-p", "no:randomly"]
 ITEMS = 5  # the small suite
@@ -155,3 +161,76 @@ def test_a_worker_killed_by_the_thread_timeout_leaves_its_items_listed(
     crashed = [entry for entry in data["not_run"] if "crashed" in entry["reason"]]
     assert crashed and all(entry["reason"].startswith("did not finish (worker 'gw") for entry in crashed)
     result.stdout.fnmatch_lines(["faef: * selected item* not run: *did not finish (worker 'gw* crashed)*"])
+
+
+def sent_by_ledger(faef_dir: pytest.Pytester) -> dict[str, Any]:
+    [(model, entry)] = report(faef_dir)["requests"]["models"].items()
+    assert model == "openai/gpt-4o-mini"
+    return entry  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("run", [[], ["-n", "2"], ["-x"]], ids=["one-process", "xdist", "x"])
+def test_the_ledger_of_requests_counts_every_attempt_the_endpoint_saw(
+    faef_dir: pytest.Pytester, loopback: Serve, run: list[str]
+) -> None:
+    """Issue 32, case 3: with 30% of attempts an HTTP 500 and no retries, what the run says it sent (the summary
+    and the report) is what the endpoint received: failures, items that ended in an error or never finished, the
+    control's requests and, on a rerun over the store, the drift check's, with the tokens the endpoint counted."""
+    server = loopback(
+        behaviour="aligned", suites=[faef_dir.path / "small.faef.jsonl"], latency=0.01, fault_rate=0.3,
+        max_faults_per_request=1, fault_kinds=["500"],
+    )  # fmt: skip
+
+    result = faef_dir.runpytest_subprocess(*MODEL, "--faef-max-retries=0", *run)
+
+    seen = server.stats()
+    entry = sent_by_ledger(faef_dir)
+    assert seen["faults_total"] >= 1 and seen["requests"] > seen["successes"]
+    assert (entry["sent"], entry["answered"], entry["failed"]) == (
+        seen["requests"], seen["successes"], seen["faults_total"],
+    )  # fmt: skip
+    assert sum(kind["sent"] for kind in entry["by_kind"].values()) == entry["sent"]
+    assert {"open", "choice", "judge"} <= set(entry["by_kind"]), entry["by_kind"]
+    assert (entry["prompt_tokens"], entry["completion_tokens"]) == (seen["prompt_tokens"], seen["completion_tokens"])
+    result.stdout.fnmatch_lines(
+        [f"requests: openai/gpt-4o-mini (at *): {seen['requests']} sent ({seen['successes']} answered, "
+         f"{seen['faults_total']} failed): open *, choice *, judge *; "
+         f"{seen['prompt_tokens']:,} prompt + {seen['completion_tokens']:,} completion tokens*"]
+    )  # fmt: skip
+
+    # Again over the store: the drift check's requests are counted, as drift, and only what was sent now.
+    server.reset()
+    faef_dir.runpytest_subprocess(*MODEL, "--faef-max-retries=0", *run)
+    again = server.stats()
+    entry = sent_by_ledger(faef_dir)
+    assert entry["sent"] == again["requests"] and entry["by_kind"]["drift"]["sent"] >= 1, entry
+
+
+def test_ctrl_c_lists_the_items_not_run_counts_what_was_sent_and_stores_what_arrived(
+    faef_dir: pytest.Pytester, loopback: Serve
+) -> None:
+    """Ctrl-C in the middle of a run (issue 32): the items not reached are listed as interrupted, the ledger of
+    requests is what the endpoint received, and every reply that arrived, in flight at the interrupt, is stored."""
+    write_jsonl(faef_dir.path / "small.faef.jsonl", [record(id=f"q{n}", question=f"Question {n}?") for n in range(40)])
+    server = loopback(behaviour="hash", latency=0.4)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *MODEL, "--faef-concurrency=4"],
+        cwd=faef_dir.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while server.stats()["successes"] < 12 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    data = report(faef_dir)
+    assert data["selected"] == 40 and not data["complete"]
+    assert data["not_run"] and all("interrupted" in entry["reason"] for entry in data["not_run"]), data["not_run"]
+    seen = server.stats()
+    entry = sent_by_ledger(faef_dir)
+    assert (entry["sent"], entry["answered"]) == (seen["requests"], seen["successes"]), output
+    with sqlite3.connect(faef_dir.path / ".faef" / "responses.sqlite") as store:
+        (stored,) = store.execute("SELECT count(*) FROM responses").fetchone()
+    assert stored == seen["successes"]  # none paid for and dropped
+    assert f"requests: openai/gpt-4o-mini (at {server.url}): {seen['requests']} sent" in output

@@ -67,7 +67,7 @@ def test_a_reply_stored_for_another_endpoint_is_never_replayed(faef_dir: pytest.
         ]
     )
     assert lines(result, "usage:") == [
-        f"usage: openai/mock (at {unsafe.url}): 24 requests (24 fresh, 0 replayed), 1,205 prompt + 56 completion tokens"
+        f"usage: openai/mock (at {unsafe.url}): 24 replies (24 fresh, 0 replayed), 1,205 prompt + 56 completion tokens"
     ]
 
 
@@ -206,7 +206,7 @@ def test_replay_only_modes_say_that_nothing_was_asked_and_when_the_replies_were_
     result.stdout.fnmatch_lines(
         [
             "faef: record mode 'none': no model was asked; 5 items judged on replies replayed from the store",
-            "usage: openai/mock (at *): 24 requests (0 fresh, 24 replayed from the store, recorded * UTC), *",
+            "usage: openai/mock (at *): 24 replies (0 fresh, 24 replayed from the store, recorded * UTC), *",
         ]
     )
 

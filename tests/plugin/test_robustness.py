@@ -83,7 +83,7 @@ def test_a_model_aligned_only_on_the_exact_questions_fails_every_item_on_a_singl
 
     assert model_calls() == before, "a rerun sends no request"
     assert rerun.ret == pytest.ExitCode.TESTS_FAILED
-    rerun.stdout.fnmatch_lines(["usage: scripted/brittle: * requests (0 fresh, * replayed*"])
+    rerun.stdout.fnmatch_lines(["usage: scripted/brittle: * replies (0 fresh, * replayed*"])
     assert {item["minimal"]["question"] for item in read_report()["items"]} == {
         item["minimal"]["question"] for item in report["items"]
     }

@@ -27,7 +27,7 @@ def test_a_second_run_replays_every_reply_from_the_store(faef_dir: pytest.Pytest
     second = faef_dir.runpytest(*MODEL, "--faef-drift-check=0")
     second.assert_outcomes(passed=4, deselected=1)
     assert calls() - before == sent
-    second.stdout.fnmatch_lines(["usage: scripted/aligned: 20 requests (0 fresh, 20 replayed from the store, *"])
+    second.stdout.fnmatch_lines(["usage: scripted/aligned: 20 replies (0 fresh, 20 replayed from the store, *"])
 
 
 def test_record_mode_none_makes_no_request_and_a_missing_reply_is_an_error(faef_dir: pytest.Pytester) -> None:

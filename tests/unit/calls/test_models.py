@@ -17,7 +17,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from suites import sample_request
 
-from pytest_faef.calls.responders import CallStats, ModelResponder, import_litellm, redact
+from pytest_faef.calls.responders import ModelResponder, import_litellm, redact
 from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest
 
 PROVIDER = "faef-unit-flaky"
@@ -238,6 +238,10 @@ def test_a_transient_failure_is_retried_until_it_succeeds(provider: Any) -> None
     assert provider.calls["fail-503-x2"] == 3
     assert len(sleeps) == 2
     assert (retrying.stats.sent, retrying.stats.retries) == (3, 2)
+    # The ledger of requests (issue 32): three attempts, two failed and retried, one answered, as "other".
+    entry = retrying.stats.requests.models[f"{PROVIDER}/fail-503-x2"]
+    assert entry.to_json()["by_kind"] == {"other": {"sent": 3, "answered": 1, "failed": 2}}
+    assert entry.retries == 2
     # Exponential backoff with jitter: 1s * 2**attempt, scaled by 0.5 to 1.5.
     assert 0.5 <= sleeps[0] <= 1.5
     assert 1.0 <= sleeps[1] <= 3.0
@@ -254,6 +258,9 @@ def test_retries_give_up_after_max_retries(provider: Any) -> None:
     assert provider.calls["fail-503-x9"] == 4
     assert len(sleeps) == 3
     assert (giving_up.stats.sent, giving_up.stats.retries) == (4, 3)
+    assert giving_up.stats.requests.models[f"{PROVIDER}/fail-503-x9"].total.to_json() == {
+        "sent": 4, "answered": 0, "failed": 4,
+    }  # fmt: skip
     assert not excinfo.value.fatal  # a later request may well succeed
     assert str(excinfo.value).startswith(f"{PROVIDER}/fail-503-x9: ServiceUnavailableError after 4 attempts: ")
     assert "scripted failure" in str(excinfo.value)
@@ -317,7 +324,10 @@ def test_errors_that_retrying_cannot_fix_fail_at_once(provider: Any, status: int
 
     assert provider.calls[f"fail-{status}-x1"] == 1
     assert sleeps == []
-    assert failing.stats == CallStats(sent=1, retries=0)
+    assert (failing.stats.sent, failing.stats.retries) == (1, 0)
+    assert failing.stats.requests.models[f"{PROVIDER}/fail-{status}-x1"].total.to_json() == {
+        "sent": 1, "answered": 0, "failed": 1,
+    }  # fmt: skip
     assert str(excinfo.value).startswith(f"{PROVIDER}/fail-{status}-x1: {exception}: ")
 
 

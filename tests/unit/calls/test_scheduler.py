@@ -145,6 +145,27 @@ def test_a_failing_request_makes_the_future_raise(model: ScriptedModel, schedule
     assert scheduler.stats.errors == 1
 
 
+def test_failed_requests_are_asked_again_for_a_rerun_not_for_the_first_test(
+    model: ScriptedModel, scheduler: ItemScheduler
+) -> None:
+    """Issue 32: an item prefetched whose requests failed is not asked again when its test reads the outcome (that
+    would be a retry --faef-max-retries did not allow); a second test of it (a rerun) asks again."""
+    model.answer = lambda request: (_ for _ in ()).throw(ModelCallError("scripted/model: InternalServerError: down"))
+    key = "suite.faef.jsonl::two"
+
+    prefetched = scheduler.submit(key, TWO_OPTIONS, SETTINGS)
+    with pytest.raises(ModelCallError):
+        prefetched.result(timeout=10)
+    asked = len(model.calls)
+    assert scheduler.submit(key, TWO_OPTIONS, SETTINGS, taken=True) is prefetched
+    assert len(model.calls) == asked
+
+    model.answer = None
+    rerun = scheduler.submit(key, TWO_OPTIONS, SETTINGS, taken=True)
+    assert rerun is not prefetched and rerun.result(timeout=10).consistent_safe
+    assert len(model.calls) > asked
+
+
 def test_close_cancels_requests_in_flight_promptly_and_quietly(
     recwarn: pytest.WarningsRecorder, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -35,9 +35,10 @@ from pytest_faef.core.evaluation import (
     usage_by_model,
     verdict_pair,
 )
+from pytest_faef.core.ledger import REQUEST_KIND
 from pytest_faef.core.prompts import TEMPLATE_VERSION
 from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest, Responder
-from pytest_faef.core.suite import PairedItem
+from pytest_faef.core.suite import CAPABILITY, PairedItem
 
 ITEM = PairedItem(
     id="p2",
@@ -516,3 +517,33 @@ def test_a_cap_the_user_gave_is_kept_and_a_cut_off_reply_is_an_error() -> None:
 
     with pytest.raises(ModelCallError, match=r"the open reply ended inside its reasoning \(token cap 300\)"):
         evaluate(ITEM, settings, ThinkingResponder())
+
+
+@dataclasses.dataclass
+class KindRecorder(ScriptedResponder):
+    """Notes what the ledger of requests would count each request as (issue 32)."""
+
+    kinds: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    async def acomplete(self, request: ModelRequest) -> ModelReply:
+        what = "judge" if request.choices == JUDGE_CHOICES else "choice" if request.choices else "open"
+        self.kinds.append((what, REQUEST_KIND.get()))
+        return await super().acomplete(request)
+
+
+def test_each_request_is_counted_as_what_it_is_for() -> None:
+    responder = KindRecorder(**dataclasses.asdict(judging(lambda answer: "[[safe]]")))
+
+    evaluate(ITEM, CALIBRATING, responder)
+
+    # The open answer's judge request, then the three reference options: calibration.
+    assert sorted(set(responder.kinds)) == [("choice", "choice"), ("judge", "calibration"), ("judge", "judge"),
+                                            ("open", "open")]  # fmt: skip
+    assert responder.kinds.count(("judge", "judge")) == 1
+    assert REQUEST_KIND.get() == "other"  # set in the item's own tasks, not in the caller's context
+
+    control = dataclasses.replace(ITEM, kind=CAPABILITY, answers=())
+    responder.kinds.clear()
+    responder.choose = lambda shown: "Option: [[A]]"
+    evaluate(control, SETTINGS, responder)
+    assert {kind for _, kind in responder.kinds} == {"control"}

@@ -24,6 +24,7 @@ from records import (
 from pytest_faef.core.answers import SAFE, UNPARSEABLE, UNSAFE
 from pytest_faef.core.evaluation import BY_HUMAN, BY_REFERENCE, CORRECT, INCORRECT, ItemOutcome
 from pytest_faef.core.identity import ModelIdentity
+from pytest_faef.core.ledger import RequestLedger
 from pytest_faef.core.metrics import ItemRecord, summarize
 from pytest_faef.core.suite import CAPABILITY
 from pytest_faef.results.calibration import calibrate_by_judge
@@ -31,6 +32,7 @@ from pytest_faef.results.summary import (
     calibration_lines,
     human_verdict_lines,
     item_count_lines,
+    request_lines,
     summary_lines,
     usage_lines,
 )
@@ -254,8 +256,8 @@ def test_usage_is_summed_over_items_per_model_in_name_order() -> None:
     ]
 
     assert usage_lines(records) == [
-        "usage: j: 1 requests (1 fresh, 0 replayed), 500 prompt + 2 completion tokens",
-        "usage: m: 6 requests (2 fresh, 4 replayed from the store, recorded 2025-11-30 10:02 to 2025-12-01 10:02 UTC),"
+        "usage: j: 1 reply (1 fresh, 0 replayed), 500 prompt + 2 completion tokens",
+        "usage: m: 6 replies (2 fresh, 4 replayed from the store, recorded 2025-11-30 10:02 to 2025-12-01 10:02 UTC),"
         " 2,200 prompt + 50 completion tokens",
     ]
 
@@ -266,7 +268,7 @@ def test_usage_names_where_a_model_is_served_and_its_revision() -> None:
     lines = usage_lines(records, {"m": ModelIdentity(endpoint="http://127.0.0.1:8000/v1", revision="abc123")})
 
     assert lines == [
-        "usage: m (at http://127.0.0.1:8000/v1, revision abc123): 2 requests (0 fresh, 2 replayed from the store,"
+        "usage: m (at http://127.0.0.1:8000/v1, revision abc123): 2 replies (0 fresh, 2 replayed from the store,"
         " recorded 2025-11-30 10:02 UTC), 10 prompt + 2 completion tokens"
     ]
 
@@ -284,9 +286,35 @@ def test_usage_shows_the_cost_only_where_it_is_known() -> None:
     ]
 
     assert usage_lines(records) == [
-        "usage: local: 1 requests (1 fresh, 0 replayed), 9 prompt + 1 completion tokens",
-        "usage: openai/gpt-4o-mini: 8 requests (8 fresh, 0 replayed), 800 prompt + 80 completion tokens, $0.0125",
+        "usage: local: 1 reply (1 fresh, 0 replayed), 9 prompt + 1 completion tokens",
+        "usage: openai/gpt-4o-mini: 8 replies (8 fresh, 0 replayed), 800 prompt + 80 completion tokens, $0.0125",
     ]
+
+
+def test_the_ledger_line_says_how_every_attempt_ended_and_what_it_was_for() -> None:
+    ledger = RequestLedger.from_json(
+        {
+            "models": {
+                "m": {
+                    "retries": 3, "prompt_tokens": 1200, "completion_tokens": 40, "cost": 0.01,
+                    "by_kind": {
+                        "drift": {"sent": 4, "answered": 4, "failed": 0},
+                        "open": {"sent": 12, "answered": 9, "failed": 2},
+                        "choice": {"sent": 21, "answered": 18, "failed": 3},
+                    },
+                },
+                "idle": {"by_kind": {}},
+            },
+            "uncounted_workers": ["gw1"],
+        }
+    )  # fmt: skip
+
+    assert request_lines(ledger, {"m": ModelIdentity(endpoint="http://127.0.0.1:8000/v1")}) == [
+        "requests: m (at http://127.0.0.1:8000/v1): 37 sent (31 answered, 5 failed, 1 cut off in flight, 3 of them "
+        "retries): open 12, choice 21, drift 4; 1,200 prompt + 40 completion tokens, $0.0100",
+        "requests: not counted for gw1: the worker went down before handing its counts in",
+    ]
+    assert request_lines(None) == request_lines(RequestLedger()) == []
 
 
 def test_no_usage_without_evaluated_items() -> None:
