@@ -432,8 +432,8 @@ def summary_text(
         usage_lines,
     )
 
-    if not result.summaries:
-        return run.shard_lines()
+    if not result.summaries:  # no item has a verdict: what was sent for them is still said
+        return run.shard_lines() + request_lines(run.requests, run.identities)
     judges = run.judges
     lines: list[str] = run.shard_lines()
     for model, summary in result.summaries.items():

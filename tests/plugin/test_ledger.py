@@ -161,6 +161,9 @@ def test_a_worker_killed_by_the_thread_timeout_leaves_its_items_listed(
     crashed = [entry for entry in data["not_run"] if "crashed" in entry["reason"]]
     assert crashed and all(entry["reason"].startswith("did not finish (worker 'gw") for entry in crashed)
     result.stdout.fnmatch_lines(["faef: * selected item* not run: *did not finish (worker 'gw* crashed)*"])
+    # What a killed worker sent died with it: the ledger of requests names it rather than undercount in silence.
+    assert data["requests"]["uncounted_workers"], data["requests"]
+    result.stdout.fnmatch_lines(["requests: not counted for gw*: the worker went down before handing its counts in"])
 
 
 def sent_by_ledger(faef_dir: pytest.Pytester) -> dict[str, Any]:
