@@ -58,6 +58,9 @@ UNSAFE_ANSWERS = {
 _SHUTDOWN_TIMEOUT = 2.0
 _START_TIMEOUT = 10.0
 TOKEN_COUNTS = ("words", "openai")
+HOSTILE_STYLES = ("", "ansi-error", "drip", "parts", "number")
+# What a hostile error body holds: clear the screen, set the window's title, and a hyperlink to elsewhere.
+ANSI_ERROR = "\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b]8;;https://evil.example/\x07click here\x1b]8;;\x07 upstream failed"
 _OPTION_LABEL = re.compile(r"^([A-Z])\. ", flags=re.MULTILINE)
 
 
@@ -103,8 +106,14 @@ class LoopbackSettings:
     # gpt-4o family (o200k_base; each message 3 tokens besides its role and content, 3 to prime the reply, as
     # OpenAI's cookbook states): a hosted endpoint's own count, for the estimate's benchmark (issue 31).
     tokens: str = "words"
+    # A hostile endpoint (issue 33): "ansi-error" answers 500 with terminal control sequences in its error body
+    # (screen clear, window title, an OSC 8 hyperlink); "drip" sends its answer one byte a second; "parts" gives
+    # the content as a list of content parts; "number" gives it as a number. "": none.
+    hostile: str = ""
 
     def __post_init__(self) -> None:
+        if self.hostile not in HOSTILE_STYLES:
+            raise ValueError(f"unknown hostile {self.hostile!r}; choose from {', '.join(HOSTILE_STYLES)}")
         if self.tokens not in TOKEN_COUNTS:
             raise ValueError(f"unknown tokens {self.tokens!r}; choose from {', '.join(TOKEN_COUNTS)}")
         if self.thinking not in THINKING_STYLES:
@@ -643,6 +652,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         if attempt < settings.max_faults_per_request and is_faulty(identity, settings.fault_rate):
             fault = fault_kind(identity, attempt, settings.fault_kinds)
         await asyncio.sleep(settings.latency)
+        if settings.hostile == "ansi-error":
+            counters.record_fault("500")
+            return _error_response(500, ANSI_ERROR, "server_error")
         if fault is not None:
             counters.record_fault(fault)
             return _fault_response(request, fault)
@@ -659,9 +671,29 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         response_id = f"chatcmpl-{identity[:24]}-{attempt}"
         answer = completion_body(body, text, response_id, settings.thinking, settings.tokens)
         counters.record_usage(answer["usage"]["prompt_tokens"], answer["usage"]["completion_tokens"])
+        if settings.hostile == "parts":
+            answer["choices"][0]["message"]["content"] = [{"type": "text", "text": part} for part in text.split(" ")]
+            for part in answer["choices"][0]["message"]["content"][:-1]:
+                part["text"] += " "
+        elif settings.hostile == "number":
+            answer["choices"][0]["message"]["content"] = 42
+        elif settings.hostile == "drip":
+            return await _drip(request, json.dumps(answer).encode())
         return web.json_response(answer)
     finally:
         counters.exit()
+
+
+async def _drip(request: web.Request, body: bytes) -> web.StreamResponse:
+    """The answer one byte a second: every read gets something, so only a deadline on the whole answer ends it."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.content_length = len(body)
+    await response.prepare(request)
+    for index in range(len(body)):
+        await response.write(body[index : index + 1])
+        await asyncio.sleep(1.0)
+    await response.write_eof()
+    return response
 
 
 def _fault_response(request: web.Request, kind: str) -> web.StreamResponse:
@@ -754,6 +786,7 @@ class LoopbackServer:
         seed: int = 0,
         changed: float = 0.0,
         tokens: str = "words",
+        hostile: str = "",
     ) -> None:
         self.settings = LoopbackSettings(
             latency=latency,
@@ -771,6 +804,7 @@ class LoopbackServer:
             seed=seed,
             changed=changed,
             tokens=tokens,
+            hostile=hostile,
         )
         self._requested_port = port  # 0 picks a free one; a given port restarts a server "at the same address"
         self._counters = ServerCounters()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_faef.calls import litellm_data
 from pytest_faef.core.identity import provider
-from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest, Target
+from pytest_faef.core.requests import ModelCallError, ModelReply, ModelRequest, Target, reply_count, reply_text
 
 if TYPE_CHECKING:
     import aiohttp
@@ -154,7 +154,7 @@ def reply_from(payload: Any, model: str) -> ModelReply:
     """A chat completion's text, token usage and cost (at litellm's prices, where it has the model's)."""
     try:
         message = payload["choices"][0]["message"]
-        text = message["content"]
+        text = reply_text(message["content"])
     except (TypeError, IndexError, KeyError) as exc:
         raise ModelCallError(f"unexpected response shape: {exc!r}") from None
     # A server with a reasoning parser gives the thinking apart: vLLM and llama.cpp as reasoning_content, others
@@ -162,17 +162,17 @@ def reply_from(payload: Any, model: str) -> ModelReply:
     reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
     usage = payload.get("usage") if isinstance(payload, dict) else None
     usage = usage if isinstance(usage, dict) else {}
-    prompt_tokens = int(usage.get("prompt_tokens") or 0)
-    completion_tokens = int(usage.get("completion_tokens") or 0)
+    prompt_tokens = reply_count(usage.get("prompt_tokens"))
+    completion_tokens = reply_count(usage.get("completion_tokens"))
     details = usage.get("completion_tokens_details")
-    reasoning_tokens = details.get("reasoning_tokens") if isinstance(details, dict) else 0
+    reasoning_tokens = reply_count(details.get("reasoning_tokens")) if isinstance(details, dict) else 0
     return ModelReply(
-        text=text or "",
+        text=text,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         cost=litellm_data.cost(model, prompt_tokens, completion_tokens) or 0.0,
         reasoning=reasoning if isinstance(reasoning, str) else "",
-        reasoning_tokens=int(reasoning_tokens or 0),
+        reasoning_tokens=reasoning_tokens,
     )
 
 

@@ -28,7 +28,16 @@ from pytest_faef.calls.litellm_lifecycle import close_litellm_clients
 from pytest_faef.calls.litellm_warnings import LITELLM_TYPES_WARNING, LITELLM_TYPES_WARNING_MODULE
 from pytest_faef.core.identity import LOCAL_PROVIDER, ModelIdentity, provider
 from pytest_faef.core.ledger import RequestLedger
-from pytest_faef.core.requests import FOLLOW_UP, ModelCallError, ModelReply, ModelRequest, Target, budget_reached
+from pytest_faef.core.requests import (
+    FOLLOW_UP,
+    ModelCallError,
+    ModelReply,
+    ModelRequest,
+    Target,
+    budget_reached,
+    reply_count,
+    reply_text,
+)
 
 if TYPE_CHECKING:
     from pytest_faef.calls.store import ResponseStore
@@ -183,7 +192,13 @@ class ModelResponder:
             kwargs["api_key"] = NO_KEY
 
         async def send() -> ModelReply:
-            return _reply_from(await litellm.acompletion(**kwargs), litellm)
+            # litellm's own timeout bounds the wait for each byte, not the answer: an endpoint that drips a byte a
+            # second would hold the run for ever. Each attempt gets the whole of --faef-timeout, no more (issue 33).
+            try:
+                response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=self.timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"no answer within {self.timeout:g} s (--faef-timeout)") from None
+            return _reply_from(response, litellm)
 
         return send
 
@@ -206,6 +221,8 @@ class ModelResponder:
                 if self.limiter is not None:
                     self.limiter.reply(endpoint)
                 return reply
+            except ModelCallError as exc:  # a reply that came but cannot be read: asking again would not help
+                raise ModelCallError(f"{request.model}: {redact(str(exc))}") from None
             except Exception as exc:
                 name = type(exc).__name__
                 message = redact(_first_line(exc))
@@ -421,7 +438,7 @@ class RecordedResponder:
 
     def spent(self) -> float:
         """What this run's replies have cost so far, in US dollars: every xdist worker's, through the store."""
-        if self.store is not None and self.run:
+        if self.store is not None and self.run and not self.store.read_only:
             return self.store.spent(self.run)
         return self.stats.cost
 
@@ -475,8 +492,8 @@ def _litellm_arguments(request: ModelRequest, timeout: float) -> dict[str, Any]:
 def _reply_from(response: Any, litellm: Any) -> ModelReply:
     try:
         message = response.choices[0].message
-        text = message.content
-    except (AttributeError, IndexError, KeyError) as exc:
+        text = reply_text(message.content)
+    except (AttributeError, IndexError, KeyError, TypeError) as exc:
         raise ModelCallError(f"unexpected response shape: {exc}") from None
     # litellm gives every provider's thinking as reasoning_content (issue 27).
     reasoning = getattr(message, "reasoning_content", None) or ""
@@ -487,12 +504,12 @@ def _reply_from(response: Any, litellm: Any) -> ModelReply:
     except Exception:  # litellm raises for models it has no price for
         cost = 0.0
     return ModelReply(
-        text=text or "",
-        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        text=text,
+        prompt_tokens=reply_count(getattr(usage, "prompt_tokens", 0)),
+        completion_tokens=reply_count(getattr(usage, "completion_tokens", 0)),
         cost=cost,
         reasoning=reasoning if isinstance(reasoning, str) else "",
-        reasoning_tokens=int(getattr(details, "reasoning_tokens", 0) or 0),
+        reasoning_tokens=reply_count(getattr(details, "reasoning_tokens", 0)),
     )
 
 
@@ -531,5 +548,6 @@ def endpoint_key(request: ModelRequest) -> tuple[str, str | None]:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
+    """An error's message as one line: no traceback an SDK folded into it, at most 300 characters."""
+    text = str(exc).split("Traceback (most recent call last)")[0].strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__

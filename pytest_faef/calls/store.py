@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -145,15 +147,112 @@ class StoreError(Exception):
     """A store file that cannot be opened or is not ours."""
 
 
-class ResponseStore:
-    """Thread-safe access to the store file; one connection per process, guarded by a lock."""
+_SQLITE_HEADER = b"SQLite format 3\x00"
+# The columns every schema's replies had: a table without them is someone else's, whatever it is called.
+_REPLY_COLUMNS = ("key", "model", "request", "text", "prompt_tokens", "completion_tokens", "cost", "created")
 
-    def __init__(self, path: Path, *, existed: bool | None = None) -> None:
+
+def _recover_hint(path: Path) -> str:
+    return (
+        f"recover what it holds with `sqlite3 {path} .recover | sqlite3 recovered.sqlite` and give that file, "
+        "or delete it to start afresh"
+    )
+
+
+def inspect_store(path: Path) -> None:
+    """Check, reading only, that an existing file is a pytest-faef response store in one piece (issue 33).
+
+    Raises StoreError before anything is written: a file that is not ours (not SQLite, or a database with no
+    pytest-faef ``meta``, or a ``responses`` table of other columns) is left as it is, byte for byte; one of ours
+    that is damaged is named with how to recover it. A file found sound is not checked again by this process.
+    """
+    resolved = path.resolve()
+    if resolved in _SOUND:
+        return
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the response store: {exc.strerror or exc}") from None
+    leave = "the file is left as it is; give --faef-store another path"
+    if not header:
+        return  # an empty file holds nothing to lose: SQLite makes it a database (another worker may be doing so)
+    if header != _SQLITE_HEADER:
+        raise StoreError(f"{path}: not a pytest-faef response store: not an SQLite database ({leave})")
+    try:
+        reader = _read_only(path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot open the response store: {exc}") from None
+    try:
+        tables = {row[0] for row in reader.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        meta = {row[1] for row in reader.execute("PRAGMA table_info(meta)")} if "meta" in tables else set()
+        version = None
+        if {"name", "value"} <= meta:
+            row = reader.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+            version = row[0] if row is not None else None
+        if version is None:
+            raise StoreError(
+                f"{path}: not a pytest-faef response store: an SQLite database with no pytest-faef schema in a "
+                f"meta table ({leave})"
+            )
+        if "responses" in tables:
+            columns = {row[1] for row in reader.execute("PRAGMA table_info(responses)")}
+            if missing := [column for column in _REPLY_COLUMNS if column not in columns]:
+                raise StoreError(
+                    f"{path}: not a pytest-faef response store: its responses table has no column "
+                    f"{', '.join(missing)} ({leave})"
+                )
+        problem = reader.execute("PRAGMA quick_check").fetchone()[0]
+        if problem != "ok":
+            raise StoreError(f"{path}: the response store is damaged ({problem}): {_recover_hint(path)}")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: the response store is damaged ({exc}): {_recover_hint(path)}") from None
+    finally:
+        reader.close()
+    _SOUND.add(resolved)
+
+
+_SOUND: set[Path] = set()  # the store files this process found to be ours and in one piece
+
+
+def _read_only(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A connection that cannot write: ``mode=ro``, and ``immutable`` where the directory cannot take the
+    write-ahead log's shared-memory file (a read-only checkout, a CI cache mounted read-only)."""
+    resolved = path.resolve()
+    immutable = "&immutable=1" if not os.access(resolved.parent, os.W_OK) else ""
+    uri = f"file:{urllib.parse.quote(str(resolved))}?mode=ro{immutable}"
+    return sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=check_same_thread, isolation_level=None)
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write the store at ``path`` (it may create it, when there is none)."""
+    if path.exists():
+        return os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
+    parent = next((folder for folder in path.resolve().parents if folder.exists()), None)
+    return parent is not None and os.access(parent, os.W_OK)
+
+
+class ResponseStore:
+    """Thread-safe access to the store file; one connection per process, guarded by a lock.
+
+    Opened ``read_only`` (or when the file cannot be written), it replays what it holds and keeps nothing new:
+    every write is skipped, and ``read_only`` says so for the run to tell its user.
+    """
+
+    def __init__(self, path: Path, *, existed: bool | None = None, read_only: bool = False) -> None:
         """Open or create the store. ``existed`` overrides whether it counts as pre-existing
         (xdist workers are told what the controller saw, since one of them creates it)."""
         self.path = path
         self.existed = path.exists() if existed is None else existed
         self._lock = threading.Lock()
+        if path.exists():
+            inspect_store(path)  # nothing is written to a file that is not ours, or damaged
+        elif read_only:
+            raise StoreError(f"{path}: no response store there to read")
+        self.read_only = read_only or not writable(path)
+        if self.read_only:
+            self._connection = self._open_read_only(path)
+            return
         connection = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +275,18 @@ class ResponseStore:
                 raise
             raise StoreError(f"{path}: cannot open the response store: {exc}") from None
         self._connection = connection
+
+    @staticmethod
+    def _open_read_only(path: Path) -> sqlite3.Connection:
+        connection = _read_only(path, check_same_thread=False)
+        version = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
+        if version != str(SCHEMA_VERSION):
+            connection.close()
+            raise StoreError(
+                f"{path}: response store schema {version}, this pytest-faef reads {SCHEMA_VERSION}; it cannot be "
+                "brought up to date read-only: run once where the file can be written"
+            )
+        return connection
 
     def __enter__(self) -> ResponseStore:
         return self
@@ -206,6 +317,8 @@ class ResponseStore:
 
     def put(self, request: ModelRequest, reply: ModelReply) -> None:
         """Keep ``reply`` under ``request``'s key; the request's system prompt and context once each, by digest."""
+        if self.read_only:
+            return
         payload = json.dumps(request.to_json(), ensure_ascii=False, sort_keys=True)
         with self._lock:
             if texts := request.shared_texts():
@@ -254,6 +367,8 @@ class ResponseStore:
 
     def confirm(self, keys: Iterable[str], when: float) -> None:
         """Record that a drift check found these stored replies unchanged at ``when``."""
+        if self.read_only:
+            return
         with self._lock:
             self._connection.executemany(
                 "UPDATE responses SET verified = ? WHERE key = ?", [(when, key) for key in keys]
@@ -275,6 +390,8 @@ class ResponseStore:
         Every run writes the judgment of every item; a row that would not change is left alone, so a
         rerun from the store costs a lookup per item, not a write.
         """
+        if self.read_only:
+            return
         with self._lock:
             self._connection.execute(
                 _PUT_JUDGMENT,
@@ -311,6 +428,8 @@ class ResponseStore:
 
     def add_spend(self, run: str, cost: float) -> None:
         """Add what a reply cost to run ``run``'s spend, which every xdist worker of the run shares."""
+        if self.read_only:
+            return
         with self._lock:
             self._connection.execute(
                 "INSERT INTO spend (run, cost) VALUES (?, ?)"
@@ -327,8 +446,11 @@ class ResponseStore:
     def claim_drift_check(self, run: str, target: str) -> bool:
         """Whether this process is the first of run ``run`` to check ``target`` for drift (and so does it).
 
-        xdist workers of one run share the check: one claims it, the others wait for its result.
+        xdist workers of one run share the check: one claims it, the others wait for its result. A read-only store
+        records no claim: each process checks for itself.
         """
+        if self.read_only:
+            return True
         with self._lock:
             cursor = self._connection.execute(
                 "INSERT OR IGNORE INTO drift_checks (run, target, result, created) VALUES (?, ?, NULL, ?)",
@@ -337,6 +459,8 @@ class ResponseStore:
             return cursor.rowcount == 1
 
     def finish_drift_check(self, run: str, target: str, result: str) -> None:
+        if self.read_only:
+            return
         with self._lock:
             self._connection.execute(
                 "UPDATE drift_checks SET result = ? WHERE run = ? AND target = ?", (result, run, target)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pytest_faef.core.deployment import context_text, digest
 from pytest_faef.core.identity import ModelIdentity
 from pytest_faef.core.prompts import Message
+from pytest_faef.core.text import printable
 
 # Set while a request continues an item already begun (the judge of an open answer just received): whatever
 # bounds the requests in flight lets it in ahead of the requests of items not begun, so that items finish
@@ -167,8 +168,50 @@ class ModelCallError(Exception):
     """
 
     def __init__(self, message: str, *, fatal: bool = False) -> None:
-        super().__init__(message)
+        # Its text quotes the endpoint (an error body, a header) and names the model: made printable once, here,
+        # for the terminal, the reports and the store alike (issue 33).
+        super().__init__(printable(message))
         self.fatal = fatal
+
+
+def reply_text(content: Any) -> str:
+    """A reply's ``content`` as text, whatever shape a server sent it in (issue 33): a string as it is, none as empty,
+    a list of content parts (several servers send them) as their texts joined. Raises ModelCallError for any other
+    shape, so that the item ends in an error that says what came, and nothing else does."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif isinstance(part, dict) and part.get("type") not in (None, "text"):
+                continue  # an image or audio part: nothing to read as the answer
+            else:
+                raise ModelCallError(f"the reply's content holds a part that is not text: {_shape(part)}")
+        return "".join(texts)
+    raise ModelCallError(f"the reply's content is {_shape(content)}, not text")
+
+
+def reply_count(value: Any) -> int:
+    """A token count as a server gave it; anything that is not a count is 0 (usage is reported, never trusted)."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float) and value.is_integer():
+        return max(int(value), 0)
+    return 0
+
+
+def _shape(value: Any) -> str:
+    """What a value is, in a few words, for an error message: its type and the start of its text."""
+    shown = repr(value)
+    return f"{type(value).__name__} {shown[:60]}{'...' if len(shown) > 60 else ''}"
 
 
 class Responder(Protocol):

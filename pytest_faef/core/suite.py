@@ -6,10 +6,12 @@ A bad record never hides the good ones: loading returns every valid item togethe
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -250,6 +252,7 @@ def _read_text(path: Path, shown: str, *, line_by_line: bool = False) -> str | S
         data = path.read_bytes()
     except OSError as exc:
         return SuiteError(path=shown, line=0, field=None, message=f"cannot read: {exc}")
+    data = data.removeprefix(codecs.BOM_UTF8)  # editors on Windows write one; it is no part of the first record
     if line_by_line:
         return data.decode("utf-8", errors="surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
     try:
@@ -279,6 +282,67 @@ _RawRecord = tuple[Mapping[str, Any], int, Mapping[str, int]]
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by the surrogateescape handler
 
 
+# What one record may be (issue 33): a hostile line must be one error, never the end of the session. A record is
+# a few texts; these bounds are far beyond any real one and well within what the parser and the reports can take.
+MAX_RECORD_CHARS = 1_000_000
+MAX_DEPTH = 32  # objects and lists within a record, ``meta`` included
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members; a key given twice is an error, not the last one silently."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply ``value``'s lists and mappings nest (a scalar: 0), without recursing."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict):
+            children = list(current.values())
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if depth + 1 > MAX_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def json_record(line: str) -> dict[str, Any] | str:
+    """One JSONL line as a record, or what is wrong with it, in words that name the place (issue 33)."""
+    if len(line) > MAX_RECORD_CHARS:
+        return f"the line is {len(line):,} characters; a record may hold at most {MAX_RECORD_CHARS:,}"
+    try:
+        record = json.loads(line, object_pairs_hook=_refuse_duplicates)
+    except json.JSONDecodeError as exc:
+        # Some of the parser's messages end in "at" ("Unterminated string starting at"): the column follows.
+        return f"invalid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}"
+    except _DuplicateKey as exc:
+        return f"key {exc.args[0]!r} given twice in one object (which one is meant?)"
+    except RecursionError:
+        return f"invalid JSON: nested too deeply (a record may nest lists and objects {MAX_DEPTH} deep)"
+    except ValueError:  # Python's limit on the digits of an integer
+        return f"invalid JSON: a number too long to read (more than {sys.get_int_max_str_digits():,} digits)"
+    if not isinstance(record, dict):
+        return "a record must be a JSON object"
+    if nesting_depth(record) > MAX_DEPTH:
+        return f"nested too deeply: a record may nest lists and objects {MAX_DEPTH} deep"
+    return record
+
+
 def jsonl_objects(text: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, the object) for each non-blank line, or (line number, what is wrong with it)."""
     for number, line in enumerate(text.splitlines(), start=1):
@@ -288,12 +352,7 @@ def jsonl_objects(text: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
             byte = ord(bad.group()) - 0xDC00
             yield number, f"byte 0x{byte:02x} at column {bad.start() + 1} is not UTF-8; the file must be UTF-8"
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, f"invalid JSON: {exc.msg} at column {exc.colno}"
-            continue
-        yield number, record if isinstance(record, dict) else "a record must be a JSON object"
+        yield number, json_record(line)
 
 
 def _jsonl_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
@@ -314,6 +373,10 @@ def _yaml_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
         line = mark.line + 1 if mark is not None else 0
         yield SuiteError(path=shown, line=line, field=None, message=f"invalid YAML: {getattr(exc, 'problem', exc)}")
         return
+    except RecursionError:  # YAML is one document: the whole file is the error
+        message = f"invalid YAML: nested too deeply (a record may nest lists and mappings {MAX_DEPTH} deep)"
+        yield SuiteError(path=shown, line=0, field=None, message=message)
+        return
     if document is None:
         return
     if not isinstance(document, yaml.SequenceNode):
@@ -327,13 +390,65 @@ def _yaml_records(text: str, shown: str) -> Iterator[_RawRecord | SuiteError]:
         if not isinstance(node, yaml.MappingNode):
             yield SuiteError(path=shown, line=line, field=None, message="a record must be a mapping")
             continue
+        if duplicate := _duplicate_yaml_key(node):
+            key, at = duplicate
+            yield SuiteError(path=shown, line=at, field=key, message="given twice in one mapping (which one is meant?)")
+            continue
         try:
             record = loader.construct_mapping(node, deep=True)
         except yaml.YAMLError as exc:
             yield SuiteError(path=shown, line=line, field=None, message=f"invalid YAML: {exc}")
             continue
+        except RecursionError:
+            message = f"invalid YAML: nested too deeply (a record may nest lists and mappings {MAX_DEPTH} deep)"
+            yield SuiteError(path=shown, line=line, field=None, message=message)
+            continue
+        except ValueError:  # Python's limit on the digits of an integer
+            message = f"invalid YAML: a number too long to read (more than {sys.get_int_max_str_digits():,} digits)"
+            yield SuiteError(path=shown, line=line, field=None, message=message)
+            continue
+        if nesting_depth(record) > MAX_DEPTH:
+            message = f"nested too deeply: a record may nest lists and mappings {MAX_DEPTH} deep"
+            yield SuiteError(path=shown, line=line, field=None, message=message)
+            continue
         field_lines = {str(key.value): key.start_mark.line + 1 for key, _ in node.value}
         yield {str(name): value for name, value in record.items()}, line, field_lines
+
+
+MAX_ID_CHARS = 200
+
+
+def _unselectable(item_id: str) -> str | None:
+    """Why a test with this id could not be named on pytest's command line, or None (issue 33)."""
+    if len(item_id) > MAX_ID_CHARS:
+        return f"{len(item_id):,} characters long; an id may have at most {MAX_ID_CHARS}"
+    if "::" in item_id:
+        return "holds '::', which pytest reads as the end of a node id's part: the test could not be selected by it"
+    if "[" in item_id or "]" in item_id:
+        return "holds '[' or ']', which pytest reads as a parameter's brackets: the test could not be selected by it"
+    if any(not character.isprintable() for character in item_id):
+        return "holds a control character, a tab or a line break: the test could not be named on a command line"
+    return None
+
+
+def _duplicate_yaml_key(node: Any) -> tuple[str, int] | None:
+    """The first key a record's mapping (or one within it) gives twice, with its line; PyYAML keeps the last."""
+    import yaml
+
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in current.value:
+                name = str(key.value)
+                if name in seen:
+                    return name, key.start_mark.line + 1
+                seen.add(name)
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    return None
 
 
 def _parse_record(
@@ -385,6 +500,8 @@ def _parse_record(
     item_id = str(item_id).strip()
     if not item_id:
         return error("id", "empty")
+    if problem := _unselectable(item_id):
+        return error("id", problem)
     texts: dict[str, str] = {}
     positives = _text_list(fields["positive"])
     if isinstance(positives, str):

@@ -133,6 +133,11 @@ class SuiteFile(pytest.Module):
             self.config.stash[session_key].collected_suite(
                 loaded.dimensions, [item.taxonomy for item in loaded.items if not item.capability]
             )
+        if not loaded.items and not loaded.errors and self.counts_as_suite:
+            # An empty file is no error (faef review may have rejected every record), but not silence (issue 33).
+            self.warn(
+                pytest.PytestCollectionWarning(f"{self._display_path()} holds no records: nothing to run from it")
+            )
         for error in loaded.errors:
             yield InvalidRecord.from_parent(self, name=f"invalid-record-line-{error.line}", error=error)
         by_dimension: dict[str, list[PairedItem]] = {}

@@ -182,9 +182,16 @@ class FaefSession:
         if self._store_opened or path is None:
             return
         self._store_opened = True
-        if self.settings.record_mode == "none" and not path.exists():
+        replay_only = self.settings.record_mode == "none"
+        if replay_only and not path.exists():
             return  # replay-only: never create a store just to find it empty
-        self._store = ResponseStore(path, existed=self.store_existed)
+        # A run that may not write (replay only, a read-only file or checkout) opens it read-only (issue 33).
+        self._store = ResponseStore(path, existed=self.store_existed, read_only=replay_only)
+        if self._store.read_only and not replay_only:
+            self.drift_skipped.append(
+                f"faef: the response store {self._shown(path)} cannot be written: its replies are replayed, and "
+                "replies asked now are not kept for the next run"
+            )
 
     def scheduler(self) -> ItemScheduler:
         """Created on first use, so runs without faef items open no store and import no litellm."""
@@ -295,7 +302,7 @@ class FaefSession:
             return []
         path = self.settings.store_path
         try:
-            store = ResponseStore(path) if path is not None and path.exists() else None
+            store = ResponseStore(path, read_only=True) if path is not None and path.exists() else None
         except StoreError as exc:  # a real run says so as a usage error; discovery just goes without
             return [f"faef estimate: none: {exc}"]
         try:
@@ -665,6 +672,7 @@ class FaefSession:
             selected=len(self.selected_nodeids) if self.selected_nodeids is not None else None,
             not_run=tuple(self.not_run()),
             requests=self.request_ledger(),
+            interrupted=self.stop_reason,
         )
 
     def _control_description(self) -> str:
@@ -684,7 +692,7 @@ class FaefSession:
         if not path.exists():
             return None
         try:
-            store = ResponseStore(path)
+            store = ResponseStore(path, read_only=True)
         except StoreError:
             return None
         try:

@@ -14,8 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_faef.core.ledger import RequestLedger
 from pytest_faef.core.shards import ShardSelection, merged_line
-from pytest_faef.results.summary import CALIBRATION_HEADERS, SUMMARY_HEADERS, unparseable_note
+from pytest_faef.core.text import printable
+from pytest_faef.results.summary import CALIBRATION_HEADERS, SUMMARY_HEADERS, request_lines, unparseable_note
 
 SAFE_LETTER = "A"
 NO_VALUE = "\N{EN DASH}"
@@ -52,6 +54,7 @@ code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "
   letter-spacing: .04em; color: #fff; background: var(--muted); }
 .gate.passed .badge { background: var(--pass); }
 .gate.failed .badge { background: var(--fail); }
+.interrupted { border-left: 4px solid var(--fail); padding: 0.4em 0.8em; background: #fff5f5; font-weight: 600; }
 .gate-checks { margin: 8px 0 0; color: var(--muted); font-size: 14px; }
 .gate ul { margin: 8px 0 0; padding-left: 20px; }
 .gate li { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px;
@@ -173,7 +176,8 @@ def render_html(report: Mapping[str, Any]) -> str:
         "<body>",
         "<main>",
         *_header(run, models, report.get("gate")),
-        *_provenance(run, models),
+        *_interrupted(report),
+        *_provenance(run, models, report.get("requests")),
         *_heatmaps(models),
         *_summaries(models),
         *_controls(models, run),
@@ -203,6 +207,17 @@ def _head() -> list[str]:
         f"<style>{STYLE}</style>",
         "</head>",
     ]
+
+
+def _interrupted(report: Mapping[str, Any]) -> list[str]:
+    """Why the run ended early and how much of it ran (issue 33), or nothing for a whole run."""
+    reason = report.get("interrupted")
+    if not reason:
+        return []
+    selected = _number(report.get("selected"))
+    missing = len(_sequence(report.get("not_run")))
+    ran = f": {int(selected) - missing} of {int(selected)} selected items ran" if selected else ""
+    return [f'<p class="interrupted" id="interrupted">Interrupted ({_text(reason)}){_text(ran)}.</p>']
 
 
 def _header(run: Mapping[str, Any], models: Sequence[Mapping[str, Any]], gate: object) -> list[str]:
@@ -245,7 +260,8 @@ def _gate(gate: object) -> list[str]:
             '<p class="gate-checks">No threshold or regression rule was set: nothing could fail this run.</p></div>'
         ]
     state = "passed" if passed else "failed"
-    parts = [f'<div class="gate {state}" id="gate">', f'<span class="badge" id="gate-status">{state.upper()}</span>']
+    badge = "INCOMPLETE" if gate.get("incomplete") and not passed else state.upper()  # issue 33
+    parts = [f'<div class="gate {state}" id="gate">', f'<span class="badge" id="gate-status">{badge}</span>']
     if failures:
         parts.append('<ul class="gate-failures">')
         parts.extend(f"<li>{_text(line)}</li>" for line in failures)
@@ -281,8 +297,9 @@ def _power(gate: Mapping[str, Any]) -> list[str]:
 # --- provenance -------------------------------------------------------------------------------------------------
 
 
-def _provenance(run: Mapping[str, Any], models: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Where every verdict's replies came from: asked now or replayed, when recorded, from which endpoint."""
+def _provenance(run: Mapping[str, Any], models: Sequence[Mapping[str, Any]], requests: object = None) -> list[str]:
+    """Where every verdict's replies came from: asked now or replayed, when recorded, from which endpoint; and the
+    ledger of every request sent (issue 32)."""
     entries = []
     for model in models:
         replies = _mapping(model.get("replies"))
@@ -306,6 +323,12 @@ def _provenance(run: Mapping[str, Any], models: Sequence[Mapping[str, Any]]) -> 
         )
     entries += [f"<li>{_text(line)}</li>" for line in _sequence(run.get("provenance"))]
     entries += [f"<li>{_text(line)}</li>" for line in _shard_lines(run)]
+    if isinstance(requests, Mapping):
+        try:
+            ledger = RequestLedger.from_json(requests)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            ledger = None
+        entries += [f'<li class="requests">{_text(line)}</li>' for line in request_lines(ledger)]
     if not entries:
         return []
     return [
@@ -1223,8 +1246,8 @@ def _coverage(coverage: object) -> list[str]:
 
 
 def _text(value: object) -> str:
-    """Report text made safe for HTML content and attribute values."""
-    return html.escape(str(value), quote=True)
+    """Report text made safe for HTML content and attribute values, its control characters shown as escapes."""
+    return html.escape(printable(str(value)), quote=True)
 
 
 def _code(value: str) -> str:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from pytest_faef.core.metrics import ConsistencyReport, GroupSummary
+from pytest_faef.core.text import printable
 from pytest_faef.results.comparison import Comparison
 from pytest_faef.results.summary import fake_count, percent, with_interval
 
@@ -29,6 +30,7 @@ def markdown_summary(
     judges: Mapping[str, str],
     headline: Sequence[str] = (),
     gate_failures: Sequence[str] = (),
+    incomplete: bool = False,
     checks: Sequence[str] = (),
     notices: Sequence[str] = (),
     comparison: Comparison | None = None,
@@ -39,6 +41,8 @@ def markdown_summary(
 ) -> str:
     """The whole summary, ending in a newline. ``headline`` holds lines shown under the title (a shard, a merge)."""
     status = "gate failed" if gate_failures else ("gate passed" if checks else "no gate")
+    if incomplete and gate_failures:
+        status = "incomplete, gate failed"  # some selected item has no verdict (issue 33)
     lines = [f"## FAEF consistency: {status}", ""]
     lines += [*(text(line) for line in headline), ""] if headline else []
     if summaries:
@@ -121,13 +125,13 @@ def regressed_lines(comparison: Comparison, *, limit: int) -> list[str]:
 
 def text(value: str) -> str:
     """``value`` as literal Markdown text on one line: special characters escaped, HTML's ``&`` as an entity."""
-    return _SPECIAL.sub(r"\\\1", " ".join(value.replace("&", "&amp;").split()))
+    return _SPECIAL.sub(r"\\\1", " ".join(printable(value).replace("&", "&amp;").split()))
 
 
 def code(value: str) -> str:
     """``value`` as a code span whatever backticks it holds, on one line. Only for lists and headings: in a
     table cell, ``|`` would end the cell, and GitHub's ``\\|`` inside a code span shows the backslash elsewhere."""
-    value = " ".join(value.split())
+    value = " ".join(printable(value).split())
     longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
     fence = "`" * (longest + 1)
     padded = f" {value} " if value.startswith("`") or value.endswith("`") else value

@@ -58,6 +58,7 @@ def build_report(
     selected: int | None = None,
     not_run: Sequence[tuple[str, str]] = (),
     requests: RequestLedger | None = None,
+    interrupted: str | None = None,
     gate_tests: Sequence[Mapping[str, Any]] = (),
     correction: Mapping[str, Any] | None = None,
     power: Sequence[Mapping[str, Any]] = (),
@@ -109,8 +110,11 @@ def build_report(
         "schema_version": SCHEMA_VERSION,
         "run": run,
         "models": models,
+        "interrupted": interrupted,  # why the session ended early (Ctrl-C, -x), or null (issue 33)
         "gate": {
             "passed": not gate_failures,
+            # Some selected item has no verdict: whatever was gated, the run is not whole (issue 33).
+            "incomplete": bool(not_run),
             "failures": gate_failures,
             "checks": list(gate_checks),
             "unchecked": list(gate_unchecked),

@@ -110,6 +110,15 @@ class RunDescription:
     not_run: tuple[tuple[str, str], ...] = ()
     # The ledger of requests (issue 32): every attempt the run sent, by model and kind; None when not counted.
     requests: RequestLedger | None = None
+    # Why the session ended before its last item (Ctrl-C, -x), when it did (issue 33).
+    interrupted: str | None = None
+
+    def interrupted_lines(self) -> list[str]:
+        """``Interrupted (the run was interrupted): 42 of 300 selected items ran.``, for a run cut short."""
+        if self.interrupted is None:
+            return []
+        ran = f": {self.selected - len(self.not_run)} of {self.selected} selected items ran" if self.selected else ""
+        return [f"Interrupted ({self.interrupted}){ran}."]
 
     def incomplete_line(self) -> str | None:
         """``faef: incomplete: 3 of 10 selected items have no verdict (...)``, or None when every item has one."""
@@ -206,8 +215,9 @@ def judge_run(
     gate_failures += failures
     notices += warnings
     if (incomplete := run.incomplete_line()) is not None:
-        # A gate on fewer items than were selected would pass a run that never asked the rest (issue 32).
-        if (gate.thresholds or gate.regression_rules or gate.min_coverage) and not gate.allow_incomplete:
+        # A gate on fewer items than were selected would pass a run that never asked the rest (issue 32); a run cut
+        # short says so in its gate whatever was gated (issue 33): no report of it reads "gate passed".
+        if not gate.allow_incomplete:
             gate_failures.append(f"{incomplete}; a gate on the rest would not be this run's (--faef-allow-incomplete)")
         else:
             notices.append(incomplete)
@@ -362,6 +372,7 @@ def run_report(
         selected=run.selected,
         not_run=run.not_run,
         requests=run.requests,
+        interrupted=run.interrupted,
         gate_tests=[test.to_json() for test in result.tests],
         correction={"method": gate.correction, "alpha": gate.alpha, "tests": len(result.tests)},
         power=[statement.to_json() for statement in result.power.values()],
@@ -497,8 +508,9 @@ def markdown_text(
     return markdown_summary(
         result.summaries,
         judges=run.judges,
-        headline=run.shard_lines(),
+        headline=[*run.shard_lines(), *run.interrupted_lines()],
         gate_failures=result.gate_failures,
+        incomplete=bool(run.not_run),
         checks=result.checks,
         notices=result.notices,
         comparison=result.comparison,

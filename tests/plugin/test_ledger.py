@@ -130,7 +130,9 @@ def test_a_rerun_asks_failed_requests_again_but_replays_real_answers(
         max_faults_per_request=1,
         fault_kinds=["500"],
     )
-    result = faef_dir.runpytest_subprocess(*MODEL, "--faef-max-retries=0", "--reruns=1")
+    # Every request's first attempt fails, and the judge is asked only once the open answer came: the first rerun
+    # gets the open answer and the orders, the second the judge's verdict.
+    result = faef_dir.runpytest_subprocess(*MODEL, "--faef-max-retries=0", "--reruns=2")
 
     counts = faef_counts(result)
     assert counts["errors"] == 0 and counts["passed"] == ITEMS, result.outlines
@@ -217,7 +219,8 @@ def test_ctrl_c_lists_the_items_not_run_counts_what_was_sent_and_stores_what_arr
     write_jsonl(faef_dir.path / "small.faef.jsonl", [record(id=f"q{n}", question=f"Question {n}?") for n in range(40)])
     server = loopback(behaviour="hash", latency=0.4)
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *MODEL, "--faef-concurrency=4"],
+        [sys.executable, "-m", "pytest", *MODEL, "--faef-concurrency=4", "--faef-markdown=summary.md",
+         "--faef-html=report.html"],
         cwd=faef_dir.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -236,4 +239,13 @@ def test_ctrl_c_lists_the_items_not_run_counts_what_was_sent_and_stores_what_arr
     with sqlite3.connect(faef_dir.path / ".faef" / "responses.sqlite") as store:
         (stored,) = store.execute("SELECT count(*) FROM responses").fetchone()
     assert stored == seen["successes"]  # none paid for and dropped
+    # Every report says the run was interrupted, and how much of it ran; no gate passes on part of it (issue 33).
+    assert data["interrupted"] == "the run was interrupted"
+    assert data["gate"]["incomplete"] and not data["gate"]["passed"]
+    ran = len(data["items"])
+    assert (
+        f"Interrupted (the run was interrupted): {ran} of 40 selected items ran."
+        in (faef_dir.path / "summary.md").read_text()
+    )
+    assert "INCOMPLETE" in (faef_dir.path / "report.html").read_text()
     assert f"requests: openai/gpt-4o-mini (at {server.url}): {seen['requests']} sent" in output

@@ -114,7 +114,10 @@ def test_record_mode_none_does_not_create_a_store(faef_dir: pytest.Pytester) -> 
 
 
 def test_a_store_that_is_not_sqlite_is_a_usage_error(faef_dir: pytest.Pytester) -> None:
-    faef_dir.path.joinpath("notes.txt").write_text("not a database, just text " * 100)
+    notes = faef_dir.path.joinpath("notes.txt")
+    notes.write_text("not a database, just text " * 100)
+    before = notes.read_bytes()
     result = faef_dir.runpytest(*MODEL, "--faef-store", "notes.txt")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*pytest-faef: *notes.txt: cannot open the response store:*"])
+    result.stderr.fnmatch_lines(["*pytest-faef: *notes.txt: not a pytest-faef response store: not an SQLite database*"])
+    assert notes.read_bytes() == before

@@ -238,7 +238,7 @@ def test_a_file_that_is_not_sqlite_is_an_error_naming_it(path: Path) -> None:
     path.parent.mkdir(parents=True)
     path.write_bytes(b"these are not the replies you are looking for\n" * 100)
 
-    with pytest.raises(StoreError, match=rf"^{path}: cannot open the response store: "):
+    with pytest.raises(StoreError, match=rf"^{path}: not a pytest-faef response store: not an SQLite database "):
         ResponseStore(path)
 
 

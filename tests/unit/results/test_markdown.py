@@ -28,6 +28,7 @@ from pytest_faef.core.evaluation import BY_REFERENCE, CORRECT, EvaluationSetting
 from pytest_faef.core.metrics import ItemRecord
 from pytest_faef.core.shards import Shard, ShardSelection
 from pytest_faef.core.suite import CAPABILITY
+from pytest_faef.core.text import printable
 from pytest_faef.results.baseline import build_baseline, load_baseline
 from pytest_faef.results.comparison import parse_regression_rules
 from pytest_faef.results.gate import parse_threshold
@@ -204,7 +205,7 @@ def test_any_dimension_name_stays_in_its_cell_as_written(name: str) -> None:
     rows = table_rows(summary(records))
 
     assert [len(row) for row in rows] == [9, 9, 9]
-    assert rows[1][1] == " ".join(name.split())
+    assert rows[1][1] == " ".join(printable(name).split())  # control characters as their escapes (issue 33)
 
 
 @given(value=NAMES)
@@ -213,7 +214,7 @@ def test_a_code_span_shows_any_text_as_written(value: str) -> None:
 
     shown = re.fullmatch(r"<ul>\n<li><code>(.*)</code></li>\n</ul>\n", html, flags=re.DOTALL)
     assert shown is not None
-    assert _unescape(shown.group(1)) == " ".join(value.split())
+    assert _unescape(shown.group(1)) == " ".join(printable(value).split())
 
 
 def test_text_escapes_what_markdown_would_read() -> None:
