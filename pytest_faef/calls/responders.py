@@ -351,7 +351,8 @@ class RecordedResponder:
         stored = self.store.get(request)
         if stored is None:
             return None
-        replayed = stored.recorded_at < self.session_started
+        # Recorded before this session began, or by another session while it ran: not asked by this run.
+        replayed = stored.recorded_at < self.session_started or stored.recorded_by not in ("", self.run)
         if replayed and request.target in self.stale:
             return None
         return dataclasses.replace(stored, replayed=replayed)
@@ -434,7 +435,7 @@ class RecordedResponder:
             self.stats.cost += reply.cost
             if reply.cost and self.store is not None and self.run:
                 self.store.add_spend(self.run, reply.cost)
-        return dataclasses.replace(reply, recorded_at=time.time())
+        return dataclasses.replace(reply, recorded_at=time.time(), recorded_by=self.run)
 
     def spent(self) -> float:
         """What this run's replies have cost so far, in US dollars: every xdist worker's, through the store."""

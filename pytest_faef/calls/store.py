@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS responses (
     revision TEXT,
     verified REAL,
     reasoning TEXT NOT NULL DEFAULT '',
-    reasoning_tokens INTEGER NOT NULL DEFAULT 0
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+    run TEXT
 );
 CREATE TABLE IF NOT EXISTS texts (digest TEXT PRIMARY KEY, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -252,6 +253,8 @@ class ResponseStore:
         self.read_only = read_only or not writable(path)
         if self.read_only:
             self._connection = self._open_read_only(path)
+            columns = {row[1] for row in self._connection.execute("PRAGMA table_info(responses)")}
+            self._run_column = "run" in columns
             return
         connection = None
         try:
@@ -268,6 +271,7 @@ class ResponseStore:
                 version = _migrate(connection)
             if version != str(SCHEMA_VERSION):
                 raise StoreError(f"{path}: response store schema {version}, this pytest-faef reads {SCHEMA_VERSION}")
+            _add_run_column(connection)
         except (OSError, sqlite3.DatabaseError, StoreError) as exc:
             if connection is not None:
                 connection.close()
@@ -275,6 +279,7 @@ class ResponseStore:
                 raise
             raise StoreError(f"{path}: cannot open the response store: {exc}") from None
         self._connection = connection
+        self._run_column = True
 
     @staticmethod
     def _open_read_only(path: Path) -> sqlite3.Connection:
@@ -295,15 +300,16 @@ class ResponseStore:
         self.close()
 
     def get(self, request: ModelRequest) -> ModelReply | None:
+        run = "run" if self._run_column else "NULL"
         with self._lock:
             row = self._connection.execute(
-                "SELECT text, prompt_tokens, completion_tokens, cost, created, reasoning, reasoning_tokens"
-                " FROM responses WHERE key = ?",
+                "SELECT text, prompt_tokens, completion_tokens, cost, created, reasoning, reasoning_tokens,"
+                f" {run} FROM responses WHERE key = ?",
                 (request.key(),),
             ).fetchone()
         if row is None:
             return None
-        text, prompt_tokens, completion_tokens, cost, created, reasoning, reasoning_tokens = row
+        text, prompt_tokens, completion_tokens, cost, created, reasoning, reasoning_tokens, recorded_by = row
         return ModelReply(
             text=text,
             prompt_tokens=prompt_tokens,
@@ -313,6 +319,7 @@ class ResponseStore:
             recorded_at=created,
             reasoning=reasoning,
             reasoning_tokens=reasoning_tokens,
+            recorded_by=recorded_by or "",
         )
 
     def put(self, request: ModelRequest, reply: ModelReply) -> None:
@@ -325,8 +332,8 @@ class ResponseStore:
                 self._connection.executemany("INSERT OR IGNORE INTO texts VALUES (?, ?)", texts.items())
             self._connection.execute(
                 "INSERT OR REPLACE INTO responses (key, model, request, text, prompt_tokens, completion_tokens, cost,"
-                " created, endpoint, revision, verified, reasoning, reasoning_tokens)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                " created, endpoint, revision, verified, reasoning, reasoning_tokens, run)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
                 (
                     request.key(),
                     request.model,
@@ -340,6 +347,7 @@ class ResponseStore:
                     request.revision,
                     reply.reasoning,
                     reply.reasoning_tokens,
+                    reply.recorded_by or None,
                 ),
             )
 
@@ -481,6 +489,18 @@ class ResponseStore:
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+
+
+def _add_run_column(connection: sqlite3.Connection) -> None:
+    """Stores made before replies named their run get the column (NULL for their replies: a run not known)."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(responses)")}
+    if "run" in columns:
+        return
+    try:
+        connection.execute("ALTER TABLE responses ADD COLUMN run TEXT")
+    except sqlite3.OperationalError as exc:  # another process of the run added it first
+        if "duplicate column" not in str(exc):
+            raise
 
 
 def _migrate(connection: sqlite3.Connection) -> str:

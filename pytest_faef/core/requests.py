@@ -138,6 +138,9 @@ class ModelReply:
     # that was before this session began, i.e. it is replayed from an earlier run.
     recorded_at: float = dataclasses.field(default=0.0, compare=False)
     replayed: bool = dataclasses.field(default=False, compare=False)
+    # The run that asked for it (its id; "" when not known): a reply another session stored while this one ran is
+    # replayed, not fresh, for this one (issue 33).
+    recorded_by: str = dataclasses.field(default="", compare=False)
 
 
 def dollars(amount: float) -> str:

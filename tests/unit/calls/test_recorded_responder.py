@@ -113,6 +113,21 @@ def test_new_reuses_replies_stored_by_an_earlier_run(path: Path) -> None:
     assert model.calls == []
 
 
+def test_a_reply_another_session_stored_while_this_one_ran_is_replayed_not_fresh(store: ResponseStore) -> None:
+    """Issue 33: two sessions sharing a store; what the other asked is not this run's fresh reply. What this run's
+    own processes (xdist workers) stored is."""
+    responder = RecordedResponder(responder=ScriptedModel(), store=store, run="mine", session_started=0.0)
+    store.put(request("theirs"), ModelReply(text="asked by another session", recorded_at=10.0, recorded_by="other"))
+    store.put(request("ours"), ModelReply(text="asked by a worker of this run", recorded_at=10.0, recorded_by="mine"))
+
+    theirs, ours = ask(responder, request("theirs"), request("ours"))
+
+    assert (theirs.replayed, ours.replayed) == (True, False)
+    (asked,) = ask(responder, request("new"))
+    stored = store.get(request("new"))
+    assert stored is not None and stored.recorded_by == "mine" and not asked.replayed
+
+
 def test_all_requests_everything_again_and_overwrites_the_store(store: ResponseStore) -> None:
     store.put(request("hello"), ModelReply(text="stale"))
     model = ScriptedModel()
