@@ -175,7 +175,7 @@ def inspect_store(path: Path) -> None:
             header = file.read(len(_SQLITE_HEADER))
     except OSError as exc:
         raise StoreError(f"{path}: cannot read the response store: {exc.strerror or exc}") from None
-    leave = "the file is left as it is; give --faef-store another path"
+    leave = "the file is left as it is; choose another path for --faef-store"
     if not header:
         return  # an empty file holds nothing to lose: SQLite makes it a database (another worker may be doing so)
     if header != _SQLITE_HEADER:
