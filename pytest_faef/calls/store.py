@@ -186,6 +186,8 @@ def inspect_store(path: Path) -> None:
         raise StoreError(f"{path}: cannot open the response store: {exc}") from None
     try:
         tables = {row[0] for row in reader.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return  # a database with nothing in it yet: another process of the run is creating the store
         meta = {row[1] for row in reader.execute("PRAGMA table_info(meta)")} if "meta" in tables else set()
         version = None
         if {"name", "value"} <= meta:
@@ -262,9 +264,11 @@ class ResponseStore:
             connection = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
             _switch_to_wal(connection)
             connection.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
-            connection.executescript(_SCHEMA)
-            connection.execute(
-                "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            # One transaction: another process of the run (an xdist worker) checking the file meanwhile sees
+            # either no tables yet or the whole schema with its version, never a database that looks foreign.
+            connection.executescript(
+                f"BEGIN IMMEDIATE;{_SCHEMA}"
+                f"INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;"
             )
             version = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
             if version in ("1", "2"):

@@ -4,6 +4,8 @@ ours that is damaged is named with how to recover it; a store that cannot be wri
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import sqlite3
 from pathlib import Path
@@ -128,3 +130,35 @@ def test_a_store_in_a_folder_that_cannot_be_written_is_opened_immutable(
 def test_a_replay_only_open_of_a_missing_store_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no response store there to read"):
         ResponseStore(tmp_path / "none.sqlite", read_only=True)
+
+
+def test_a_database_with_no_tables_yet_is_made_a_store(tmp_path: Path) -> None:
+    # What another process of the run leaves for an instant while it creates the store: WAL on, no table yet.
+    path = tmp_path / "store.sqlite"
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+    connection.close()
+
+    with ResponseStore(path) as store:
+        store.put(sample_request(), ModelReply(text="kept"))
+        assert store.get(sample_request()) is not None
+
+
+def _open_together(path: str, barrier: multiprocessing.synchronize.Barrier) -> str:
+    barrier.wait()
+    try:
+        ResponseStore(Path(path)).close()
+    except StoreError as exc:
+        return str(exc)
+    return ""
+
+
+def test_processes_that_create_one_store_together_all_open_it(tmp_path: Path) -> None:
+    # xdist workers open a new store at the same moment: none may take the half-made file for a foreign one.
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(6):
+        path = tmp_path / f"store-{attempt}.sqlite"
+        with context.Manager() as manager, context.Pool(4) as pool:
+            barrier = manager.Barrier(4)
+            errors = pool.starmap(_open_together, [(str(path), barrier)] * 4)
+        assert errors == [""] * 4
