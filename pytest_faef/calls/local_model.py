@@ -9,7 +9,9 @@ functions only: importing this module must stay cheap for runs that never use it
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import importlib
@@ -51,6 +53,20 @@ _CONTEXT_TOKENS = 2048
 # Tokens evaluated per batch, pinned (llama-cpp-python's default) since it is part of the revision: how a prompt is
 # split into batches changes the sums.
 _BATCH_TOKENS = 512
+# Prompts are evaluated in canonical chunks (issue 29): positions [0, 16), [16, 32), ... and a tail of 2 to 17
+# tokens, whatever was evaluated before. The key and value cache of a prompt's first k chunks is then the same
+# computation however it was reached, so a prefix kept from an earlier prompt gives the replies, bit for bit, that
+# evaluating from an empty context does. (A one-token batch takes llama.cpp's matrix-vector path, whose sums differ
+# from a batch's by up to 0.6 nats on SmolLM2: the tail is never one token.) Chunks of 16 cost about 10% more per
+# token than one batch of 512 on two cores, and let the prefix an item's prompts share be evaluated once.
+_CHUNK_TOKENS = 16
+# The key-value states of prompt prefixes kept for reuse, most recently used first: SmolLM2-135M keeps 23 KiB per
+# token, so this holds some 11,000 tokens of prefixes (the few items being asked at once, and every prompt's
+# shared instructions).
+_PREFIX_CACHE_BYTES = 256 << 20
+# Set to 0 to evaluate every prompt from an empty context, in the same chunks (the reference the benchmark and the
+# tests compare reuse with).
+REUSE_VARIABLE = "FAEF_LOCAL_PREFIX_REUSE"
 # One fixed seed for every call, so a sampled (temperature > 0) run repeats exactly.
 _SEED = 0
 
@@ -82,9 +98,48 @@ class LocalReply:
     finish_reason: str
 
 
-@dataclass(frozen=True)
+@dataclass
+class PromptTokens:
+    """The prompt tokens a model was sent and the ones it evaluated (llama.cpp's own count of batched tokens):
+    the difference is what prefix reuse saved."""
+
+    sent: int = 0
+    evaluated: int = 0
+    reused: int = 0
+
+
+class _PrefixCache:
+    """Key-value states of evaluated prompt prefixes that end on a chunk boundary, keyed by their tokens, kept
+    within a byte budget, the least recently used dropped first."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self._states: collections.OrderedDict[tuple[int, ...], Any] = collections.OrderedDict()
+
+    def __contains__(self, prefix: tuple[int, ...]) -> bool:
+        return prefix in self._states
+
+    def longest(self, prompt: Sequence[int], boundaries: Sequence[int]) -> tuple[int, Any]:
+        """The longest kept prefix of ``prompt`` among ``boundaries`` (prefix lengths), and its state."""
+        for end in reversed(boundaries):
+            state = self._states.get(tuple(prompt[:end]))
+            if state is not None:
+                self._states.move_to_end(tuple(prompt[:end]))
+                return end, state
+        return 0, None
+
+    def put(self, prefix: tuple[int, ...], state: Any) -> None:
+        self._states[prefix] = state
+        self.size += len(state)
+        while self.size > self.budget and self._states:
+            _, dropped = self._states.popitem(last=False)
+            self.size -= len(dropped)
+
+
+@dataclass
 class _LoadedModel:
-    """A loaded GGUF file with the chat formatter built from its template.
+    """A loaded GGUF file with the chat formatter built from its template, and what its context holds.
 
     A llama.cpp context is not thread-safe, so every use holds ``lock``.
     """
@@ -92,6 +147,11 @@ class _LoadedModel:
     llama: Llama
     formatter: ChatFormatter
     lock: threading.Lock
+    reuse: bool = True
+    # The prompt tokens at the start of the context that were evaluated in whole canonical chunks.
+    evaluated: list[int] = dataclasses.field(default_factory=list)
+    prefixes: _PrefixCache = dataclasses.field(default_factory=lambda: _PrefixCache(_PREFIX_CACHE_BYTES))
+    tokens: PromptTokens = dataclasses.field(default_factory=PromptTokens)
 
 
 class _ModelCache:
@@ -133,6 +193,17 @@ _REGISTER_LOCK = threading.Lock()
 def load_count() -> int:
     """How many GGUF files this process has loaded; a second call to one model adds nothing."""
     return _CACHE.loads
+
+
+def prompt_token_counts(model: str) -> PromptTokens:
+    """The prompt tokens this process sent ``model`` and the ones llama.cpp evaluated (its ``n_p_eval``: every
+    batch of two or more tokens is a prompt's), with the tokens taken from a reused prefix."""
+    import llama_cpp
+
+    loaded = _CACHE.get(model_path(model))
+    with loaded.lock:
+        performance = llama_cpp.llama_perf_context(loaded.llama.ctx)
+        return dataclasses.replace(loaded.tokens, evaluated=int(performance.n_p_eval))
 
 
 def preload(model: str) -> None:
@@ -205,7 +276,7 @@ def build_settings() -> str:
     """What decides the logits besides the file and the release (issue 32): llama.cpp's CPU features as built and
     found on this machine (``llama_print_system_info``: AVX2, AVX512, ...), the threads and the batch size. Two
     machines whose kernels differ give two revisions, so a store recorded on one is not replayed on the other."""
-    return f"{_system_info()} | threads={thread_count()} | batch={_BATCH_TOKENS}"
+    return f"{_system_info()} | threads={thread_count()} | batch={_BATCH_TOKENS} | chunks={_CHUNK_TOKENS}"
 
 
 @functools.cache
@@ -280,7 +351,7 @@ def reply(model: str, messages: Sequence[Mapping[str, Any]], settings: ReplySett
         prompt = _prompt_tokens(loaded, messages)
         if settings.choices is None:
             return _generate(loaded, prompt, settings)
-        return _choose(loaded.llama, prompt, settings)
+        return _choose(loaded, prompt, settings)
 
 
 def settings_from_litellm(
@@ -362,7 +433,8 @@ def _load(path: Path) -> _LoadedModel:
             )
     except (ValueError, RuntimeError) as error:
         raise LocalModelUnavailable(f"cannot load local model {path}: {error}") from error
-    return _LoadedModel(llama=llama, formatter=_formatter(llama), lock=threading.Lock())
+    reuse = os.environ.get(REUSE_VARIABLE, "1").strip().lower() not in ("0", "off", "false", "no")
+    return _LoadedModel(llama=llama, formatter=_formatter(llama), lock=threading.Lock(), reuse=reuse)
 
 
 @contextlib.contextmanager
@@ -451,9 +523,8 @@ def _plain_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str
 
 
 def _generate(loaded: _LoadedModel, prompt: list[int], settings: ReplySettings) -> LocalReply:
-    # Llama.generate would reuse the cached prefix shared with the previous call; an
-    # empty context keeps the answer independent of what was asked before.
-    _rewind(loaded.llama, [])
+    # With the whole prompt evaluated, Llama.generate finds it cached and samples at once.
+    _evaluate_prompt(loaded, prompt)
     # Temperature 0 makes llama.cpp's sampler greedy; the seed matters only above 0.
     output = cast(
         "dict[str, Any]",
@@ -485,7 +556,8 @@ def _generate(loaded: _LoadedModel, prompt: list[int], settings: ReplySettings) 
 # ("A" in "A, because ...") from winning by truncation. It costs one prompt
 # evaluation plus one single-token step per choice token: a few milliseconds more
 # than generating one token.
-def _choose(llama: Llama, prompt: list[int], settings: ReplySettings) -> LocalReply:
+def _choose(loaded: _LoadedModel, prompt: list[int], settings: ReplySettings) -> LocalReply:
+    llama = loaded.llama
     choices = settings.choices or ()
     tokenized = [llama.tokenize(choice.encode("utf-8"), add_bos=False) for choice in choices]
     if len(prompt) + max(map(len, tokenized)) >= _CONTEXT_TOKENS:
@@ -494,9 +566,9 @@ def _choose(llama: Llama, prompt: list[int], settings: ReplySettings) -> LocalRe
             f"local model's {_CONTEXT_TOKENS}-token context"
         )
     end_of_turn = llama.token_eos()
-    _evaluate_prompt(llama, prompt)
+    _evaluate_prompt(loaded, prompt)
     after_prompt = _last_logprobs(llama)
-    scores = [_continuation_logprob(llama, prompt, after_prompt, [*tokens, end_of_turn]) for tokens in tokenized]
+    scores = [_continuation_logprob(loaded, prompt, after_prompt, [*tokens, end_of_turn]) for tokens in tokenized]
     best = _pick(scores, settings.temperature, settings.seed)
     return LocalReply(
         text=choices[best],
@@ -506,9 +578,13 @@ def _choose(llama: Llama, prompt: list[int], settings: ReplySettings) -> LocalRe
     )
 
 
-def _continuation_logprob(llama: Llama, prompt: list[int], after_prompt: FloatArray, tokens: list[int]) -> float:
+def _continuation_logprob(
+    loaded: _LoadedModel, prompt: list[int], after_prompt: FloatArray, tokens: list[int]
+) -> float:
     """log P(tokens | prompt), stepping one token at a time from the evaluated prompt."""
-    _rewind(llama, prompt)
+    llama = loaded.llama
+    if not _rewind(llama, prompt):
+        _evaluate_prompt(loaded, prompt)
     total = float(after_prompt[tokens[0]])
     for token, following in itertools.pairwise(tokens):
         llama.eval([token])
@@ -516,33 +592,96 @@ def _continuation_logprob(llama: Llama, prompt: list[int], after_prompt: FloatAr
     return total
 
 
-def _evaluate_prompt(llama: Llama, prompt: list[int]) -> None:
-    """Evaluate the prompt from an empty context.
+def _evaluate_prompt(loaded: _LoadedModel, prompt: list[int]) -> None:
+    """Evaluate ``prompt`` in canonical chunks, starting from the longest prefix already computed.
 
-    Reusing the prefix cached by the previous call would be faster, but llama.cpp's
-    logits depend on how the tokens were split into batches (by up to 0.4 nats on
-    SmolLM2), so an answer would depend on which question came before it, and runs
-    under -k, --lf or xdist would disagree.
+    llama.cpp's logits depend on how the tokens were split into batches, so reusing whatever prefix the previous
+    call left would make an answer depend on which question came before it, and runs under -k, --lf or xdist
+    would disagree. Evaluated in the same chunks every time (``_CHUNK_TOKENS``), a prefix that ends on a chunk
+    boundary is the same computation whether it is still in the context, restored from a kept state or evaluated
+    now, so reusing it changes nothing but the time.
     """
-    _rewind(llama, [])
-    llama.eval(prompt)
+    llama = loaded.llama
+    boundaries = range(_CHUNK_TOKENS, len(prompt) - 1, _CHUNK_TOKENS)  # prefixes that leave a tail of 2 or more
+    start = 0
+    if loaded.reuse:
+        last = boundaries[-1] if boundaries else 0
+        in_context = min(_common_length(loaded.evaluated, prompt) // _CHUNK_TOKENS * _CHUNK_TOKENS, last)
+        kept, state = loaded.prefixes.longest(prompt, [end for end in boundaries if end > in_context])
+        if kept and _restore(llama, state, prompt[:kept]):
+            start = kept
+        elif _rewind(llama, prompt[:in_context]):
+            start = in_context
+    if start == 0:
+        _clear(llama)
+    loaded.tokens.sent += len(prompt)
+    loaded.tokens.reused += start
+    for end in [*(end for end in boundaries if end > start), len(prompt)]:
+        llama.eval(prompt[start:end])
+        if loaded.reuse and end < len(prompt) and (prefix := tuple(prompt[:end])) not in loaded.prefixes:
+            loaded.prefixes.put(prefix, _state(llama))
+        start = end
+    loaded.evaluated = prompt[: boundaries[-1]] if boundaries else []
 
 
-def _rewind(llama: Llama, kept: list[int]) -> None:
-    """Forget every evaluated token after ``kept``, the tokens at the start of the context.
+def _common_length(first: Sequence[int], second: Sequence[int]) -> int:
+    length = 0
+    for a, b in zip(first, second, strict=False):
+        if a != b:
+            break
+        length += 1
+    return length
 
-    Transformers drop the tail of their KV cache; a recurrent model cannot, says so,
-    and evaluates ``kept`` again from an empty context. Llama.eval drops the cache from
-    position n_tokens on before it starts, and dropping everything works for every model.
+
+def _state(llama: Llama) -> Any:
+    """A copy of the context's keys and values (sequence 0, all there is), for :func:`_restore`."""
+    import ctypes
+
+    import llama_cpp
+
+    size = llama_cpp.llama_state_seq_get_size(llama.ctx, 0)
+    buffer = (ctypes.c_uint8 * size)()
+    llama_cpp.llama_state_seq_get_data(llama.ctx, buffer, size, 0)
+    return buffer
+
+
+def _restore(llama: Llama, state: Any, tokens: list[int]) -> bool:
+    """Put a kept prefix state into an empty context, its tokens at the same cells as when it was evaluated."""
+    import llama_cpp
+
+    _clear(llama)
+    if not llama_cpp.llama_state_seq_set_data(llama.ctx, state, len(state), 0):
+        _clear(llama)
+        return False
+    llama.input_ids[: len(tokens)] = tokens
+    llama.n_tokens = len(tokens)
+    return True
+
+
+def _clear(llama: Llama) -> None:
+    import llama_cpp
+
+    memory = llama_cpp.llama_get_memory(llama.ctx)
+    if memory is not None:
+        llama_cpp.llama_memory_clear(memory, True)
+    llama.n_tokens = 0
+
+
+def _rewind(llama: Llama, kept: list[int]) -> bool:
+    """Forget every evaluated token after ``kept``, the tokens at the start of the context; False if the model
+    cannot (a recurrent one), its context then empty.
+
+    Transformers drop the tail of their KV cache; Llama.eval drops the cache from position n_tokens on before
+    it starts.
     """
     import llama_cpp
 
     memory = llama_cpp.llama_get_memory(llama.ctx)
     if memory is not None and llama_cpp.llama_memory_seq_rm(memory, -1, len(kept), -1):
         llama.n_tokens = len(kept)
-        return
-    llama.n_tokens = 0
-    llama.eval(kept)
+        return True
+    _clear(llama)
+    return not kept
 
 
 def _last_logprobs(llama: Llama) -> FloatArray:
